@@ -1,0 +1,81 @@
+//! Whether a request is safe to repeat after its connection was lost mid-flight.
+
+/// Decides whether a request is idempotent: safe to send again when the connection was lost
+/// after it was sent (a [`Disconnect`](crate::FailureKind::Disconnect)), since it may have
+/// run. [`ClassifyLayer`](crate::ClassifyLayer) asks it once per call, before the call.
+///
+/// Closures `Fn(&Req) -> bool` implement it:
+///
+/// ```
+/// use seawall_classify::Idempotency;
+///
+/// struct Query { sql: &'static str }
+/// let reads_are_safe = |q: &Query| q.sql.trim_start().starts_with("SELECT");
+/// assert!(reads_are_safe.is_idempotent(&Query { sql: "SELECT 1" }));
+/// assert!(!reads_are_safe.is_idempotent(&Query { sql: "INSERT INTO t VALUES (1)" }));
+/// ```
+pub trait Idempotency<Req> {
+    /// `true` when `request` may be sent again after a lost connection.
+    fn is_idempotent(&self, request: &Req) -> bool;
+}
+
+impl<Req, F: Fn(&Req) -> bool> Idempotency<Req> for F {
+    fn is_idempotent(&self, request: &Req) -> bool {
+        self(request)
+    }
+}
+
+/// Every request is idempotent: lost connections are retried (reads, upserts, keyed writes).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AssumeIdempotent;
+
+impl<Req> Idempotency<Req> for AssumeIdempotent {
+    fn is_idempotent(&self, _request: &Req) -> bool {
+        true
+    }
+}
+
+/// No request is idempotent: a lost connection is never retried. The safe default of
+/// [`ClassifyLayer::new`](crate::ClassifyLayer::new).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AssumeNotIdempotent;
+
+impl<Req> Idempotency<Req> for AssumeNotIdempotent {
+    fn is_idempotent(&self, _request: &Req) -> bool {
+        false
+    }
+}
+
+/// HTTP requests by method (feature `http`): `GET`, `HEAD`, `OPTIONS`, `TRACE`, `PUT` and
+/// `DELETE` are idempotent (RFC 9110 §9.2.2), and so is any request carrying an
+/// `Idempotency-Key` header, since the server deduplicates it.
+///
+/// ```
+/// use seawall_classify::{HttpIdempotency, Idempotency};
+///
+/// let get = http::Request::get("/items/1").body(()).unwrap();
+/// let post = http::Request::post("/items").body(()).unwrap();
+/// let keyed = http::Request::post("/items").header("idempotency-key", "k1").body(()).unwrap();
+/// assert!(HttpIdempotency.is_idempotent(&get));
+/// assert!(!HttpIdempotency.is_idempotent(&post));
+/// assert!(HttpIdempotency.is_idempotent(&keyed));
+/// ```
+#[cfg(feature = "http")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpIdempotency;
+
+#[cfg(feature = "http")]
+impl<B> Idempotency<http::Request<B>> for HttpIdempotency {
+    fn is_idempotent(&self, request: &http::Request<B>) -> bool {
+        use http::Method;
+        matches!(
+            *request.method(),
+            Method::GET
+                | Method::HEAD
+                | Method::OPTIONS
+                | Method::TRACE
+                | Method::PUT
+                | Method::DELETE
+        ) || request.headers().contains_key("idempotency-key")
+    }
+}

@@ -1,0 +1,234 @@
+//! The shared error-classification vocabulary of Seawall.
+//!
+//! Every Seawall layer has to agree on what a finished call means: the retry layer decides
+//! whether to try again, the circuit breaker and the adaptive limiter whether to count a
+//! fault, and a handler which HTTP status to answer with. This crate gives them one small
+//! `Copy` value to agree on, [`Class`]:
+//!
+//! - [`Class::Success`], [`Class::Ignored`] (a cancelled call: it counts nowhere), or
+//!   [`Class::Failure`] holding a [`Failure`]:
+//! - a [`FailureKind`] (whose fault and what sort: `Timeout`, `Connect`, `Disconnect`,
+//!   `Overloaded`, `Unavailable`, `Contention`, `Rejected`, `Invalid`, `Internal`) and
+//! - a [`RetryHint`] (`Retry`, `RetryAfter(d)`, `Never`).
+//!
+//! A [`Classifier`] turns a response or an error into a `Class` without allocating.
+//! [`DefaultClassifier`] finds known error types anywhere in an error's `source()` chain:
+//! `std::io::Error`, tower's and tokio's timeouts, every Seawall layer's errors, and with
+//! features `postgres` and `redis` the errors of `tokio-postgres`, `deadpool-postgres` and
+//! `redis` (see [`postgres`] and [`redis`] for the tables). With feature `http`,
+//! [`HttpClassifier`] classifies responses by status and `Retry-After`.
+//!
+//! [`ClassifyLayer`] wraps a client so its errors become [`Error`]: the source error plus its
+//! class, readable in O(1) by every layer above and by the handler that maps it to a
+//! response.
+//!
+//! # Example
+//!
+//! ```
+//! use seawall_classify::{BoxError, Class, ClassifyLayer, Error, FailureKind, RetryHint};
+//! use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let mut client = ServiceBuilder::new()
+//!     .layer(ClassifyLayer::new())
+//!     .service(service_fn(|_: &'static str| async {
+//!         Err::<(), BoxError>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into())
+//!     }));
+//!
+//! let err: Error = client.ready().await.unwrap().call("GET").await.unwrap_err();
+//! match err.class() {
+//!     Class::Failure(f) if f.kind == FailureKind::Connect => assert!(f.is_retryable()),
+//!     other => panic!("unexpected {other}"),
+//! }
+//! # }
+//! ```
+//!
+//! # Which kinds are faults
+//!
+//! [`FailureKind::is_fault`] says whether a kind counts against a breaker or an adaptive
+//! limiter by default: remote trouble does (`Timeout`, `Connect`, `Disconnect`, `Overloaded`,
+//! `Unavailable`, `Internal`); the caller's own mistakes (`Invalid`), local decisions
+//! (`Rejected`) and a healthy database arbitrating concurrent transactions (`Contention`)
+//! do not. Layers let you override this per instance.
+//!
+//! # Idempotency
+//!
+//! A [`FailureKind::Disconnect`] means the request may have run. Classifiers report it as
+//! retryable; [`Class::for_request`] then downgrades it to [`RetryHint::Never`] for a
+//! request that is not idempotent. [`ClassifyLayer`] asks an [`Idempotency`] policy once per
+//! call and applies it.
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod class;
+mod classifier;
+mod error;
+pub mod future;
+mod idempotency;
+pub mod io;
+mod layer;
+
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
+
+use std::fmt;
+use std::task::{Context, Poll};
+
+use tower_service::Service;
+
+pub use crate::class::{Class, Failure, FailureKind, RetryHint};
+pub use crate::classifier::{
+    AsError, Classifier, ClassifierExt, DefaultClassifier, ErrorFn, Map, Or, ResponseFn,
+    from_error_fn, from_response_fn, known_class,
+};
+pub use crate::error::{Chain, Error, cause_ref, chain, is_caused_by};
+#[cfg(feature = "http")]
+pub use crate::http::HttpClassifier;
+#[cfg(feature = "http")]
+pub use crate::idempotency::HttpIdempotency;
+pub use crate::idempotency::{AssumeIdempotent, AssumeNotIdempotent, Idempotency};
+pub use crate::layer::ClassifyLayer;
+
+/// The boxed error type tower middleware passes around.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A service whose errors are classified; see [`ClassifyLayer`].
+#[derive(Clone)]
+pub struct Classify<S, C = DefaultClassifier, I = AssumeNotIdempotent> {
+    inner: S,
+    classifier: C,
+    idempotency: I,
+}
+
+impl<S, C, I> Classify<S, C, I> {
+    /// Wraps `inner`, classifying its errors with `classifier` and deciding idempotency with
+    /// `idempotency`.
+    pub fn new(inner: S, classifier: C, idempotency: I) -> Self {
+        Classify {
+            inner,
+            classifier,
+            idempotency,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: fmt::Debug, C: fmt::Debug, I> fmt::Debug for Classify<S, C, I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Classify")
+            .field("inner", &self.inner)
+            .field("classifier", &self.classifier)
+            .field("idempotency", &std::any::type_name::<I>())
+            .finish()
+    }
+}
+
+impl<S, C, I, Req> Service<Req> for Classify<S, C, I>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    C: Classifier<S::Response, S::Error> + Clone,
+    I: Idempotency<Req>,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = future::ResponseFuture<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(|error| {
+            // No request was sent yet, so nothing can have run twice: idempotent.
+            let class = self
+                .classifier
+                .classify_error(&error)
+                .unwrap_or(Class::UNKNOWN_ERROR);
+            classified(class, error.into())
+        })
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let idempotent = self.idempotency.is_idempotent(&request);
+        future::ResponseFuture::new(
+            self.inner.call(request),
+            self.classifier.clone(),
+            idempotent,
+        )
+    }
+}
+
+/// Wraps `error` with `class`, re-classifying rather than nesting an already classified one.
+fn classified(class: Class, error: BoxError) -> Error {
+    match error.downcast::<Error>() {
+        Ok(inner) => inner.with_class(class),
+        Err(other) => Error::new(class, other),
+    }
+}
+
+/// `true` when `value`'s `Display` output starts with `prefix`, without allocating.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+fn display_starts_with(value: &dyn fmt::Display, prefix: &str) -> bool {
+    struct Prefix<'a> {
+        rest: &'a str,
+        mismatch: bool,
+    }
+    impl fmt::Write for Prefix<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let n = s.len().min(self.rest.len());
+            if s.as_bytes()[..n] != self.rest.as_bytes()[..n] {
+                self.mismatch = true;
+                return Err(fmt::Error);
+            }
+            self.rest = &self.rest[n..];
+            if self.rest.is_empty() {
+                // Matched: stop formatting early.
+                return Err(fmt::Error);
+            }
+            Ok(())
+        }
+    }
+    let mut probe = Prefix {
+        rest: prefix,
+        mismatch: false,
+    };
+    let _ = fmt::write(&mut probe, format_args!("{value}"));
+    !probe.mismatch && probe.rest.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_prefix_matches_without_formatting_everything() {
+        let value = format_args!("{}{}", "error connecting", " to server: refused").to_string();
+        assert!(display_starts_with(&value, "error connecting to server"));
+        assert!(!display_starts_with(&value, "error communicating"));
+        assert!(!display_starts_with(&"short", "shorter"));
+        assert!(display_starts_with(&"anything", ""));
+    }
+}
