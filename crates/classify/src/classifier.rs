@@ -299,6 +299,8 @@ macro_rules! as_error_self {
 
 as_error_self!(
     Error,
+    crate::DeadlineExceeded,
+    crate::ConfigError,
     std::io::Error,
     tower::timeout::error::Elapsed,
     tower::load_shed::error::Overloaded,
@@ -317,6 +319,7 @@ as_error_self!(redis::RedisError);
 /// | error type | class |
 /// |---|---|
 /// | [`seawall_classify::Error`](crate::Error) (every Seawall layer's error) | its class |
+/// | [`DeadlineExceeded`](crate::DeadlineExceeded) | `Timeout`, never |
 /// | `tower::timeout::error::Elapsed`, `tokio::time::error::Elapsed` | `Timeout`, retry |
 /// | `tower::load_shed::error::Overloaded` | `Rejected`, retry |
 /// | `std::io::Error` | by kind, see [`io::classify`](crate::io::classify) |
@@ -361,6 +364,9 @@ pub fn known_class(error: &(dyn StdError + 'static)) -> Option<Class> {
 fn known_type(error: &(dyn StdError + 'static)) -> Option<Class> {
     if let Some(err) = error.downcast_ref::<Error>() {
         return Some(err.class());
+    }
+    if error.is::<crate::DeadlineExceeded>() {
+        return Some(crate::DeadlineExceeded::CLASS);
     }
     if error.is::<tower::timeout::error::Elapsed>() || error.is::<tokio::time::error::Elapsed>() {
         return Some(Class::failure(FailureKind::Timeout, RetryHint::Retry));

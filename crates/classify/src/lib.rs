@@ -52,6 +52,13 @@
 //! (`Rejected`) and a healthy database arbitrating concurrent transactions (`Contention`)
 //! do not. Layers let you override this per instance.
 //!
+//! # Deadlines
+//!
+//! Requests carry their end-to-end deadline through [`HasDeadline`] (implemented for
+//! [`WithDeadline`] and `http::Request`), so that every layer inside the one that set it can
+//! bound its own waiting by it; see the [`deadline`] module. [`DeadlineExceeded`] is the one
+//! error every layer returns when that deadline stops it.
+//!
 //! # Idempotency
 //!
 //! A [`FailureKind::Disconnect`] means the request may have run. Classifiers report it as
@@ -70,6 +77,8 @@
 
 mod class;
 mod classifier;
+mod config;
+pub mod deadline;
 mod error;
 pub mod future;
 mod idempotency;
@@ -93,6 +102,8 @@ pub use crate::classifier::{
     AsError, Classifier, ClassifierExt, DefaultClassifier, ErrorFn, Map, Or, ResponseFn,
     from_error_fn, from_response_fn, known_class,
 };
+pub use crate::config::ConfigError;
+pub use crate::deadline::{DeadlineExceeded, HasDeadline, WithDeadline};
 pub use crate::error::{Chain, Error, cause_ref, chain, is_caused_by};
 #[cfg(feature = "http")]
 pub use crate::http::HttpClassifier;

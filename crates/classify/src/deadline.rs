@@ -1,0 +1,263 @@
+//! How a request carries its end-to-end deadline to every layer inside it.
+//!
+//! The deadline is a [`tokio::time::Instant`] on the request itself, so it survives buffers,
+//! spawned workers and every layer between the one that set it and the client. Layers read it
+//! with [`HasDeadline::deadline`]: an attempt timeout uses `min(own, remaining)`, a queue does
+//! not wait past it, a retry does not sleep past it, and a PostgreSQL client can set its
+//! `statement_timeout` from [`HasDeadline::remaining`].
+//!
+//! It lives in this crate, next to the classification vocabulary, because every layer crate
+//! reads it and none of them depends on another.
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// A request that can carry an end-to-end deadline.
+///
+/// Implemented for [`WithDeadline<R>`] (a wrapper for any request) and, with feature `http`,
+/// for `http::Request<B>` (in its extensions). A request type with nowhere to keep a deadline
+/// can opt in with an empty impl: layers then see no deadline but work as usual.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_classify::deadline::{HasDeadline, WithDeadline};
+/// use tokio::time::Instant;
+///
+/// struct Ping;
+/// impl HasDeadline for Ping {} // no deadline: allowed
+///
+/// let mut request = WithDeadline::new("SELECT 1");
+/// assert_eq!(request.deadline(), None);
+/// request.set_deadline(Instant::now() + Duration::from_secs(2));
+/// assert!(request.remaining().unwrap() <= Duration::from_secs(2));
+/// ```
+pub trait HasDeadline {
+    /// The instant by which the whole request must be finished, if one is set.
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Sets the deadline. The default keeps nothing, for request types that cannot carry one.
+    fn set_deadline(&mut self, deadline: Instant) {
+        let _ = deadline;
+    }
+
+    /// Time left until the deadline (zero once it has passed), if one is set.
+    fn remaining(&self) -> Option<Duration> {
+        self.deadline()
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Sets the deadline to `deadline` unless an earlier one is already set, and returns the
+    /// deadline now in force. An outer deadline (from the caller, or a client's header) is
+    /// never extended by an inner one.
+    fn tighten_deadline(&mut self, deadline: Instant) -> Instant {
+        match self.deadline() {
+            Some(existing) if existing <= deadline => existing,
+            _ => {
+                self.set_deadline(deadline);
+                deadline
+            }
+        }
+    }
+}
+
+impl<R: HasDeadline + ?Sized> HasDeadline for Box<R> {
+    fn deadline(&self) -> Option<Instant> {
+        (**self).deadline()
+    }
+    fn set_deadline(&mut self, deadline: Instant) {
+        (**self).set_deadline(deadline);
+    }
+}
+
+/// A request of any type together with its deadline.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_classify::deadline::{HasDeadline, WithDeadline};
+/// use tokio::time::Instant;
+///
+/// let soon = Instant::now() + Duration::from_millis(50);
+/// let request = WithDeadline::new("GET key").deadline_at(soon);
+/// assert_eq!(request.deadline(), Some(soon));
+/// assert_eq!(*request.get_ref(), "GET key");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithDeadline<R> {
+    request: R,
+    deadline: Option<Instant>,
+}
+
+impl<R> WithDeadline<R> {
+    /// Wraps `request`, with no deadline yet.
+    pub fn new(request: R) -> Self {
+        WithDeadline {
+            request,
+            deadline: None,
+        }
+    }
+
+    /// Sets the deadline to `deadline`.
+    #[must_use]
+    pub fn deadline_at(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Sets the deadline to `timeout` from now.
+    #[must_use]
+    pub fn deadline_in(self, timeout: Duration) -> Self {
+        self.deadline_at(Instant::now() + timeout)
+    }
+
+    /// The wrapped request.
+    pub fn get_ref(&self) -> &R {
+        &self.request
+    }
+
+    /// The wrapped request, mutably.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.request
+    }
+
+    /// Unwraps the request, dropping the deadline.
+    pub fn into_inner(self) -> R {
+        self.request
+    }
+
+    /// Splits into the request and its deadline.
+    pub fn into_parts(self) -> (R, Option<Instant>) {
+        (self.request, self.deadline)
+    }
+}
+
+impl<R> From<R> for WithDeadline<R> {
+    fn from(request: R) -> Self {
+        WithDeadline::new(request)
+    }
+}
+
+impl<R> HasDeadline for WithDeadline<R> {
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+    fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+    }
+}
+
+/// The extension under which an `http::Request` keeps its deadline (feature `http`).
+#[cfg(feature = "http")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestDeadline(pub Instant);
+
+#[cfg(feature = "http")]
+impl<B> HasDeadline for http::Request<B> {
+    fn deadline(&self) -> Option<Instant> {
+        self.extensions().get::<RequestDeadline>().map(|d| d.0)
+    }
+    fn set_deadline(&mut self, deadline: Instant) {
+        self.extensions_mut().insert(RequestDeadline(deadline));
+    }
+}
+
+/// The request's end-to-end deadline passed before it could finish.
+///
+/// Classified as [`FailureKind::Timeout`](crate::FailureKind::Timeout) with
+/// [`RetryHint::Never`](crate::RetryHint::Never): there is no time left to try again. Every
+/// layer that stops work because of the deadline (the deadline layer itself, a queue, a retry
+/// backoff) returns this error, wrapped in a [`seawall_classify::Error`](crate::Error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeadlineExceeded {
+    _priv: (),
+}
+
+impl DeadlineExceeded {
+    /// The error, for layers that enforce a deadline.
+    #[must_use]
+    pub const fn new() -> Self {
+        DeadlineExceeded { _priv: () }
+    }
+
+    /// The class of this error: `Timeout`, never retried.
+    pub const CLASS: crate::Class =
+        crate::Class::failure(crate::FailureKind::Timeout, crate::RetryHint::Never);
+
+    /// This error wrapped with its class, as layers return it.
+    #[must_use]
+    pub fn classified() -> crate::Error {
+        crate::Error::new(Self::CLASS, Self::new())
+    }
+}
+
+impl Default for DeadlineExceeded {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("request deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_earlier_deadline_is_kept() {
+        let now = Instant::now();
+        let mut request = WithDeadline::new(()).deadline_at(now + Duration::from_secs(1));
+        assert_eq!(
+            request.tighten_deadline(now + Duration::from_secs(5)),
+            now + Duration::from_secs(1)
+        );
+        assert_eq!(
+            request.tighten_deadline(now + Duration::from_millis(10)),
+            now + Duration::from_millis(10)
+        );
+        assert_eq!(request.deadline(), Some(now + Duration::from_millis(10)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn remaining_counts_down_to_zero() {
+        let request = WithDeadline::new(()).deadline_in(Duration::from_millis(100));
+        tokio::time::advance(Duration::from_millis(40)).await;
+        assert_eq!(request.remaining(), Some(Duration::from_millis(60)));
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(request.remaining(), Some(Duration::ZERO));
+    }
+
+    #[cfg(feature = "http")]
+    #[tokio::test(start_paused = true)]
+    async fn http_requests_keep_the_deadline_in_extensions() {
+        let mut request = http::Request::new(());
+        assert_eq!(request.deadline(), None);
+        let at = Instant::now() + Duration::from_secs(3);
+        request.set_deadline(at);
+        assert_eq!(
+            request.extensions().get::<RequestDeadline>(),
+            Some(&RequestDeadline(at))
+        );
+        assert_eq!(request.deadline(), Some(at));
+    }
+
+    #[test]
+    fn deadline_exceeded_is_a_timeout_never_retried() {
+        let err = DeadlineExceeded::classified();
+        assert_eq!(err.class(), DeadlineExceeded::CLASS);
+        assert!(!err.class().is_retryable());
+        assert_eq!(err.to_string(), "request deadline exceeded");
+        assert_eq!(
+            crate::known_class(&DeadlineExceeded::new()),
+            Some(DeadlineExceeded::CLASS)
+        );
+    }
+}
