@@ -1,0 +1,126 @@
+//! The end-to-end deadline: bounds a whole request, and publishes the bound to inner layers.
+
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use seawall_classify::{BoxError, ConfigError, HasDeadline};
+use tokio::time::Instant;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::attempt::check_duration;
+use crate::future::{Bound, ResponseFuture};
+
+/// Applies [`Deadline`] to a service: each request must finish within `budget`, retries,
+/// backoff sleeps and queueing included.
+///
+/// The deadline is written onto the request ([`HasDeadline::set_deadline`]) so that every
+/// layer inside can bound its own waiting by it. A deadline already on the request (set by an
+/// outer layer, or from a client's header) is kept when it is earlier.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_classify::{cause_ref, DeadlineExceeded, HasDeadline, WithDeadline};
+/// use seawall_timeout::DeadlineLayer;
+/// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), seawall_classify::BoxError> {
+/// let mut service = ServiceBuilder::new()
+///     .layer(DeadlineLayer::try_new(Duration::from_secs(2))?)
+///     .service(service_fn(|req: WithDeadline<&'static str>| async move {
+///         // Inner code sees the time it has left, e.g. for `SET statement_timeout`.
+///         let left = req.remaining().expect("the deadline layer set it");
+///         assert!(left <= Duration::from_secs(2));
+///         tokio::time::sleep(Duration::from_secs(5)).await;
+///         Ok::<_, std::io::Error>(())
+///     }));
+///
+/// let err = service.ready().await?.call(WithDeadline::new("query")).await.unwrap_err();
+/// assert!(cause_ref::<DeadlineExceeded>(&*err).is_some());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct DeadlineLayer {
+    budget: Duration,
+}
+
+impl DeadlineLayer {
+    /// A layer giving each request `budget` end to end. Fails when `budget` is zero or
+    /// longer than [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
+    pub fn try_new(budget: Duration) -> Result<Self, ConfigError> {
+        check_duration("deadline", "budget", budget)?;
+        Ok(DeadlineLayer { budget })
+    }
+
+    /// The end-to-end budget.
+    #[must_use]
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+}
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Deadline {
+            inner,
+            budget: self.budget,
+        }
+    }
+}
+
+/// Sets and enforces an end-to-end deadline; see [`DeadlineLayer`].
+///
+/// The budget starts when the request is handed over (`call`), not while waiting for
+/// readiness, like tower's `Timeout`. A request whose deadline has already passed fails at
+/// once with [`DeadlineExceeded`](seawall_classify::DeadlineExceeded), without reaching the
+/// inner service.
+#[derive(Debug, Clone)]
+pub struct Deadline<S> {
+    inner: S,
+    budget: Duration,
+}
+
+impl<S> Deadline<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Req> Service<Req> for Deadline<S>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    Req: HasDeadline,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut request: Req) -> Self::Future {
+        let now = Instant::now();
+        let until = request.tighten_deadline(now + self.budget);
+        if until <= now {
+            return ResponseFuture::expired(Bound::Deadline);
+        }
+        ResponseFuture::running(self.inner.call(request), until, Bound::Deadline)
+    }
+}

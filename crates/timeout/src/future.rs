@@ -1,0 +1,117 @@
+//! The response future shared by [`AttemptTimeout`](crate::AttemptTimeout) and
+//! [`Deadline`](crate::Deadline).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use seawall_classify::{BoxError, DeadlineExceeded, Error};
+use tokio::time::{Instant, Sleep, sleep_until};
+
+use crate::error::Elapsed;
+
+/// Which bound a timer enforces, and so which error it produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// The attempt timeout of this length.
+    Attempt(Duration),
+    /// The request's end-to-end deadline.
+    Deadline,
+}
+
+impl Bound {
+    fn error(self) -> BoxError {
+        let error = match self {
+            Bound::Attempt(timeout) => {
+                tracing::debug!(
+                    target: "seawall::timeout",
+                    timeout_ms = timeout.as_millis() as u64,
+                    "attempt timed out"
+                );
+                Error::new(Elapsed::CLASS, Elapsed::new(timeout))
+            }
+            Bound::Deadline => {
+                tracing::debug!(target: "seawall::timeout", "request deadline exceeded");
+                DeadlineExceeded::classified()
+            }
+        };
+        Box::new(error)
+    }
+}
+
+pin_project! {
+    /// Resolves to the inner service's response, or to an error once the attempt timeout or
+    /// the request's deadline passes, whichever comes first.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    #[derive(Debug)]
+    enum State<F> {
+        Running {
+            #[pin]
+            inner: F,
+            #[pin]
+            sleep: Sleep,
+            bound: Bound,
+        },
+        // Failed before the inner service was called: the time was already gone.
+        Expired {
+            bound: Bound,
+        },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn running(inner: F, until: Instant, bound: Bound) -> Self {
+        ResponseFuture {
+            state: State::Running {
+                inner,
+                sleep: sleep_until(until),
+                bound,
+            },
+        }
+    }
+
+    pub(crate) fn expired(bound: Bound) -> Self {
+        ResponseFuture {
+            state: State::Expired { bound },
+        }
+    }
+}
+
+impl<F, T, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Running {
+                inner,
+                sleep,
+                bound,
+            } => {
+                // The inner future first: a response that is ready wins over a timer that
+                // fired in the same instant.
+                if let Poll::Ready(result) = inner.poll(cx) {
+                    return Poll::Ready(result.map_err(Into::into));
+                }
+                match sleep.poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(bound.error())),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+            StateProj::Expired { bound } => Poll::Ready(Err(bound.error())),
+        }
+    }
+}

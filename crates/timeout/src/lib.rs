@@ -1,0 +1,69 @@
+//! Attempt timeouts and end-to-end deadlines for tower services.
+//!
+//! Requests that hang with no timeout are where many outages start. This crate has two
+//! layers, meant to be used together:
+//!
+//! - [`DeadlineLayer`] gives a whole request an end-to-end budget (retries, backoff sleeps
+//!   and queueing included) and publishes it on the request, through
+//!   [`HasDeadline`](seawall_classify::HasDeadline), so that every layer inside uses
+//!   `min(own bound, time remaining)`. A deadline that is already on the request is kept when
+//!   earlier. When it passes, the error is [`DeadlineExceeded`](error::DeadlineExceeded):
+//!   a `Timeout` that is never retried, since no time is left.
+//! - [`AttemptTimeoutLayer`] bounds one attempt, by its own timeout or the request's
+//!   remaining time, whichever is sooner, with a single timer per call. When its own timeout
+//!   fires the error is [`Elapsed`](error::Elapsed), a `Timeout` worth retrying; when the
+//!   deadline cut the attempt short, it is `DeadlineExceeded`. It can also count the wait for
+//!   the inner service's readiness ([`AttemptTimeoutLayer::include_readiness`]).
+//!
+//! Both errors arrive wrapped in [`seawall_classify::Error`], so outer layers read their class
+//! in O(1).
+//!
+//! Requests carry the deadline through [`HasDeadline`](seawall_classify::HasDeadline),
+//! implemented for `http::Request<B>` (feature `http`, in the extensions) and for
+//! [`WithDeadline<R>`](seawall_classify::WithDeadline), a wrapper for any other request.
+//!
+//! # Example
+//!
+//! The standard order is deadline outermost, attempt timeout next to the client (in the full
+//! pipeline, retry, breaker and limiter sit between them):
+//!
+//! ```
+//! use std::time::Duration;
+//! use seawall_classify::{HasDeadline, WithDeadline};
+//! use seawall_timeout::{AttemptTimeoutLayer, DeadlineLayer};
+//! use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), seawall_classify::BoxError> {
+//! let mut db = ServiceBuilder::new()
+//!     .layer(DeadlineLayer::try_new(Duration::from_secs(30))?)
+//!     .layer(AttemptTimeoutLayer::try_new(Duration::from_secs(5))?)
+//!     .service(service_fn(|query: WithDeadline<&'static str>| async move {
+//!         // Tell the database how long it has, rounded up to whole milliseconds.
+//!         let left = query.remaining().unwrap_or(Duration::from_secs(5));
+//!         let statement_timeout_ms = left.as_millis().max(1);
+//!         Ok::<_, std::io::Error>(statement_timeout_ms)
+//!     }));
+//!
+//! let ms = db.ready().await?.call(WithDeadline::new("SELECT 1")).await?;
+//! assert_eq!(ms, 30_000);
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![forbid(unsafe_code)]
+
+mod attempt;
+mod deadline;
+pub mod error;
+pub mod future;
+
+pub use crate::attempt::{AttemptTimeout, AttemptTimeoutLayer, MAX_TIMEOUT};
+pub use crate::deadline::{Deadline, DeadlineLayer};
+pub use seawall_classify::{HasDeadline, WithDeadline};
