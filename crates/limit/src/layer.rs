@@ -1,0 +1,164 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use seawall_classify::ConfigError;
+use tokio::sync::Semaphore;
+use tower_layer::Layer;
+
+use crate::ConcurrencyLimit;
+use crate::state::{LimitHandle, Shared};
+
+const LAYER: &str = "concurrency limit";
+
+/// The longest `max_wait` accepted.
+pub const MAX_WAIT_LIMIT: Duration = Duration::from_secs(60 * 60);
+
+/// The longest queue accepted.
+pub const MAX_QUEUE: usize = 1 << 20;
+
+/// Applies a [`ConcurrencyLimit`] to services. Every service this layer builds, and every
+/// clone of them, shares one limit: build one layer per dependency.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_classify::WithDeadline;
+/// use seawall_limit::ConcurrencyLimitLayer;
+/// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), seawall_classify::BoxError> {
+/// // As many in flight as the pool has connections; 20 more may wait up to 200 ms.
+/// let limit = ConcurrencyLimitLayer::builder(5)
+///     .queue(20)
+///     .max_wait(Duration::from_millis(200))
+///     .build()?;
+/// let handle = limit.handle();
+///
+/// let mut client = ServiceBuilder::new()
+///     .layer(limit)
+///     .service(service_fn(|q: WithDeadline<&'static str>| async move {
+///         Ok::<_, std::io::Error>(q.into_inner().len())
+///     }));
+/// let n = client.ready().await?.call(WithDeadline::new("SELECT 1")).await?;
+/// assert_eq!(n, 8);
+/// assert_eq!(handle.admitted(), 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ConcurrencyLimitLayer {
+    shared: Arc<Shared>,
+}
+
+impl ConcurrencyLimitLayer {
+    /// Starts configuring a limit of `max` calls in flight.
+    ///
+    /// Defaults: a queue as long as the limit (`queue = max`: one more round of work may
+    /// wait) and `max_wait` of one second (longer than that, an immediate "overloaded" serves
+    /// the caller better than a slow one).
+    #[must_use]
+    pub fn builder(max: usize) -> Builder {
+        Builder {
+            max,
+            queue: max,
+            max_wait: Duration::from_secs(1),
+        }
+    }
+
+    /// A handle reading this limit's state.
+    #[must_use]
+    pub fn handle(&self) -> LimitHandle {
+        LimitHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for ConcurrencyLimitLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConcurrencyLimitLayer")
+            .field("max", &self.shared.max)
+            .field("queue", &self.shared.queue)
+            .field("max_wait", &self.shared.max_wait)
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for ConcurrencyLimitLayer {
+    type Service = ConcurrencyLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ConcurrencyLimit::new(inner, self.shared.clone())
+    }
+}
+
+/// Configures a [`ConcurrencyLimitLayer`]; see [`ConcurrencyLimitLayer::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Builder {
+    max: usize,
+    queue: usize,
+    max_wait: Duration,
+}
+
+impl Builder {
+    /// How many calls may wait for a permit, in FIFO order. `0` refuses at once any call
+    /// beyond `max`.
+    pub fn queue(mut self, queue: usize) -> Self {
+        self.queue = queue;
+        self
+    }
+
+    /// How long a call may wait in the queue before it is refused. The request's deadline,
+    /// when sooner, bounds the wait too.
+    pub fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = max_wait;
+        self
+    }
+
+    /// Checks the configuration and builds the layer.
+    pub fn build(self) -> Result<ConcurrencyLimitLayer, ConfigError> {
+        if self.max == 0 {
+            return Err(ConfigError::new(LAYER, "max", "must be at least 1"));
+        }
+        if self.max > Semaphore::MAX_PERMITS {
+            return Err(ConfigError::new(
+                LAYER,
+                "max",
+                format!(
+                    "is {}, above the maximum of {}",
+                    self.max,
+                    Semaphore::MAX_PERMITS
+                ),
+            ));
+        }
+        if self.queue > MAX_QUEUE {
+            return Err(ConfigError::new(
+                LAYER,
+                "queue",
+                format!("is {}, above the maximum of {MAX_QUEUE}", self.queue),
+            ));
+        }
+        if self.queue > 0 && self.max_wait.is_zero() {
+            return Err(ConfigError::new(
+                LAYER,
+                "max_wait",
+                "must be greater than zero when the queue is not empty (use queue(0) to refuse at once)",
+            ));
+        }
+        if self.max_wait > MAX_WAIT_LIMIT {
+            return Err(ConfigError::new(
+                LAYER,
+                "max_wait",
+                format!(
+                    "is {:?}, longer than the maximum of one hour",
+                    self.max_wait
+                ),
+            ));
+        }
+        Ok(ConcurrencyLimitLayer {
+            shared: Arc::new(Shared::new(self.max, self.queue, self.max_wait)),
+        })
+    }
+}

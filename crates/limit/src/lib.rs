@@ -1,0 +1,65 @@
+//! A concurrency limit for tower services, with a bounded FIFO queue, a maximum wait, and
+//! deadline awareness.
+//!
+//! Connection-pool exhaustion is the classic outage: more callers than connections, every
+//! caller waits for the pool, the pool's own timeout fires deep inside, and the errors that
+//! come out say nothing useful. [`ConcurrencyLimitLayer`] puts the bound in front of the
+//! client instead:
+//!
+//! - at most `max` calls in flight, across every clone of the service;
+//! - callers beyond that wait in a FIFO queue of bounded length, for at most `max_wait`, and
+//!   never past their request's deadline ([`HasDeadline`](seawall_classify::HasDeadline));
+//! - then fail fast with [`Overloaded`](error::Overloaded) (class `Rejected`, retryable: a
+//!   local decision that no breaker counts as a fault), or with
+//!   [`DeadlineExceeded`](error::DeadlineExceeded) when the deadline ended the wait;
+//! - `queue(0)` refuses at once any call beyond the limit;
+//! - permits are released as soon as the response future completes or is dropped.
+//!
+//! A [`LimitHandle`] reads in-flight calls, queue length and totals. A call admitted at once
+//! allocates nothing; a queued call allocates its wait.
+//!
+//! Size `max` to the client's pool: then the pool never waits and never times out, and the
+//! queue, whose bounds you chose, is the only place anything waits.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use seawall_classify::{cause_ref, WithDeadline};
+//! use seawall_limit::{error::Overloaded, ConcurrencyLimitLayer};
+//! use tower::{service_fn, Service, ServiceExt, Layer};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), seawall_classify::BoxError> {
+//! let layer = ConcurrencyLimitLayer::builder(1).queue(0).build()?;
+//! let mut service = layer.layer(service_fn(|_: WithDeadline<()>| async {
+//!     tokio::time::sleep(Duration::from_secs(1)).await;
+//!     Ok::<_, std::io::Error>(())
+//! }));
+//!
+//! let first = service.ready().await?.call(WithDeadline::new(()));
+//! // The only permit is taken and there is no queue: the second call is refused at once.
+//! let err = service.ready().await?.call(WithDeadline::new(())).await.unwrap_err();
+//! assert!(cause_ref::<Overloaded>(&*err).is_some());
+//! first.await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod future;
+mod layer;
+mod service;
+mod state;
+
+pub use crate::layer::{Builder, ConcurrencyLimitLayer, MAX_QUEUE, MAX_WAIT_LIMIT};
+pub use crate::service::ConcurrencyLimit;
+pub use crate::state::LimitHandle;

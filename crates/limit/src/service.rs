@@ -1,0 +1,141 @@
+//! The concurrency limit service.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use seawall_classify::{BoxError, HasDeadline};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+use tower_service::Service;
+
+use crate::error::Reason;
+use crate::future::ResponseFuture;
+use crate::state::{LimitHandle, Shared};
+
+/// At most `max` calls in flight across all clones; callers beyond that wait in a bounded
+/// FIFO queue for at most `max_wait` and never past their request's deadline. See
+/// [`ConcurrencyLimitLayer`](crate::ConcurrencyLimitLayer).
+///
+/// `poll_ready` reserves a permit when one is free and then waits for the inner service, as
+/// tower's `ConcurrencyLimit` does. When none is free it reports ready at once: the call then
+/// queues in its response future, where the request's deadline is known, and fails fast when
+/// the queue is full. `poll_ready` never blocks on the limit. A queued call drives a clone of
+/// the inner service once admitted, so the inner service must be `Clone`.
+pub struct ConcurrencyLimit<S> {
+    inner: S,
+    shared: Arc<Shared>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl<S> ConcurrencyLimit<S> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+        ConcurrencyLimit {
+            inner,
+            shared,
+            permit: None,
+        }
+    }
+
+    /// A handle reading the limit's state.
+    pub fn handle(&self) -> LimitHandle {
+        LimitHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone> Clone for ConcurrencyLimit<S> {
+    fn clone(&self) -> Self {
+        // A clone never inherits a reserved permit.
+        ConcurrencyLimit::new(self.inner.clone(), self.shared.clone())
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for ConcurrencyLimit<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConcurrencyLimit")
+            .field("inner", &self.inner)
+            .field("max", &self.shared.max)
+            .field("in_flight", &self.shared.in_flight())
+            .field("queued", &self.shared.queued())
+            .field("reserved", &self.permit.is_some())
+            .finish()
+    }
+}
+
+impl<S, Req> Service<Req> for ConcurrencyLimit<S>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    Req: HasDeadline,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, Req>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.permit.is_none() {
+            match self.shared.semaphore.clone().try_acquire_owned() {
+                Ok(permit) => self.permit = Some(permit),
+                // No permit: the call will queue (or be refused) in its future.
+                Err(_) => return Poll::Ready(Ok(())),
+            }
+        }
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        if let Some(permit) = self.permit.take() {
+            self.shared.record_admitted();
+            return ResponseFuture::running(self.inner.call(request), permit);
+        }
+        let now = Instant::now();
+        let deadline = request.deadline();
+        if deadline.is_some_and(|deadline| deadline <= now) {
+            self.shared.record_rejected();
+            return ResponseFuture::deadline_exceeded();
+        }
+        let Some(slot) = self.shared.enter_queue() else {
+            self.shared.record_rejected();
+            tracing::debug!(
+                target: "seawall::limit",
+                {
+                    seawall.limit.in_flight = self.shared.in_flight(),
+                    seawall.limit.queued = self.shared.queued()
+                },
+                "call refused: concurrency limit reached and queue full"
+            );
+            return ResponseFuture::overloaded(Reason::QueueFull);
+        };
+        let max_wait_ends = now + self.shared.max_wait;
+        let (until, by_deadline) = match deadline {
+            Some(deadline) if deadline < max_wait_ends => (deadline, true),
+            _ => (max_wait_ends, false),
+        };
+        ResponseFuture::queued(
+            self.shared.clone(),
+            slot,
+            self.inner.clone(),
+            request,
+            now,
+            until,
+            by_deadline,
+        )
+    }
+}

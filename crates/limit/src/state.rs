@@ -1,0 +1,147 @@
+//! The state shared by every clone of one limit, and the handle that reads it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) semaphore: Arc<Semaphore>,
+    pub(crate) max: usize,
+    pub(crate) queue: usize,
+    pub(crate) max_wait: Duration,
+    queued: AtomicUsize,
+    admitted: AtomicU64,
+    rejected: AtomicU64,
+    waited_nanos: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(max: usize, queue: usize, max_wait: Duration) -> Self {
+        Shared {
+            semaphore: Arc::new(Semaphore::new(max)),
+            max,
+            queue,
+            max_wait,
+            queued: AtomicUsize::new(0),
+            admitted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            waited_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes a place in the queue, or `None` when it is full.
+    pub(crate) fn enter_queue(self: &Arc<Self>) -> Option<QueueSlot> {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued < self.queue).then_some(queued + 1)
+            })
+            .ok()
+            .map(|_| QueueSlot {
+                shared: self.clone(),
+            })
+    }
+
+    pub(crate) fn record_admitted(&self) {
+        self.admitted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_admitted_after(&self, waited: Duration) {
+        self.admitted.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        self.waited_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.max - self.semaphore.available_permits()
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+/// A place in the queue; dropping it leaves the queue.
+#[derive(Debug)]
+pub(crate) struct QueueSlot {
+    shared: Arc<Shared>,
+}
+
+impl Drop for QueueSlot {
+    fn drop(&mut self) {
+        self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A cheap, cloneable view of one limit's state, shared by every service the layer built.
+///
+/// ```
+/// use seawall_limit::ConcurrencyLimitLayer;
+///
+/// let layer = ConcurrencyLimitLayer::builder(8).build().unwrap();
+/// let handle = layer.handle();
+/// assert_eq!(handle.max(), 8);
+/// assert_eq!(handle.in_flight(), 0);
+/// assert_eq!(handle.queued(), 0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct LimitHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl LimitHandle {
+    /// The most calls allowed in flight at once.
+    #[must_use]
+    pub fn max(&self) -> usize {
+        self.shared.max
+    }
+
+    /// Permits taken now: calls in flight, plus services that reserved a permit in
+    /// `poll_ready` and have not called yet.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight()
+    }
+
+    /// Calls waiting in the queue now.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.shared.queued()
+    }
+
+    /// The queue's capacity.
+    #[must_use]
+    pub fn queue_capacity(&self) -> usize {
+        self.shared.queue
+    }
+
+    /// The longest a call waits in the queue.
+    #[must_use]
+    pub fn max_wait(&self) -> Duration {
+        self.shared.max_wait
+    }
+
+    /// Calls admitted so far (with or without queueing).
+    #[must_use]
+    pub fn admitted(&self) -> u64 {
+        self.shared.admitted.load(Ordering::Relaxed)
+    }
+
+    /// Calls refused so far: queue full, waited too long, or deadline gone while queued.
+    #[must_use]
+    pub fn rejected(&self) -> u64 {
+        self.shared.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Total time admitted calls spent queued.
+    #[must_use]
+    pub fn total_queue_wait(&self) -> Duration {
+        Duration::from_nanos(self.shared.waited_nanos.load(Ordering::Relaxed))
+    }
+}

@@ -1,0 +1,291 @@
+//! Behaviour of the concurrency limit on paused time, through tower-test mocks.
+
+use std::time::Duration;
+
+use seawall_classify::{BoxError, DeadlineExceeded, Error, WithDeadline, cause_ref};
+use seawall_limit::{
+    ConcurrencyLimit, ConcurrencyLimitLayer, LimitHandle,
+    error::{Overloaded, Reason},
+};
+use tokio::time::{Instant, advance};
+use tokio_test::{assert_pending, assert_ready, assert_ready_ok, task};
+use tower::{Layer, Service, ServiceExt};
+use tower_test::mock;
+
+type Req = WithDeadline<u32>;
+type Mock = mock::Mock<Req, u32>;
+type Handle = mock::Handle<Req, u32>;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn limit(
+    max: usize,
+    queue: usize,
+    max_wait_ms: u64,
+) -> (ConcurrencyLimit<Mock>, Handle, LimitHandle) {
+    let (service, handle) = mock::pair::<Req, u32>();
+    let layer = ConcurrencyLimitLayer::builder(max)
+        .queue(queue)
+        .max_wait(ms(max_wait_ms))
+        .build()
+        .unwrap();
+    let limits = layer.handle();
+    (layer.layer(service), handle, limits)
+}
+
+fn overloaded_reason(err: &BoxError) -> Option<Reason> {
+    cause_ref::<Overloaded>(&**err).map(Overloaded::reason)
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_within_the_limit_go_straight_through() {
+    let (mut service, mut handle, limits) = limit(2, 0, 100);
+    handle.allow(2);
+    let a = service.ready().await.unwrap().call(WithDeadline::new(1));
+    let b = service.ready().await.unwrap().call(WithDeadline::new(2));
+    assert_eq!(limits.in_flight(), 2);
+    for _ in 0..2 {
+        let (request, respond) = handle.next_request().await.unwrap();
+        respond.send_response(*request.get_ref() * 10);
+    }
+    assert_eq!(a.await.unwrap(), 10);
+    assert_eq!(b.await.unwrap(), 20);
+    assert_eq!(limits.in_flight(), 0);
+    assert_eq!(limits.admitted(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn queued_calls_are_admitted_in_fifo_order() {
+    let (mut service, mut handle, limits) = limit(1, 3, 1_000);
+    handle.allow(10);
+
+    let first = task::spawn(service.ready().await.unwrap().call(WithDeadline::new(0)));
+    let mut queued: Vec<_> = (1..=3)
+        .map(|i| task::spawn(service.call(WithDeadline::new(i))))
+        .collect();
+    for call in &mut queued {
+        assert_pending!(call.poll());
+    }
+    assert_eq!(limits.queued(), 3);
+
+    let (request, respond) = handle.next_request().await.unwrap();
+    assert_eq!(*request.get_ref(), 0);
+    respond.send_response(0);
+    assert_eq!(first.await.unwrap(), 0);
+
+    for (expected, call) in (1..=3).zip(queued.iter_mut()) {
+        assert_pending!(call.poll());
+        let (request, respond) = handle.next_request().await.unwrap();
+        assert_eq!(*request.get_ref(), expected, "FIFO order");
+        respond.send_response(expected);
+        assert_eq!(assert_ready_ok!(call.poll()), expected);
+    }
+    assert_eq!(limits.queued(), 0);
+    assert_eq!(limits.admitted(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fifo_holds_whatever_order_waiters_are_polled_in() {
+    let (mut service, mut handle, _) = limit(1, 3, 1_000);
+    handle.allow(10);
+    let first = task::spawn(service.ready().await.unwrap().call(WithDeadline::new(0)));
+    let mut queued: Vec<_> = (1..=3)
+        .map(|i| task::spawn(service.call(WithDeadline::new(i))))
+        .collect();
+    for call in queued.iter_mut().rev() {
+        assert_pending!(call.poll());
+    }
+    handle.next_request().await.unwrap().1.send_response(0);
+    first.await.unwrap();
+    // Poll the last waiter first: it must still wait behind the others.
+    for call in queued.iter_mut().rev() {
+        let _ = call.poll();
+    }
+    let (request, _respond) = handle.next_request().await.unwrap();
+    assert_eq!(*request.get_ref(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_refuses_at_once() {
+    let (mut service, mut handle, limits) = limit(1, 2, 1_000);
+    handle.allow(10);
+    let _running = service.ready().await.unwrap().call(WithDeadline::new(0));
+    let mut waiting: Vec<_> = (1..=2)
+        .map(|i| task::spawn(service.call(WithDeadline::new(i))))
+        .collect();
+    for call in &mut waiting {
+        assert_pending!(call.poll());
+    }
+    let mut refused = task::spawn(service.ready().await.unwrap().call(WithDeadline::new(3)));
+    let err = assert_ready!(refused.poll()).unwrap_err();
+    assert_eq!(overloaded_reason(&err), Some(Reason::QueueFull));
+    let class = err.downcast_ref::<Error>().unwrap().class();
+    assert_eq!(class, Overloaded::CLASS);
+    assert!(
+        !class.is_fault(),
+        "a local rejection is not the dependency's fault"
+    );
+    assert_eq!(limits.rejected(), 1);
+    assert_eq!(limits.queued(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn queue_zero_refuses_beyond_the_limit() {
+    let (mut service, mut handle, _) = limit(1, 0, 1);
+    handle.allow(10);
+    let _running = service.ready().await.unwrap().call(WithDeadline::new(0));
+    let err = service
+        .ready()
+        .await
+        .unwrap()
+        .call(WithDeadline::new(1))
+        .await
+        .unwrap_err();
+    assert_eq!(overloaded_reason(&err), Some(Reason::QueueFull));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_call_waits_exactly_max_wait() {
+    let (mut service, mut handle, limits) = limit(1, 4, 200);
+    handle.allow(10);
+    let _running = service.ready().await.unwrap().call(WithDeadline::new(0));
+    let mut waiting = task::spawn(service.call(WithDeadline::new(1)));
+    assert_pending!(waiting.poll());
+    advance(ms(199)).await;
+    assert_pending!(waiting.poll());
+    advance(ms(1)).await;
+    let err = assert_ready!(waiting.poll()).unwrap_err();
+    assert_eq!(
+        overloaded_reason(&err),
+        Some(Reason::WaitedTooLong(ms(200)))
+    );
+    assert_eq!(limits.queued(), 0);
+    assert_eq!(limits.rejected(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_call_waits_past_its_deadline() {
+    let (mut service, mut handle, limits) = limit(1, 4, 1_000);
+    handle.allow(10);
+    let _running = service.ready().await.unwrap().call(WithDeadline::new(0));
+    let mut waiting = task::spawn(service.call(WithDeadline::new(1).deadline_in(ms(50))));
+    assert_pending!(waiting.poll());
+    advance(ms(49)).await;
+    assert_pending!(waiting.poll());
+    advance(ms(1)).await;
+    let err = assert_ready!(waiting.poll()).unwrap_err();
+    assert!(cause_ref::<DeadlineExceeded>(&*err).is_some(), "{err:?}");
+    assert_eq!(limits.queued(), 0);
+
+    // A deadline already gone is refused without queueing.
+    let expired = WithDeadline::new(2).deadline_at(Instant::now());
+    let err = service.call(expired).await.unwrap_err();
+    assert!(cause_ref::<DeadlineExceeded>(&*err).is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permit_freed_during_the_wait_admits_the_waiter() {
+    let (mut service, mut handle, limits) = limit(1, 4, 200);
+    handle.allow(10);
+    let running = task::spawn(service.ready().await.unwrap().call(WithDeadline::new(0)));
+    let mut waiting = task::spawn(service.call(WithDeadline::new(1)));
+    assert_pending!(waiting.poll());
+    let (_, respond) = handle.next_request().await.unwrap();
+    advance(ms(120)).await;
+    respond.send_response(0);
+    running.await.unwrap();
+    assert_pending!(waiting.poll());
+    let (request, respond) = handle.next_request().await.unwrap();
+    assert_eq!(*request.get_ref(), 1);
+    respond.send_response(1);
+    assert_eq!(assert_ready_ok!(waiting.poll()), 1);
+    assert_eq!(limits.total_queue_wait(), ms(120));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_futures_releases_permits_and_queue_places() {
+    let (mut service, mut handle, limits) = limit(1, 4, 1_000);
+    handle.allow(10);
+    let running = service.ready().await.unwrap().call(WithDeadline::new(0));
+    let mut waiting = task::spawn(service.call(WithDeadline::new(1)));
+    assert_pending!(waiting.poll());
+    assert_eq!((limits.in_flight(), limits.queued()), (1, 1));
+    drop(waiting);
+    assert_eq!(limits.queued(), 0);
+    drop(running);
+    assert_eq!(limits.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_never_inherits_a_reserved_permit() {
+    let (mut service, mut handle, limits) = limit(1, 0, 1);
+    handle.allow(10);
+    service.ready().await.unwrap();
+    assert_eq!(limits.in_flight(), 1, "poll_ready reserved the only permit");
+    let mut clone = service.clone();
+    let err = clone
+        .ready()
+        .await
+        .unwrap()
+        .call(WithDeadline::new(1))
+        .await
+        .unwrap_err();
+    assert_eq!(overloaded_reason(&err), Some(Reason::QueueFull));
+    drop(service);
+    assert_eq!(
+        limits.in_flight(),
+        0,
+        "dropping the service frees its reservation"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_service_built_by_one_layer_shares_the_limit() {
+    let layer = ConcurrencyLimitLayer::builder(1).queue(0).build().unwrap();
+    let (a, mut handle_a) = mock::pair::<Req, u32>();
+    let (b, mut handle_b) = mock::pair::<Req, u32>();
+    handle_a.allow(1);
+    handle_b.allow(1);
+    let mut a = layer.layer(a);
+    let mut b = layer.layer(b);
+    let _running = a.ready().await.unwrap().call(WithDeadline::new(0));
+    let err = b
+        .ready()
+        .await
+        .unwrap()
+        .call(WithDeadline::new(1))
+        .await
+        .unwrap_err();
+    assert!(overloaded_reason(&err).is_some());
+}
+
+#[test]
+fn impossible_configurations_are_errors() {
+    let err = ConcurrencyLimitLayer::builder(0).build().unwrap_err();
+    assert_eq!(err.field(), "max");
+    let err = ConcurrencyLimitLayer::builder(1)
+        .queue(5)
+        .max_wait(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field(), "max_wait");
+    let err = ConcurrencyLimitLayer::builder(1)
+        .max_wait(Duration::from_secs(7200))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field(), "max_wait");
+    let err = ConcurrencyLimitLayer::builder(1)
+        .queue(usize::MAX)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field(), "queue");
+    assert!(
+        ConcurrencyLimitLayer::builder(1)
+            .queue(0)
+            .max_wait(Duration::ZERO)
+            .build()
+            .is_ok()
+    );
+}
