@@ -301,6 +301,7 @@ as_error_self!(
     Error,
     crate::DeadlineExceeded,
     crate::ConfigError,
+    std::convert::Infallible,
     std::io::Error,
     tower::timeout::error::Elapsed,
     tower::load_shed::error::Overloaded,

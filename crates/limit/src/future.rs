@@ -36,22 +36,10 @@ pin_project! {
     where
         S: Service<Req>,
     {
-        Queued {
-            // Boxed only on this path: a call admitted at once allocates nothing.
-            acquire: Acquire,
-            #[pin]
-            sleep: Sleep,
-            shared: Arc<Shared>,
-            slot: Option<QueueSlot>,
-            service: Option<S>,
-            request: Option<Req>,
-            queued_at: Instant,
-            by_deadline: bool,
-        },
-        Admitted {
-            service: S,
-            request: Option<Req>,
-            permit: Option<OwnedSemaphorePermit>,
+        // Boxed: only queued calls pay for the wait, and the future of a call admitted at
+        // once stays small.
+        Waiting {
+            waiting: Pin<Box<Waiting<S, Req>>>,
         },
         Running {
             #[pin]
@@ -62,6 +50,22 @@ pin_project! {
             error: Option<BoxError>,
         },
         Done,
+    }
+}
+
+pin_project! {
+    // A queued call: waiting for a permit, then for a clone of the inner service to be ready.
+    struct Waiting<S, Req> {
+        acquire: Acquire,
+        #[pin]
+        sleep: Sleep,
+        shared: Arc<Shared>,
+        slot: Option<QueueSlot>,
+        service: S,
+        request: Option<Req>,
+        permit: Option<OwnedSemaphorePermit>,
+        queued_at: Instant,
+        by_deadline: bool,
     }
 }
 
@@ -105,37 +109,89 @@ impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
         // Join the semaphore's queue now, so that FIFO order is the order of `call`s, not of
         // first polls. The real waker replaces this one at the first poll.
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        if let Poll::Ready(Ok(permit)) = acquire.as_mut().poll(&mut cx) {
-            drop(slot);
-            shared.record_admitted();
-            return ResponseFuture {
-                state: State::Admitted {
+        let (slot, permit) = match acquire.as_mut().poll(&mut cx) {
+            Poll::Ready(Ok(permit)) => {
+                shared.record_admitted();
+                (None, Some(permit))
+            }
+            _ => (Some(slot), None),
+        };
+        ResponseFuture {
+            state: State::Waiting {
+                waiting: Box::pin(Waiting {
+                    acquire,
+                    sleep: sleep_until(until),
+                    shared,
+                    slot,
                     service,
                     request: Some(request),
-                    permit: Some(permit),
-                },
-            };
-        }
-        ResponseFuture {
-            state: State::Queued {
-                acquire,
-                sleep: sleep_until(until),
-                shared,
-                slot: Some(slot),
-                service: Some(service),
-                request: Some(request),
-                queued_at,
-                by_deadline,
+                    permit,
+                    queued_at,
+                    by_deadline,
+                }),
             },
         }
+    }
+}
+
+impl<S: Service<Req>, Req> Waiting<S, Req>
+where
+    S::Error: Into<BoxError>,
+{
+    /// Waits for a permit and for the service; then calls it. Out of line, like the queueing
+    /// in `call`, to keep the admitted-at-once path small.
+    #[inline(never)]
+    fn poll_admit(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(S::Future, OwnedSemaphorePermit), BoxError>> {
+        let this = self.project();
+        if this.permit.is_none() {
+            // The permit first: one granted in the same instant the wait ends is kept.
+            match this.acquire.as_mut().poll(cx) {
+                Poll::Ready(Ok(permit)) => {
+                    drop(this.slot.take());
+                    this.shared.record_admitted_after(this.queued_at.elapsed());
+                    *this.permit = Some(permit);
+                }
+                // The semaphore is never closed; refuse rather than panic if it were.
+                Poll::Ready(Err(_)) => {
+                    return Poll::Ready(Err(Box::new(Error::new(
+                        Overloaded::CLASS,
+                        Overloaded::new(Reason::QueueFull),
+                    ))));
+                }
+                Poll::Pending => {
+                    ready!(this.sleep.poll(cx));
+                    drop(this.slot.take());
+                    this.shared.record_rejected();
+                    if *this.by_deadline {
+                        return Poll::Ready(Err(Box::new(DeadlineExceeded::classified())));
+                    }
+                    tracing::debug!(
+                        target: "seawall::limit",
+                        { seawall.limit.queue_wait_ms = this.shared.max_wait.as_millis() as u64 },
+                        "call refused: no permit within max_wait"
+                    );
+                    return Poll::Ready(Err(Box::new(Error::new(
+                        Overloaded::CLASS,
+                        Overloaded::new(Reason::WaitedTooLong(this.shared.max_wait)),
+                    ))));
+                }
+            }
+        }
+        ready!(this.service.poll_ready(cx)).map_err(Into::into)?;
+        let request = this.request.take().expect("request present until called");
+        let permit = this.permit.take().expect("permit taken above");
+        Poll::Ready(Ok((this.service.call(request), permit)))
     }
 }
 
 impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Queued { .. } => "queued",
-            State::Admitted { .. } => "admitted",
+            State::Waiting { waiting } if waiting.permit.is_some() => "admitted",
+            State::Waiting { .. } => "queued",
             State::Running { .. } => "running",
             State::Failed { .. } => "failed",
             State::Done => "done",
@@ -157,69 +213,12 @@ where
         loop {
             let mut this = self.as_mut().project();
             let next = match this.state.as_mut().project() {
-                StateProj::Queued {
-                    acquire,
-                    sleep,
-                    shared,
-                    slot,
-                    service,
-                    request,
-                    queued_at,
-                    by_deadline,
-                } => {
-                    // The permit first: one granted in the same instant the wait ends is kept.
-                    match acquire.as_mut().poll(cx) {
-                        Poll::Ready(Ok(permit)) => {
-                            drop(slot.take());
-                            shared.record_admitted_after(queued_at.elapsed());
-                            State::Admitted {
-                                service: service.take().expect("queued service present"),
-                                request: request.take(),
-                                permit: Some(permit),
-                            }
-                        }
-                        // The semaphore is never closed; refuse rather than panic if it were.
-                        Poll::Ready(Err(_)) => State::Failed {
-                            error: Some(Box::new(Error::new(
-                                Overloaded::CLASS,
-                                Overloaded::new(Reason::QueueFull),
-                            ))),
-                        },
-                        Poll::Pending => {
-                            ready!(sleep.poll(cx));
-                            shared.record_rejected();
-                            let error: BoxError = if *by_deadline {
-                                Box::new(DeadlineExceeded::classified())
-                            } else {
-                                tracing::debug!(
-                                    target: "seawall::limit",
-                                    { seawall.limit.queue_wait_ms = shared.max_wait.as_millis() as u64 },
-                                    "call refused: no permit within max_wait"
-                                );
-                                Box::new(Error::new(
-                                    Overloaded::CLASS,
-                                    Overloaded::new(Reason::WaitedTooLong(shared.max_wait)),
-                                ))
-                            };
-                            State::Failed { error: Some(error) }
-                        }
-                    }
-                }
-                StateProj::Admitted {
-                    service,
-                    request,
-                    permit,
-                } => match ready!(service.poll_ready(cx)) {
-                    Ok(()) => {
-                        let request = request.take().expect("request present until called");
-                        State::Running {
-                            inner: service.call(request),
-                            permit: permit.take(),
-                        }
-                    }
-                    Err(error) => State::Failed {
-                        error: Some(error.into()),
+                StateProj::Waiting { waiting } => match ready!(waiting.as_mut().poll_admit(cx)) {
+                    Ok((inner, permit)) => State::Running {
+                        inner,
+                        permit: Some(permit),
                     },
+                    Err(error) => State::Failed { error: Some(error) },
                 },
                 StateProj::Running { inner, permit } => {
                     let result = ready!(inner.poll(cx));

@@ -57,7 +57,6 @@ impl ConcurrencyLimitLayer {
     /// Defaults: a queue as long as the limit (`queue = max`: one more round of work may
     /// wait) and `max_wait` of one second (longer than that, an immediate "overloaded" serves
     /// the caller better than a slow one).
-    #[must_use]
     pub fn builder(max: usize) -> Builder {
         Builder {
             max,

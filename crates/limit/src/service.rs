@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use seawall_classify::{BoxError, HasDeadline};
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower_service::Service;
 
@@ -24,6 +24,8 @@ use crate::state::{LimitHandle, Shared};
 /// the inner service once admitted, so the inner service must be `Clone`.
 pub struct ConcurrencyLimit<S> {
     inner: S,
+    // Also in `shared`; kept here to save a pointer chase on every call.
+    semaphore: Arc<Semaphore>,
     shared: Arc<Shared>,
     permit: Option<OwnedSemaphorePermit>,
 }
@@ -32,6 +34,7 @@ impl<S> ConcurrencyLimit<S> {
     pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
         ConcurrencyLimit {
             inner,
+            semaphore: shared.semaphore.clone(),
             shared,
             permit: None,
         }
@@ -91,7 +94,7 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.permit.is_none() {
-            match self.shared.semaphore.clone().try_acquire_owned() {
+            match self.semaphore.clone().try_acquire_owned() {
                 Ok(permit) => self.permit = Some(permit),
                 // No permit: the call will queue (or be refused) in its future.
                 Err(_) => return Poll::Ready(Ok(())),
@@ -105,6 +108,19 @@ where
             self.shared.record_admitted();
             return ResponseFuture::running(self.inner.call(request), permit);
         }
+        self.call_queued(request)
+    }
+}
+
+impl<S> ConcurrencyLimit<S> {
+    /// No permit was free at `poll_ready`: queue the call, or refuse it. Kept out of line so
+    /// the admitted-at-once path stays small enough to inline.
+    #[inline(never)]
+    fn call_queued<Req>(&mut self, request: Req) -> ResponseFuture<S, Req>
+    where
+        S: Service<Req> + Clone,
+        Req: HasDeadline,
+    {
         let now = Instant::now();
         let deadline = request.deadline();
         if deadline.is_some_and(|deadline| deadline <= now) {

@@ -146,6 +146,17 @@ impl<S: Clone> Clone for AttemptTimeout<S> {
 }
 
 impl<S> AttemptTimeout<S> {
+    /// When the clock of the coming call started, or `None` if readiness already timed out.
+    /// Out of line: only services that count readiness pay for it.
+    #[inline(never)]
+    fn take_readiness(&mut self) -> Option<Instant> {
+        match std::mem::replace(&mut self.readiness, Readiness::Idle) {
+            Readiness::TimedOut => None,
+            Readiness::Ready { started } | Readiness::Waiting { started, .. } => Some(started),
+            Readiness::Idle => Some(Instant::now()),
+        }
+    }
+
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -221,10 +232,13 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let now = Instant::now();
-        let started = match std::mem::replace(&mut self.readiness, Readiness::Idle) {
-            Readiness::TimedOut => return ResponseFuture::expired(Bound::Attempt(self.timeout)),
-            Readiness::Ready { started } | Readiness::Waiting { started, .. } => started,
-            Readiness::Idle => now,
+        let started = if self.include_readiness {
+            match self.take_readiness() {
+                Some(started) => started,
+                None => return ResponseFuture::expired(Bound::Attempt(self.timeout)),
+            }
+        } else {
+            now
         };
         let own = started + self.timeout;
         let (until, bound) = match request.deadline() {

@@ -58,8 +58,11 @@ pin_project! {
         Running {
             #[pin]
             inner: F,
+            // Created at the first poll that finds the inner future pending: a call that
+            // completes at once never touches the timer.
             #[pin]
-            sleep: Sleep,
+            sleep: Option<Sleep>,
+            until: Instant,
             bound: Bound,
         },
         // Failed before the inner service was called: the time was already gone.
@@ -74,7 +77,8 @@ impl<F> ResponseFuture<F> {
         ResponseFuture {
             state: State::Running {
                 inner,
-                sleep: sleep_until(until),
+                sleep: None,
+                until,
                 bound,
             },
         }
@@ -98,7 +102,8 @@ where
         match self.project().state.project() {
             StateProj::Running {
                 inner,
-                sleep,
+                mut sleep,
+                until,
                 bound,
             } => {
                 // The inner future first: a response that is ready wins over a timer that
@@ -106,6 +111,10 @@ where
                 if let Poll::Ready(result) = inner.poll(cx) {
                     return Poll::Ready(result.map_err(Into::into));
                 }
+                if sleep.is_none() {
+                    sleep.set(Some(sleep_until(*until)));
+                }
+                let sleep = sleep.as_pin_mut().expect("timer created above");
                 match sleep.poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Err(bound.error())),
                     Poll::Pending => Poll::Pending,

@@ -1,0 +1,149 @@
+//! The one Criterion entry point: each layer against a bare service and against tower's
+//! built-in equivalent, in the same run.
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use seawall_benches::{
+    contended_calls, echo, runtime, runtime_two_threads, sequential_calls, yield_once,
+};
+use seawall_classify::{ClassifyLayer, WithDeadline};
+use seawall_limit::ConcurrencyLimitLayer;
+use seawall_timeout::{AttemptTimeoutLayer, DeadlineLayer};
+use tower::Layer;
+
+fn timeout(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("timeout");
+
+    let mut bare = echo::<WithDeadline<u64>>();
+    group.bench_function("bare", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut bare, n, WithDeadline::new))
+    });
+
+    let mut tower_timeout = tower::timeout::TimeoutLayer::new(Duration::from_secs(5))
+        .layer(echo::<WithDeadline<u64>>());
+    group.bench_function("tower_timeout", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut tower_timeout, n, WithDeadline::new))
+    });
+
+    let mut attempt = AttemptTimeoutLayer::try_new(Duration::from_secs(5))
+        .unwrap()
+        .layer(echo::<WithDeadline<u64>>());
+    group.bench_function("seawall_attempt_timeout", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut attempt, n, WithDeadline::new))
+    });
+
+    let mut deadline = DeadlineLayer::try_new(Duration::from_secs(30))
+        .unwrap()
+        .layer(echo::<WithDeadline<u64>>());
+    group.bench_function("seawall_deadline", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut deadline, n, WithDeadline::new))
+    });
+
+    let mut both = DeadlineLayer::try_new(Duration::from_secs(30))
+        .unwrap()
+        .layer(
+            AttemptTimeoutLayer::try_new(Duration::from_secs(5))
+                .unwrap()
+                .layer(echo::<WithDeadline<u64>>()),
+        );
+    group.bench_function("seawall_deadline_and_attempt", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut both, n, WithDeadline::new))
+    });
+    group.finish();
+
+    // The same, with a service that is pending once per call: timers are really created and
+    // registered, as they are for any call that does I/O.
+    let mut group = c.benchmark_group("timeout_pending");
+    let mut bare = yield_once::<WithDeadline<u64>>();
+    group.bench_function("bare", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut bare, n, WithDeadline::new))
+    });
+    let mut tower_timeout = tower::timeout::TimeoutLayer::new(Duration::from_secs(5))
+        .layer(yield_once::<WithDeadline<u64>>());
+    group.bench_function("tower_timeout", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut tower_timeout, n, WithDeadline::new))
+    });
+    let mut attempt = AttemptTimeoutLayer::try_new(Duration::from_secs(5))
+        .unwrap()
+        .layer(yield_once::<WithDeadline<u64>>());
+    group.bench_function("seawall_attempt_timeout", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut attempt, n, WithDeadline::new))
+    });
+    let mut deadline = DeadlineLayer::try_new(Duration::from_secs(30))
+        .unwrap()
+        .layer(yield_once::<WithDeadline<u64>>());
+    group.bench_function("seawall_deadline", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut deadline, n, WithDeadline::new))
+    });
+    group.finish();
+}
+
+fn limit(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("limit");
+
+    let mut bare = echo::<WithDeadline<u64>>();
+    group.bench_function("bare", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut bare, n, WithDeadline::new))
+    });
+
+    let mut tower_limit =
+        tower::limit::ConcurrencyLimitLayer::new(64).layer(echo::<WithDeadline<u64>>());
+    group.bench_function("tower_concurrency_limit", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut tower_limit, n, WithDeadline::new))
+    });
+
+    let mut seawall_limit = ConcurrencyLimitLayer::builder(64)
+        .build()
+        .unwrap()
+        .layer(echo::<WithDeadline<u64>>());
+    group.bench_function("seawall_concurrency_limit", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut seawall_limit, n, WithDeadline::new))
+    });
+
+    // Two tasks contending on one shared limit.
+    let rt2 = runtime_two_threads();
+    let shared_bare = echo::<WithDeadline<u64>>();
+    group.bench_function("bare_2_threads", |b| {
+        b.iter_custom(|n| contended_calls(&rt2, &shared_bare, n, WithDeadline::new))
+    });
+    let tower_shared =
+        tower::limit::GlobalConcurrencyLimitLayer::new(64).layer(echo::<WithDeadline<u64>>());
+    group.bench_function("tower_global_concurrency_limit_2_threads", |b| {
+        b.iter_custom(|n| contended_calls(&rt2, &tower_shared, n, WithDeadline::new))
+    });
+    let seawall_shared = ConcurrencyLimitLayer::builder(64)
+        .build()
+        .unwrap()
+        .layer(echo::<WithDeadline<u64>>());
+    group.bench_function("seawall_concurrency_limit_2_threads", |b| {
+        b.iter_custom(|n| contended_calls(&rt2, &seawall_shared, n, WithDeadline::new))
+    });
+    group.finish();
+}
+
+fn classify(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("classify");
+    let mut bare = echo::<u64>();
+    group.bench_function("bare", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut bare, n, |i| i))
+    });
+    let mut classified = ClassifyLayer::new().layer(echo::<u64>());
+    group.bench_function("seawall_classify", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut classified, n, |i| i))
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = classify, timeout, limit
+}
+criterion_main!(benches);

@@ -1,0 +1,115 @@
+//! Shared helpers for Seawall's Criterion benches.
+//!
+//! Every bench measures a stack next to its baselines in the same run (a bare service,
+//! tower's built-in, a peer crate), so the figures to compare are ratios, not absolute times.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio::time::Instant;
+use tower::{Service, ServiceExt};
+
+/// A current-thread runtime with the time driver, as a client task would use.
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("build a tokio runtime")
+}
+
+/// A runtime with two worker threads, for contention benches on this 2-core machine.
+pub fn runtime_two_threads() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("build a tokio runtime")
+}
+
+/// Runs `iters` sequential calls (`ready` then `call`) through `service`, built by `make` from
+/// the request index, and returns the time taken.
+pub fn sequential_calls<S, Req, F>(
+    runtime: &Runtime,
+    service: &mut S,
+    iters: u64,
+    make: F,
+) -> Duration
+where
+    S: Service<Req>,
+    S::Error: std::fmt::Debug,
+    F: Fn(u64) -> Req,
+{
+    runtime.block_on(async {
+        let start = Instant::now();
+        for i in 0..iters {
+            let response = service.ready().await.unwrap().call(make(i)).await;
+            std::hint::black_box(response.unwrap());
+        }
+        start.elapsed()
+    })
+}
+
+/// Runs `iters` calls split over two tasks, each with its own clone of `service` (so both
+/// contend on the service's shared state), and returns the time taken.
+pub fn contended_calls<S, Req, F>(runtime: &Runtime, service: &S, iters: u64, make: F) -> Duration
+where
+    S: Service<Req> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: std::fmt::Debug,
+    S::Response: Send,
+    Req: Send + 'static,
+    F: Fn(u64) -> Req + Clone + Send + 'static,
+{
+    runtime.block_on(async {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let mut service = service.clone();
+                let make = make.clone();
+                tokio::spawn(async move {
+                    for i in 0..iters / 2 {
+                        let response = service.ready().await.unwrap().call(make(i)).await;
+                        std::hint::black_box(response.unwrap());
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("bench task panicked");
+        }
+        start.elapsed()
+    })
+}
+
+/// A trivially fast service standing in for a client whose work is done elsewhere.
+pub fn echo<Req>() -> impl Service<
+    Req,
+    Response = Req,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Req, std::convert::Infallible>> + Send,
+> + Clone
++ Send
+where
+    Req: Send + 'static,
+{
+    tower::service_fn(|req: Req| async move { Ok(req) })
+}
+
+/// A service that answers after yielding to the scheduler once, so that every layer above it
+/// sees a pending call and does its full work (timers created, permits held across a poll).
+pub fn yield_once<Req>() -> impl Service<
+    Req,
+    Response = Req,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Req, std::convert::Infallible>> + Send,
+> + Clone
++ Send
+where
+    Req: Send + 'static,
+{
+    tower::service_fn(|req: Req| async move {
+        tokio::task::yield_now().await;
+        Ok(req)
+    })
+}
