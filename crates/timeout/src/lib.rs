@@ -5,7 +5,7 @@
 //!
 //! - [`DeadlineLayer`] gives a whole request an end-to-end budget (retries, backoff sleeps
 //!   and queueing included) and publishes it on the request, through
-//!   [`HasDeadline`](seawall_classify::HasDeadline), so that every layer inside uses
+//!   [`HasDeadline`], so that every layer inside uses
 //!   `min(own bound, time remaining)`. A deadline that is already on the request is kept when
 //!   earlier. When it passes, the error is [`DeadlineExceeded`](error::DeadlineExceeded):
 //!   a `Timeout` that is never retried, since no time is left.
@@ -18,9 +18,9 @@
 //! Both errors arrive wrapped in [`seawall_classify::Error`], so outer layers read their class
 //! in O(1).
 //!
-//! Requests carry the deadline through [`HasDeadline`](seawall_classify::HasDeadline),
+//! Requests carry the deadline through [`HasDeadline`],
 //! implemented for `http::Request<B>` (feature `http`, in the extensions) and for
-//! [`WithDeadline<R>`](seawall_classify::WithDeadline), a wrapper for any other request.
+//! [`WithDeadline<R>`](WithDeadline), a wrapper for any other request.
 //!
 //! # Example
 //!
