@@ -1,0 +1,505 @@
+//! The gate: the breaker's state machine, shared by all clones. It admits or rejects calls
+//! and moves between states; a [`TripPolicy`] tells it when to open.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use seawall_classify::Class;
+use tokio::time::Instant;
+
+use crate::policy::{Outcome, TripPolicy};
+
+/// The state of a circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Traffic flows; outcomes are recorded.
+    Closed,
+    /// Rejecting every call until the open period ends.
+    Open,
+    /// Admitting a bounded number of probe calls to decide whether to close.
+    HalfOpen,
+    /// Rejecting every call until told otherwise (see
+    /// [`BreakerHandle::force_open`](crate::BreakerHandle::force_open)).
+    ForcedOpen,
+    /// Admitting every call and never opening; outcomes are still recorded.
+    Disabled,
+}
+
+impl State {
+    /// A short, stable, lower-case name for telemetry (`seawall.breaker.state`).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+            State::ForcedOpen => "forced_open",
+            State::Disabled => "disabled",
+        }
+    }
+
+    fn tag(self) -> u64 {
+        match self {
+            State::Closed => 0,
+            State::Open => 1,
+            State::HalfOpen => 2,
+            State::ForcedOpen => 3,
+            State::Disabled => 4,
+        }
+    }
+
+    fn from_tag(tag: u64) -> State {
+        match tag {
+            0 => State::Closed,
+            1 => State::Open,
+            2 => State::HalfOpen,
+            3 => State::ForcedOpen,
+            _ => State::Disabled,
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The packed state word: tag, probes in flight, probe successes, and a generation that
+/// changes with every transition, so a late outcome from an earlier period is not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Word {
+    state: State,
+    in_flight: u16,
+    successes: u16,
+    generation: u32,
+}
+
+const GENERATION_MASK: u32 = (1 << 24) - 1;
+
+impl Word {
+    fn unpack(bits: u64) -> Word {
+        Word {
+            state: State::from_tag(bits & 0xff),
+            in_flight: (bits >> 8) as u16,
+            successes: (bits >> 24) as u16,
+            generation: (bits >> 40) as u32 & GENERATION_MASK,
+        }
+    }
+
+    fn pack(self) -> u64 {
+        self.state.tag()
+            | u64::from(self.in_flight) << 8
+            | u64::from(self.successes) << 24
+            | u64::from(self.generation & GENERATION_MASK) << 40
+    }
+
+    fn next(self, state: State) -> Word {
+        Word {
+            state,
+            in_flight: 0,
+            successes: 0,
+            generation: self.generation.wrapping_add(1) & GENERATION_MASK,
+        }
+    }
+}
+
+/// The gate's fixed configuration, validated by the builder.
+#[derive(Debug, Clone)]
+pub(crate) struct GateConfig {
+    pub(crate) name: Arc<str>,
+    pub(crate) open_base: Duration,
+    pub(crate) open_max: Duration,
+    pub(crate) jitter: f64,
+    pub(crate) probes: u16,
+    pub(crate) slow_call: Option<Duration>,
+    pub(crate) is_fault: fn(&Class) -> bool,
+    pub(crate) seed: u64,
+}
+
+/// What the gate decided for one call.
+#[derive(Debug)]
+pub(crate) enum Admission<P: TripPolicy> {
+    /// Closed (or disabled): record the outcome in this generation.
+    Pass { generation: u32, disabled: bool },
+    /// A half-open probe; the slot is released if the call never finishes.
+    Probe(ProbeSlot<P>),
+    /// Rejected; the next probe may come after this long.
+    Reject(Duration),
+}
+
+pub(crate) struct Gate<P> {
+    pub(crate) config: GateConfig,
+    pub(crate) policy: P,
+    word: AtomicU64,
+    open_until: AtomicU64,
+    reopened: AtomicU32,
+    rng: AtomicU64,
+    transitions: AtomicU64,
+    base: Instant,
+    pub(crate) needs_clock: bool,
+}
+
+impl<P: TripPolicy> Gate<P> {
+    pub(crate) fn new(config: GateConfig, policy: P) -> Self {
+        let needs_clock = policy.needs_clock() || config.slow_call.is_some();
+        let seed = config.seed | 1;
+        Gate {
+            config,
+            policy,
+            word: AtomicU64::new(Word::unpack(0).pack()),
+            open_until: AtomicU64::new(0),
+            reopened: AtomicU32::new(0),
+            rng: AtomicU64::new(seed),
+            transitions: AtomicU64::new(0),
+            base: Instant::now(),
+            needs_clock,
+        }
+    }
+
+    /// The instant the gate was built: a time that costs nothing to read.
+    pub(crate) fn epoch(&self) -> Instant {
+        self.base
+    }
+
+    pub(crate) fn state(&self) -> State {
+        Word::unpack(self.word.load(Ordering::Acquire)).state
+    }
+
+    pub(crate) fn transitions(&self) -> u64 {
+        self.transitions.load(Ordering::Relaxed)
+    }
+
+    /// Time until the next probe may be admitted, while open.
+    pub(crate) fn retry_after(&self, now: Instant) -> Option<Duration> {
+        match self.state() {
+            State::Open => Some(self.until().saturating_duration_since(now)),
+            _ => None,
+        }
+    }
+
+    fn until(&self) -> Instant {
+        self.base + Duration::from_nanos(self.open_until.load(Ordering::Acquire))
+    }
+
+    /// Decides whether a call may go through.
+    #[inline]
+    pub(crate) fn admit(self: &Arc<Self>) -> Admission<P> {
+        let bits = self.word.load(Ordering::Acquire);
+        let word = Word::unpack(bits);
+        match word.state {
+            State::Closed => Admission::Pass {
+                generation: word.generation,
+                disabled: false,
+            },
+            _ => self.admit_slow(bits),
+        }
+    }
+
+    #[inline(never)]
+    fn admit_slow(self: &Arc<Self>, mut bits: u64) -> Admission<P> {
+        loop {
+            let word = Word::unpack(bits);
+            let (next, admission) = match word.state {
+                State::Closed => {
+                    return Admission::Pass {
+                        generation: word.generation,
+                        disabled: false,
+                    };
+                }
+                State::Disabled => {
+                    return Admission::Pass {
+                        generation: word.generation,
+                        disabled: true,
+                    };
+                }
+                State::ForcedOpen => return Admission::Reject(Duration::ZERO),
+                State::Open => {
+                    let now = Instant::now();
+                    let until = self.until();
+                    if now < until {
+                        return Admission::Reject(until - now);
+                    }
+                    // The open period is over: this call is the first probe.
+                    let mut next = word.next(State::HalfOpen);
+                    next.in_flight = 1;
+                    (next, next.generation)
+                }
+                State::HalfOpen => {
+                    if u32::from(word.in_flight) + u32::from(word.successes)
+                        >= u32::from(self.config.probes)
+                    {
+                        // Every probe slot is taken: their outcome decides.
+                        return Admission::Reject(Duration::ZERO);
+                    }
+                    let mut next = word;
+                    next.in_flight += 1;
+                    (next, word.generation)
+                }
+            };
+            match self
+                .word
+                .compare_exchange(bits, next.pack(), Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if word.state != next.state {
+                        self.announce(word.state, next.state);
+                    }
+                    return Admission::Probe(ProbeSlot {
+                        gate: self.clone(),
+                        generation: admission,
+                        armed: true,
+                    });
+                }
+                Err(actual) => bits = actual,
+            }
+        }
+    }
+
+    /// Records the outcome of a call admitted while closed (or disabled) in `generation`.
+    #[inline]
+    pub(crate) fn record(&self, generation: u32, disabled: bool, outcome: Outcome, now: Instant) {
+        let word = Word::unpack(self.word.load(Ordering::Acquire));
+        if word.generation != generation {
+            // The breaker moved on since this call was admitted: its outcome is stale.
+            return;
+        }
+        if self.policy.record(outcome, now) && !disabled {
+            self.trip(word, now);
+        }
+    }
+
+    fn trip(&self, from: Word, now: Instant) {
+        self.reopened.store(0, Ordering::Relaxed);
+        self.open_from(from, now);
+    }
+
+    fn open_from(&self, from: Word, now: Instant) -> bool {
+        let period = self.open_period();
+        // Written before the state, which is what makes it visible.
+        self.open_until.store(
+            u64::try_from(
+                (now + period)
+                    .saturating_duration_since(self.base)
+                    .as_nanos(),
+            )
+            .unwrap_or(u64::MAX),
+            Ordering::Release,
+        );
+        let next = from.next(State::Open);
+        if self
+            .word
+            .compare_exchange(
+                from.pack(),
+                next.pack(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            self.announce(from.state, State::Open);
+            tracing::debug!(
+                target: "seawall::breaker",
+                { seawall.breaker.name = %self.config.name, open_ms = period.as_millis() as u64 },
+                "breaker open"
+            );
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The next open period: the base, doubled for each failed probe in a row, capped, then
+    /// shortened by up to `jitter` of itself so that many breakers do not probe in lockstep.
+    fn open_period(&self) -> Duration {
+        let reopened = self.reopened.load(Ordering::Relaxed).min(32);
+        let doubled = self
+            .config
+            .open_base
+            .saturating_mul(1u32.checked_shl(reopened).unwrap_or(u32::MAX));
+        let capped = doubled.min(self.config.open_max);
+        let r = self.next_random();
+        capped.mul_f64(1.0 - self.config.jitter * r)
+    }
+
+    /// A uniform number in [0, 1) from a lock-free xorshift generator (seedable for tests).
+    fn next_random(&self) -> f64 {
+        let step = |mut x: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let previous = self
+            .rng
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| Some(step(x)))
+            .unwrap_or(1);
+        (step(previous) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn finish_probe(&self, generation: u32, result: ProbeResult) {
+        let mut bits = self.word.load(Ordering::Acquire);
+        loop {
+            let word = Word::unpack(bits);
+            if word.state != State::HalfOpen || word.generation != generation {
+                return;
+            }
+            let next = match result {
+                ProbeResult::Released => Word {
+                    in_flight: word.in_flight.saturating_sub(1),
+                    ..word
+                },
+                ProbeResult::Success => {
+                    let successes = word.successes + 1;
+                    if successes >= self.config.probes {
+                        word.next(State::Closed)
+                    } else {
+                        Word {
+                            in_flight: word.in_flight.saturating_sub(1),
+                            successes,
+                            ..word
+                        }
+                    }
+                }
+                ProbeResult::Fault => {
+                    self.reopened.fetch_add(1, Ordering::Relaxed);
+                    if self.open_from(word, Instant::now()) {
+                        return;
+                    }
+                    bits = self.word.load(Ordering::Acquire);
+                    continue;
+                }
+            };
+            match self
+                .word
+                .compare_exchange(bits, next.pack(), Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if next.state == State::Closed {
+                        self.close_cleanup();
+                        self.announce(State::HalfOpen, State::Closed);
+                    }
+                    return;
+                }
+                Err(actual) => bits = actual,
+            }
+        }
+    }
+
+    fn close_cleanup(&self) {
+        self.reopened.store(0, Ordering::Relaxed);
+        self.policy.reset(Instant::now());
+    }
+
+    /// Moves to `state` from whatever the state is now (manual control).
+    pub(crate) fn force(&self, state: State) {
+        let mut bits = self.word.load(Ordering::Acquire);
+        loop {
+            let word = Word::unpack(bits);
+            let next = word.next(state);
+            match self
+                .word
+                .compare_exchange(bits, next.pack(), Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if state == State::Closed {
+                        self.close_cleanup();
+                    }
+                    self.announce(word.state, state);
+                    return;
+                }
+                Err(actual) => bits = actual,
+            }
+        }
+    }
+
+    fn announce(&self, from: State, to: State) {
+        self.transitions.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            target: "seawall::breaker",
+            {
+                seawall.breaker.name = %self.config.name,
+                seawall.breaker.state = to.as_str(),
+                seawall.breaker.previous_state = from.as_str()
+            },
+            "breaker state changed"
+        );
+    }
+
+    /// Turns a finished call's class into an outcome, or `None` when it counts nowhere.
+    #[inline]
+    pub(crate) fn outcome(
+        &self,
+        class: &Class,
+        started: Option<Instant>,
+        now: Instant,
+    ) -> Option<Outcome> {
+        if matches!(class, Class::Ignored) {
+            return None;
+        }
+        let fault = (self.config.is_fault)(class);
+        let slow = match (self.config.slow_call, started) {
+            (Some(threshold), Some(started)) => now.saturating_duration_since(started) >= threshold,
+            _ => false,
+        };
+        Some(Outcome { fault, slow })
+    }
+}
+
+impl<P: fmt::Debug> fmt::Debug for Gate<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gate")
+            .field("name", &self.config.name)
+            .field(
+                "state",
+                &Word::unpack(self.word.load(Ordering::Acquire)).state,
+            )
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ProbeResult {
+    Success,
+    Fault,
+    Released,
+}
+
+/// A half-open probe's slot. Dropping it unfinished releases the slot: the probe counts as
+/// neither success nor fault, and another caller may probe.
+pub(crate) struct ProbeSlot<P: TripPolicy> {
+    gate: Arc<Gate<P>>,
+    generation: u32,
+    armed: bool,
+}
+
+impl<P: TripPolicy> ProbeSlot<P> {
+    pub(crate) fn finish(mut self, result: ProbeResult) {
+        self.armed = false;
+        self.gate.finish_probe(self.generation, result);
+    }
+
+    pub(crate) fn gate(&self) -> &Arc<Gate<P>> {
+        &self.gate
+    }
+}
+
+impl<P: TripPolicy> Drop for ProbeSlot<P> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.gate
+                .finish_probe(self.generation, ProbeResult::Released);
+        }
+    }
+}
+
+impl<P: TripPolicy> fmt::Debug for ProbeSlot<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProbeSlot")
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
