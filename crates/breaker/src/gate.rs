@@ -267,13 +267,15 @@ impl<P: TripPolicy> Gate<P> {
             return;
         }
         if self.policy.record(outcome, now) && !disabled {
-            self.trip(word, now);
+            self.trip(word);
         }
     }
 
-    fn trip(&self, from: Word, now: Instant) {
+    #[cold]
+    fn trip(&self, from: Word) {
         self.reopened.store(0, Ordering::Relaxed);
-        self.open_from(from, now);
+        // Read the clock here: `record` may have been given the fixed epoch.
+        self.open_from(from, Instant::now());
     }
 
     fn open_from(&self, from: Word, now: Instant) -> bool {

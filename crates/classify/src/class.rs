@@ -37,7 +37,7 @@ impl Class {
     /// The class given to an error nothing recognises: [`FailureKind::Internal`], never retried.
     ///
     /// Retrying an error nobody understands risks repeating a request that did run; teach a
-    /// classifier about the error instead (see [`ClassifierExt::or`](crate::ClassifierExt::or)).
+    /// classifier about the error instead (see [`ClassifierExt::or_classifier`](crate::ClassifierExt::or_classifier)).
     pub const UNKNOWN_ERROR: Class = Class::failure(FailureKind::Internal, RetryHint::Never);
 
     /// `true` for [`Class::Success`].

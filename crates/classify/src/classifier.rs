@@ -9,7 +9,7 @@ use crate::{BoxError, Class, Error, FailureKind, RetryHint};
 /// Turns a finished call into a [`Class`].
 ///
 /// A classifier looks at a response or an error and either recognises it (`Some(class)`) or
-/// has no opinion (`None`), so classifiers compose with [`or`](ClassifierExt::or): the first one
+/// has no opinion (`None`), so classifiers compose with [`or_classifier`](ClassifierExt::or_classifier): the first one
 /// with an opinion wins. [`classify`](Classifier::classify) fills in the fallbacks: a response
 /// nobody objects to is [`Class::Success`], an error nobody recognises is
 /// [`Class::UNKNOWN_ERROR`]. Classifying never allocates.
@@ -35,7 +35,7 @@ use crate::{BoxError, Class, Error, FailureKind, RetryHint};
 ///     e.is::<QuotaExceeded>()
 ///         .then_some(Class::failure(FailureKind::Overloaded, RetryHint::Retry))
 /// })
-/// .or(DefaultClassifier);
+/// .or_classifier(DefaultClassifier);
 ///
 /// let err: BoxError = Box::new(QuotaExceeded);
 /// let class = Classifier::<(), _>::classify(&classifier, Err(&err));
@@ -65,12 +65,12 @@ pub trait Classifier<Res, E> {
     }
 }
 
-/// Combinators for classifiers: [`or`](ClassifierExt::or) and [`map`](ClassifierExt::map).
+/// Combinators for classifiers: [`or_classifier`](ClassifierExt::or_classifier) and [`map_class`](ClassifierExt::map_class).
 ///
 /// Implemented for every type, so it can be used on any classifier.
 pub trait ClassifierExt: Sized {
     /// Asks `self` first and `other` when `self` has no opinion.
-    fn or<C>(self, other: C) -> Or<Self, C> {
+    fn or_classifier<C>(self, other: C) -> Or<Self, C> {
         Or {
             first: self,
             second: other,
@@ -78,7 +78,7 @@ pub trait ClassifierExt: Sized {
     }
 
     /// Rewrites every class this classifier produces, e.g. to count contention as a fault.
-    fn map<F>(self, f: F) -> Map<Self, F>
+    fn map_class<F>(self, f: F) -> Map<Self, F>
     where
         F: Fn(Class) -> Class,
     {
@@ -106,7 +106,7 @@ impl<Res, E, C: Classifier<Res, E> + ?Sized> Classifier<Res, E> for Arc<C> {
     }
 }
 
-/// Two classifiers, the second asked when the first has no opinion. See [`ClassifierExt::or`].
+/// Two classifiers, the second asked when the first has no opinion. See [`ClassifierExt::or_classifier`].
 #[derive(Debug, Clone, Copy)]
 pub struct Or<A, B> {
     first: A,
@@ -126,7 +126,7 @@ impl<Res, E, A: Classifier<Res, E>, B: Classifier<Res, E>> Classifier<Res, E> fo
     }
 }
 
-/// A classifier whose classes are rewritten by a function. See [`ClassifierExt::map`].
+/// A classifier whose classes are rewritten by a function. See [`ClassifierExt::map_class`].
 #[derive(Clone, Copy)]
 pub struct Map<C, F> {
     inner: C,
@@ -442,7 +442,7 @@ mod tests {
     fn or_asks_the_second_only_without_an_opinion() {
         let first =
             from_error_fn(|e: &BoxError| e.is::<std::fmt::Error>().then_some(Class::Ignored));
-        let both = first.or(DefaultClassifier);
+        let both = first.or_classifier(DefaultClassifier);
         let fmt_err: BoxError = Box::new(std::fmt::Error);
         assert_eq!(
             Classifier::<(), _>::classify(&both, Err(&fmt_err)),
@@ -457,7 +457,7 @@ mod tests {
 
     #[test]
     fn map_rewrites_classes() {
-        let contention_is_fault = DefaultClassifier.map(|class| match class.kind() {
+        let contention_is_fault = DefaultClassifier.map_class(|class| match class.kind() {
             Some(FailureKind::Contention) => {
                 Class::failure(FailureKind::Internal, RetryHint::Retry)
             }
