@@ -67,8 +67,9 @@ impl fmt::Display for State {
     }
 }
 
-/// The packed state word: tag, probes in flight, probe successes, and a generation that
-/// changes with every transition, so a late outcome from an earlier period is not applied.
+/// The packed state word: tag, probes in flight (of any period), probe successes in this
+/// period, and a generation that changes with every transition, so that a late outcome from
+/// an earlier period is not applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Word {
     state: State,
@@ -96,10 +97,13 @@ impl Word {
             | u64::from(self.generation & GENERATION_MASK) << 40
     }
 
+    /// The word after a transition to `state`. Probes still out stay counted in
+    /// `in_flight` whatever the generation, so a new half-open period never has more calls at
+    /// the dependency than `permitted_probes`.
     fn next(self, state: State) -> Word {
         Word {
             state,
-            in_flight: 0,
+            in_flight: self.in_flight,
             successes: 0,
             generation: self.generation.wrapping_add(1) & GENERATION_MASK,
         }
@@ -222,9 +226,13 @@ impl<P: TripPolicy> Gate<P> {
                     if now < until {
                         return Admission::Reject(until - now);
                     }
+                    if word.in_flight >= self.config.probes {
+                        // Probes of an earlier period are still out: wait for them.
+                        return Admission::Reject(Duration::ZERO);
+                    }
                     // The open period is over: this call is the first probe.
                     let mut next = word.next(State::HalfOpen);
-                    next.in_flight = 1;
+                    next.in_flight += 1;
                     (next, next.generation)
                 }
                 State::HalfOpen => {
@@ -267,19 +275,31 @@ impl<P: TripPolicy> Gate<P> {
             return;
         }
         if self.policy.record(outcome, now) && !disabled {
-            self.trip(word);
+            self.trip(generation);
         }
     }
 
     #[cold]
-    fn trip(&self, from: Word) {
-        self.reopened.store(0, Ordering::Relaxed);
+    fn trip(&self, generation: u32) {
         // Read the clock here: `record` may have been given the fixed epoch.
-        self.open_from(from, Instant::now());
+        let now = Instant::now();
+        let mut bits = self.word.load(Ordering::Acquire);
+        loop {
+            let word = Word::unpack(bits);
+            if word.state != State::Closed || word.generation != generation {
+                return;
+            }
+            match self.open(word, word.in_flight, 0, now) {
+                Ok(()) => return,
+                Err(actual) => bits = actual,
+            }
+        }
     }
 
-    fn open_from(&self, from: Word, now: Instant) -> bool {
-        let period = self.open_period();
+    /// Opens from `from` (compare-and-swap), with `in_flight` probes still out, for the
+    /// open period of `level` failed probes in a row.
+    fn open(&self, from: Word, in_flight: u16, level: u32, now: Instant) -> Result<(), u64> {
+        let period = self.open_period(level);
         // Written before the state, which is what makes it visible.
         self.open_until.store(
             u64::try_from(
@@ -290,33 +310,28 @@ impl<P: TripPolicy> Gate<P> {
             .unwrap_or(u64::MAX),
             Ordering::Release,
         );
-        let next = from.next(State::Open);
-        if self
-            .word
-            .compare_exchange(
-                from.pack(),
-                next.pack(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-        {
-            self.announce(from.state, State::Open);
-            tracing::debug!(
-                target: "seawall::breaker",
-                { seawall.breaker.name = %self.config.name, open_ms = period.as_millis() as u64 },
-                "breaker open"
-            );
-            true
-        } else {
-            false
-        }
+        let mut next = from.next(State::Open);
+        next.in_flight = in_flight;
+        self.word.compare_exchange(
+            from.pack(),
+            next.pack(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )?;
+        self.reopened.store(level, Ordering::Relaxed);
+        self.announce(from.state, State::Open);
+        tracing::debug!(
+            target: "seawall::breaker",
+            { seawall.breaker.name = %self.config.name, open_ms = period.as_millis() as u64 },
+            "breaker open"
+        );
+        Ok(())
     }
 
     /// The next open period: the base, doubled for each failed probe in a row, capped, then
     /// shortened by up to `jitter` of itself so that many breakers do not probe in lockstep.
-    fn open_period(&self) -> Duration {
-        let reopened = self.reopened.load(Ordering::Relaxed).min(32);
+    fn open_period(&self, level: u32) -> Duration {
+        let reopened = level.min(32);
         let doubled = self
             .config
             .open_base
@@ -345,41 +360,42 @@ impl<P: TripPolicy> Gate<P> {
         let mut bits = self.word.load(Ordering::Acquire);
         loop {
             let word = Word::unpack(bits);
-            if word.state != State::HalfOpen || word.generation != generation {
-                return;
-            }
+            let in_flight = word.in_flight.saturating_sub(1);
+            let current = word.state == State::HalfOpen && word.generation == generation;
             let next = match result {
-                ProbeResult::Released => Word {
-                    in_flight: word.in_flight.saturating_sub(1),
-                    ..word
-                },
-                ProbeResult::Success => {
+                ProbeResult::Success if current => {
                     let successes = word.successes + 1;
                     if successes >= self.config.probes {
-                        word.next(State::Closed)
+                        let mut closed = word.next(State::Closed);
+                        closed.in_flight = in_flight;
+                        closed
                     } else {
                         Word {
-                            in_flight: word.in_flight.saturating_sub(1),
+                            in_flight,
                             successes,
                             ..word
                         }
                     }
                 }
-                ProbeResult::Fault => {
-                    self.reopened.fetch_add(1, Ordering::Relaxed);
-                    if self.open_from(word, Instant::now()) {
-                        return;
+                ProbeResult::Fault if current => {
+                    let level = self.reopened.load(Ordering::Relaxed).saturating_add(1);
+                    match self.open(word, in_flight, level, Instant::now()) {
+                        Ok(()) => return,
+                        Err(actual) => {
+                            bits = actual;
+                            continue;
+                        }
                     }
-                    bits = self.word.load(Ordering::Acquire);
-                    continue;
                 }
+                // Released, or an outcome from an earlier period: only the slot is returned.
+                _ => Word { in_flight, ..word },
             };
             match self
                 .word
                 .compare_exchange(bits, next.pack(), Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    if next.state == State::Closed {
+                    if next.state == State::Closed && word.state != State::Closed {
                         self.close_cleanup();
                         self.announce(State::HalfOpen, State::Closed);
                     }

@@ -54,14 +54,14 @@ impl Rates {
             ("failure_rate", self.failure_rate),
             ("slow_rate", self.slow_rate),
         ] {
-            if let Some(rate) = rate {
-                if !(rate > 0.0 && rate <= 1.0) {
-                    return Err(ConfigError::new(
-                        LAYER,
-                        field,
-                        format!("is {rate}, outside (0, 1]"),
-                    ));
-                }
+            if let Some(rate) = rate
+                && !(rate > 0.0 && rate <= 1.0)
+            {
+                return Err(ConfigError::new(
+                    LAYER,
+                    field,
+                    format!("is {rate}, outside (0, 1]"),
+                ));
             }
         }
         if self.failure_rate.is_none() && self.slow_rate.is_none() {
@@ -71,17 +71,17 @@ impl Rates {
                 "sets neither a failure rate nor a slow-call rate, so it could never trip",
             ));
         }
-        if let Some(capacity) = capacity {
-            if self.min_calls > capacity {
-                return Err(ConfigError::new(
-                    LAYER,
-                    "min_calls",
-                    format!(
-                        "is {}, more than the window holds ({capacity}), so it could never trip",
-                        self.min_calls
-                    ),
-                ));
-            }
+        if let Some(capacity) = capacity
+            && self.min_calls > capacity
+        {
+            return Err(ConfigError::new(
+                LAYER,
+                "min_calls",
+                format!(
+                    "is {}, more than the window holds ({capacity}), so it could never trip",
+                    self.min_calls
+                ),
+            ));
         }
         Ok(())
     }

@@ -57,9 +57,9 @@ async fn call_with(
 ) -> Result<u32, BoxError> {
     let call = service.ready().await.unwrap().call(1);
     let mut call = task::spawn(call);
-    if call.poll().is_ready() {
+    if let std::task::Poll::Ready(result) = call.poll() {
         // Refused without reaching the service.
-        return call.await;
+        return result;
     }
     let (_, respond) = handle
         .next_request()
