@@ -84,3 +84,91 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A TCP forwarder to a real server that a test can stop (its port then refuses connections,
+/// like a server that is down) and start again on the same port.
+///
+/// Deliberately minimal: it exists so tests can take a dependency away without touching the
+/// machine's own servers.
+#[derive(Debug)]
+pub struct Forwarder {
+    addr: std::net::SocketAddr,
+    upstream: std::net::SocketAddr,
+    accepted: std::sync::Arc<AtomicU32>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Forwarder {
+    /// A forwarder to `upstream` on a fresh loopback port, not yet listening.
+    pub fn stopped(upstream: std::net::SocketAddr) -> Forwarder {
+        Forwarder {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], closed_port())),
+            upstream,
+            accepted: Default::default(),
+            task: None,
+        }
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u32 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Starts listening and forwarding.
+    pub async fn start(&mut self) {
+        if self.task.is_some() {
+            return;
+        }
+        let listener = tokio::net::TcpListener::bind(self.addr)
+            .await
+            .expect("rebind the forwarder's port");
+        let (upstream, accepted) = (self.upstream, self.accepted.clone());
+        self.task = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Stops listening and cuts every forwarded connection.
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The socket address of the PostgreSQL server the tests use.
+pub fn pg_socket_addr() -> std::net::SocketAddr {
+    use tokio_postgres::config::Host;
+    let config = pg_config();
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+        .expect("resolve the PostgreSQL host")
+        .next()
+        .expect("an address for the PostgreSQL host")
+}
