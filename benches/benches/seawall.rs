@@ -10,6 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use seawall_benches::{
     contended_calls, echo, runtime, runtime_two_threads, sequential_calls, yield_once,
 };
+use seawall_breaker::{CircuitBreakerLayer, CountWindow};
 use seawall_classify::{ClassifyLayer, WithDeadline};
 use seawall_limit::ConcurrencyLimitLayer;
 use seawall_timeout::{AttemptTimeoutLayer, DeadlineLayer};
@@ -141,9 +142,80 @@ fn classify(c: &mut Criterion) {
     group.finish();
 }
 
+/// A peer circuit breaker wrapped as a tower service over the same echo, so every breaker
+/// pays the same `ready` + `call` harness.
+macro_rules! wrapped {
+    ($breaker:expr, $call:expr) => {{
+        let breaker = $breaker;
+        tower::service_fn(move |req: u64| {
+            $call(&breaker, async move { Ok::<u64, std::io::Error>(req) })
+        })
+    }};
+}
+
+fn breaker(c: &mut Criterion) {
+    let rt = runtime();
+    let rt2 = runtime_two_threads();
+    let mut group = c.benchmark_group("breaker");
+
+    let seawall_default = || {
+        CircuitBreakerLayer::builder()
+            .build()
+            .unwrap()
+            .layer(echo::<u64>())
+    };
+    let seawall_window = || {
+        CircuitBreakerLayer::builder()
+            .count_window(CountWindow::new(100).min_calls(100).failure_rate(0.5))
+            .build()
+            .unwrap()
+            .layer(echo::<u64>())
+    };
+    let recloser = || {
+        wrapped!(
+            recloser::AsyncRecloser::from(recloser::Recloser::default()),
+            |r: &recloser::AsyncRecloser, f| r.call(f)
+        )
+    };
+    let failsafe = || {
+        wrapped!(failsafe::Config::new().build(), |cb: &_, f| {
+            failsafe::futures::CircuitBreaker::call(cb, f)
+        })
+    };
+    let resilience = || {
+        tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+            .failure_rate_threshold(0.5)
+            .sliding_window_size(100)
+            .build()
+            .unwrap()
+            .layer(echo::<u64>())
+    };
+
+    macro_rules! both {
+        ($name:literal, $make:expr) => {{
+            let mut service = $make();
+            group.bench_function($name, |b| {
+                b.iter_custom(|n| sequential_calls(&rt, &mut service, n, |i| i))
+            });
+            let shared = $make();
+            group.bench_function(concat!($name, "_2_threads"), |b| {
+                b.iter_custom(|n| contended_calls(&rt2, &shared, n, |i| i))
+            });
+        }};
+    }
+
+    both!("bare", echo::<u64>);
+    both!("seawall_consecutive", seawall_default);
+    both!("seawall_count_window", seawall_window);
+    both!("recloser", recloser);
+    both!("failsafe", failsafe);
+    both!("tower_resilience", resilience);
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = classify, timeout, limit
+    targets = classify, timeout, limit, breaker
 }
 criterion_main!(benches);

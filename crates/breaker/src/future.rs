@@ -10,34 +10,33 @@ use pin_project_lite::pin_project;
 use seawall_classify::{BoxError, Classifier};
 use tokio::time::Instant;
 
-use crate::gate::{Gate, ProbeResult, ProbeSlot};
+use crate::gate::{Gate, ProbeResult};
 use crate::policy::TripPolicy;
 
-/// How the outcome of an admitted call is recorded.
-pub(crate) enum Record<P: TripPolicy> {
-    Closed {
-        gate: Arc<Gate<P>>,
-        generation: u32,
-        disabled: bool,
-    },
-    Probe(ProbeSlot<P>),
-}
-
-impl<P: TripPolicy> Record<P> {
-    fn gate(&self) -> &Arc<Gate<P>> {
-        match self {
-            Record::Closed { gate, .. } => gate,
-            Record::Probe(slot) => slot.gate(),
-        }
-    }
+/// How an admitted call's outcome is recorded. `Copy`, and read in place: the closed path
+/// moves nothing but this.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Ticket {
+    Closed { generation: u32, disabled: bool },
+    Probe { generation: u32 },
 }
 
 pin_project! {
     /// Drives the inner call and records its outcome with the breaker; or fails at once when
-    /// the breaker refused the call.
+    /// the breaker refused the call. Dropping an unfinished probe releases its slot.
     pub struct ResponseFuture<F, C, P: TripPolicy> {
         #[pin]
         state: State<F, C, P>,
+    }
+
+    impl<F, C, P: TripPolicy> PinnedDrop for ResponseFuture<F, C, P> {
+        fn drop(this: Pin<&mut Self>) {
+            if let StateProj::Called { gate, ticket: Ticket::Probe { generation }, finished: false, .. } =
+                this.project().state.project()
+            {
+                gate.finish_probe(*generation, ProbeResult::Released);
+            }
+        }
     }
 }
 
@@ -47,9 +46,11 @@ pin_project! {
         Called {
             #[pin]
             inner: F,
-            classifier: C,
-            record: Option<Record<P>>,
+            gate: Arc<Gate<P>>,
+            ticket: Ticket,
+            finished: bool,
             started: Option<Instant>,
+            classifier: C,
         },
         Rejected {
             error: Option<BoxError>,
@@ -61,15 +62,18 @@ impl<F, C, P: TripPolicy> ResponseFuture<F, C, P> {
     pub(crate) fn called(
         inner: F,
         classifier: C,
-        record: Record<P>,
+        gate: Arc<Gate<P>>,
+        ticket: Ticket,
         started: Option<Instant>,
     ) -> Self {
         ResponseFuture {
             state: State::Called {
                 inner,
-                classifier,
-                record: Some(record),
+                gate,
+                ticket,
+                finished: false,
                 started,
+                classifier,
             },
         }
     }
@@ -84,7 +88,10 @@ impl<F, C, P: TripPolicy> ResponseFuture<F, C, P> {
 impl<F, C, P: TripPolicy> fmt::Debug for ResponseFuture<F, C, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Called { .. } => "called",
+            State::Called { ticket, .. } => match ticket {
+                Ticket::Closed { .. } => "called",
+                Ticket::Probe { .. } => "probing",
+            },
             State::Rejected { .. } => "rejected",
         };
         f.debug_struct("ResponseFuture")
@@ -106,14 +113,16 @@ where
         match self.project().state.project() {
             StateProj::Called {
                 inner,
-                classifier,
-                record,
+                gate,
+                ticket,
+                finished,
                 started,
+                classifier,
             } => {
                 let result = ready!(inner.poll(cx));
-                if let Some(record) = record.take() {
+                if !*finished {
+                    *finished = true;
                     let class = classifier.classify(result.as_ref());
-                    let gate = record.gate();
                     // Policies that need no clock get a fixed instant: no clock read per call.
                     let now = if gate.needs_clock {
                         Instant::now()
@@ -121,10 +130,9 @@ where
                         gate.epoch()
                     };
                     let outcome = gate.outcome(&class, *started, now);
-                    match (record, outcome) {
+                    match (*ticket, outcome) {
                         (
-                            Record::Closed {
-                                gate,
+                            Ticket::Closed {
                                 generation,
                                 disabled,
                             },
@@ -132,13 +140,15 @@ where
                         ) => {
                             gate.record(generation, disabled, outcome, now);
                         }
-                        (Record::Closed { .. }, None) => {}
-                        (Record::Probe(slot), Some(outcome)) => slot.finish(if outcome.fault {
-                            ProbeResult::Fault
-                        } else {
-                            ProbeResult::Success
-                        }),
-                        (Record::Probe(slot), None) => slot.finish(ProbeResult::Released),
+                        (Ticket::Closed { .. }, None) => {}
+                        (Ticket::Probe { generation }, outcome) => gate.finish_probe(
+                            generation,
+                            match outcome {
+                                Some(outcome) if outcome.fault => ProbeResult::Fault,
+                                Some(_) => ProbeResult::Success,
+                                None => ProbeResult::Released,
+                            },
+                        ),
                     }
                 }
                 Poll::Ready(result.map_err(Into::into))

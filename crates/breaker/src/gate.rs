@@ -356,7 +356,7 @@ impl<P: TripPolicy> Gate<P> {
         (step(previous) >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn finish_probe(&self, generation: u32, result: ProbeResult) {
+    pub(crate) fn finish_probe(&self, generation: u32, result: ProbeResult) {
         let mut bits = self.word.load(Ordering::Acquire);
         loop {
             let word = Word::unpack(bits);
@@ -454,10 +454,12 @@ impl<P: TripPolicy> Gate<P> {
         started: Option<Instant>,
         now: Instant,
     ) -> Option<Outcome> {
-        if matches!(class, Class::Ignored) {
-            return None;
-        }
-        let fault = (self.config.is_fault)(class);
+        let fault = match class {
+            Class::Ignored => return None,
+            // No fault policy counts a success: skip the indirect call.
+            Class::Success => false,
+            Class::Failure(_) => (self.config.is_fault)(class),
+        };
         let slow = match (self.config.slow_call, started) {
             (Some(threshold), Some(started)) => now.saturating_duration_since(started) >= threshold,
             _ => false,
@@ -495,13 +497,11 @@ pub(crate) struct ProbeSlot<P: TripPolicy> {
 }
 
 impl<P: TripPolicy> ProbeSlot<P> {
-    pub(crate) fn finish(mut self, result: ProbeResult) {
+    /// Hands the slot over to a response future, which then releases it; returns the
+    /// probe's generation.
+    pub(crate) fn hand_over(mut self) -> u32 {
         self.armed = false;
-        self.gate.finish_probe(self.generation, result);
-    }
-
-    pub(crate) fn gate(&self) -> &Arc<Gate<P>> {
-        &self.gate
+        self.generation
     }
 }
 

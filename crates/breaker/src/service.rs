@@ -3,14 +3,15 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use seawall_classify::{BoxError, Classifier, Error};
 use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::error::BreakerOpen;
-use crate::future::{Record, ResponseFuture};
-use crate::gate::{Admission, Gate};
+use crate::future::ResponseFuture;
+use crate::gate::{Admission, Gate, ProbeSlot};
 use crate::handle::BreakerHandle;
 use crate::policy::TripPolicy;
 
@@ -28,7 +29,16 @@ pub struct CircuitBreaker<S, C = seawall_classify::DefaultClassifier, P: TripPol
     inner: S,
     gate: Arc<Gate<P>>,
     classifier: C,
-    admission: Option<Admission<P>>,
+    // What poll_ready decided: a small `Copy` value, so the closed path moves no guard.
+    ticket: Option<Ticket>,
+    probe: Option<ProbeSlot<P>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ticket {
+    Pass { generation: u32, disabled: bool },
+    Probe,
+    Reject(Duration),
 }
 
 impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
@@ -37,7 +47,8 @@ impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
             inner,
             gate,
             classifier,
-            admission: None,
+            ticket: None,
+            probe: None,
         }
     }
 
@@ -98,8 +109,28 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let admission = self.admission.get_or_insert_with(|| self.gate.admit());
-        if let Admission::Reject(_) = admission {
+        let ticket = match self.ticket {
+            Some(ticket) => ticket,
+            None => {
+                let ticket = match self.gate.admit() {
+                    Admission::Pass {
+                        generation,
+                        disabled,
+                    } => Ticket::Pass {
+                        generation,
+                        disabled,
+                    },
+                    Admission::Probe(slot) => {
+                        self.probe = Some(slot);
+                        Ticket::Probe
+                    }
+                    Admission::Reject(retry_after) => Ticket::Reject(retry_after),
+                };
+                self.ticket = Some(ticket);
+                ticket
+            }
+        };
+        if let Ticket::Reject(_) = ticket {
             return Poll::Ready(Ok(()));
         }
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -107,30 +138,32 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let admission = self
-            .admission
+        let ticket = self
+            .ticket
             .take()
             .expect("poll_ready must be called before call");
-        let started = self.gate.needs_clock.then(Instant::now);
-        let record = match admission {
-            Admission::Pass {
+        let ticket = match ticket {
+            Ticket::Pass {
                 generation,
                 disabled,
-            } => Record::Closed {
-                gate: self.gate.clone(),
+            } => crate::future::Ticket::Closed {
                 generation,
                 disabled,
             },
-            Admission::Probe(slot) => Record::Probe(slot),
-            Admission::Reject(retry_after) => {
+            Ticket::Probe => crate::future::Ticket::Probe {
+                generation: self.probe.take().expect("probe slot reserved").hand_over(),
+            },
+            Ticket::Reject(retry_after) => {
                 let open = BreakerOpen::new(self.gate.config.name.clone(), retry_after);
                 return ResponseFuture::rejected(Box::new(Error::new(open.class(), open)));
             }
         };
+        let started = self.gate.needs_clock.then(Instant::now);
         ResponseFuture::called(
             self.inner.call(request),
             self.classifier.clone(),
-            record,
+            self.gate.clone(),
+            ticket,
             started,
         )
     }
