@@ -169,17 +169,27 @@ impl<B> HasDeadline for http::Request<B> {
 /// Classified as [`FailureKind::Timeout`](crate::FailureKind::Timeout) with
 /// [`RetryHint::Never`](crate::RetryHint::Never): there is no time left to try again. Every
 /// layer that stops work because of the deadline (the deadline layer itself, a queue, a retry
-/// backoff) returns this error, wrapped in a [`seawall_classify::Error`](crate::Error).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// backoff) returns this error, wrapped in a [`seawall_classify::Error`](crate::Error). When
+/// a retry layer gives up because the deadline leaves no time for another attempt, the last
+/// attempt's error is this error's [`source`](std::error::Error::source).
+#[derive(Debug)]
 pub struct DeadlineExceeded {
-    _priv: (),
+    cause: Option<crate::BoxError>,
 }
 
 impl DeadlineExceeded {
     /// The error, for layers that enforce a deadline.
     #[must_use]
     pub const fn new() -> Self {
-        DeadlineExceeded { _priv: () }
+        DeadlineExceeded { cause: None }
+    }
+
+    /// The error, after `cause` was the last thing that went wrong before time ran out.
+    #[must_use]
+    pub fn after(cause: impl Into<crate::BoxError>) -> Self {
+        DeadlineExceeded {
+            cause: Some(cause.into()),
+        }
     }
 
     /// The class of this error: `Timeout`, never retried.
@@ -190,6 +200,12 @@ impl DeadlineExceeded {
     #[must_use]
     pub fn classified() -> crate::Error {
         crate::Error::new(Self::CLASS, Self::new())
+    }
+
+    /// This error with `cause`, wrapped with its class.
+    #[must_use]
+    pub fn classified_after(cause: impl Into<crate::BoxError>) -> crate::Error {
+        crate::Error::new(Self::CLASS, Self::after(cause))
     }
 }
 
@@ -205,7 +221,11 @@ impl fmt::Display for DeadlineExceeded {
     }
 }
 
-impl std::error::Error for DeadlineExceeded {}
+impl std::error::Error for DeadlineExceeded {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|e| e as _)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,405 @@
+//! The retry budget: caps retries at a share of recent first attempts, so that when
+//! everything fails, retries cannot multiply the load on a struggling dependency.
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use seawall_classify::ConfigError;
+use tokio::time::Instant;
+
+const LAYER: &str = "retry budget";
+/// The window is cut into this many buckets...
+const BUCKETS: usize = 10;
+/// ...and one more is kept, so that nothing leaves the window before `ttl` has passed: a
+/// deposit or withdrawal counts for between `ttl` and `ttl + ttl / BUCKETS`.
+const SLOTS: usize = BUCKETS + 1;
+const EPOCH_BITS: u32 = 24;
+const COUNT_BITS: u32 = 20;
+const EPOCH_MASK: u64 = (1 << EPOCH_BITS) - 1;
+const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
+
+/// A lock-free retry budget, shared by every clone of a retry layer.
+///
+/// Every first attempt deposits `ratio` of a retry; every retry withdraws one. Deposits and
+/// withdrawals expire after `ttl`, and `min_retries_per_sec` retries per second are always
+/// allowed, so a quiet service can still retry. This is Finagle's budget (Linkerd and tower
+/// use the same defaults: 20 % of requests plus 10 retries per second, over 10 seconds).
+///
+/// Exact: the ratio is kept as a fraction (`0.2` is 1/5, `1/3` stays 1/3), and tokens are
+/// integers, so three first attempts at a ratio of 1/3 allow exactly one retry, never zero
+/// and never two. The balance is one atomic counter, so concurrent callers can never
+/// overdraw it.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_retry::RetryBudget;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let budget = RetryBudget::new(Duration::from_secs(10), 0, 0.5).unwrap();
+/// budget.deposit();
+/// budget.deposit();
+/// assert!(budget.withdraw());
+/// assert!(!budget.withdraw(), "two requests at 50 % buy one retry");
+/// # }
+/// ```
+pub struct RetryBudget {
+    ttl: Duration,
+    bucket: Duration,
+    /// A deposit is worth `deposit` tokens and a retry costs `withdraw`: ratio = deposit / withdraw.
+    deposit: i64,
+    withdraw: i64,
+    floor: i64,
+    balance: AtomicI64,
+    buckets: Box<[AtomicU64]>,
+    base: Instant,
+    exhausted: AtomicU64,
+}
+
+impl RetryBudget {
+    /// A budget allowing `ratio` retries per first attempt (0 to 1,000; 0.2 is 20 %), plus
+    /// `min_retries_per_sec`, over a window of `ttl` (1 to 60 s).
+    pub fn new(ttl: Duration, min_retries_per_sec: u32, ratio: f64) -> Result<Self, ConfigError> {
+        if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(60) {
+            return Err(ConfigError::new(
+                LAYER,
+                "ttl",
+                format!("is {ttl:?}, outside 1 s to 60 s"),
+            ));
+        }
+        if !(0.0..=1_000.0).contains(&ratio) {
+            return Err(ConfigError::new(
+                LAYER,
+                "ratio",
+                format!("is {ratio}, outside 0 to 1000"),
+            ));
+        }
+        let (deposit, withdraw) = rational(ratio, 10_000);
+        let floor_retries = (f64::from(min_retries_per_sec) * ttl.as_secs_f64()).floor() as i64;
+        let floor = floor_retries.saturating_mul(withdraw);
+        Ok(RetryBudget {
+            ttl,
+            bucket: ttl / BUCKETS as u32,
+            deposit,
+            withdraw,
+            floor,
+            balance: AtomicI64::new(floor),
+            buckets: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            base: Instant::now(),
+            exhausted: AtomicU64::new(0),
+        })
+    }
+
+    /// The usual defaults: 20 % of requests plus 10 retries per second, over 10 seconds.
+    #[must_use]
+    pub fn standard() -> Self {
+        Self::new(Duration::from_secs(10), 10, 0.2).expect("valid defaults")
+    }
+
+    /// Records a first attempt.
+    pub fn deposit(&self) {
+        if self.record(Instant::now(), 1, 0) {
+            self.balance.fetch_add(self.deposit, Ordering::AcqRel);
+        }
+    }
+
+    /// Takes one retry from the budget; `false` when it is spent (and counted as exhausted).
+    pub fn withdraw(&self) -> bool {
+        let now = Instant::now();
+        self.expire(now);
+        let taken = self
+            .balance
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |balance| {
+                (balance >= self.withdraw).then_some(balance - self.withdraw)
+            })
+            .is_ok();
+        if taken && self.record(now, 0, 1) {
+            return true;
+        }
+        if taken {
+            // The withdrawal could not be recorded for later expiry (a saturated bucket):
+            // refund it rather than let the budget leak.
+            self.balance.fetch_add(self.withdraw, Ordering::AcqRel);
+        }
+        self.exhausted.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    /// Retries the budget would allow now.
+    #[must_use]
+    pub fn available(&self) -> u64 {
+        self.expire(Instant::now());
+        (self.balance.load(Ordering::Acquire).max(0) / self.withdraw) as u64
+    }
+
+    /// Retries refused so far because the budget was spent.
+    #[must_use]
+    pub fn exhausted(&self) -> u64 {
+        self.exhausted.load(Ordering::Relaxed)
+    }
+
+    /// The ratio as the exact fraction the budget uses: `(deposit, withdraw)`.
+    #[must_use]
+    pub fn fraction(&self) -> (i64, i64) {
+        (self.deposit, self.withdraw)
+    }
+
+    fn epoch(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.base);
+        (since.as_nanos() / self.bucket.as_nanos()) as u64 & EPOCH_MASK
+    }
+
+    /// Adds to the current bucket, recycling it if it belongs to an older interval (and
+    /// removing that interval's tokens from the balance). `false` if the bucket is full.
+    fn record(&self, now: Instant, deposits: u64, withdrawals: u64) -> bool {
+        let epoch = self.epoch(now);
+        let word = &self.buckets[(epoch % SLOTS as u64) as usize];
+        let mut current = word.load(Ordering::Acquire);
+        loop {
+            let (stored, d, w) = unpack(current);
+            let (next, expired) = if stored == epoch {
+                if d + deposits > COUNT_MAX || w + withdrawals > COUNT_MAX {
+                    return false;
+                }
+                (pack(epoch, d + deposits, w + withdrawals), None)
+            } else {
+                (pack(epoch, deposits, withdrawals), Some((d, w)))
+            };
+            match word.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    if let Some((d, w)) = expired {
+                        self.forget(d, w);
+                    }
+                    return true;
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Empties every bucket that has left the window, removing its tokens from the balance.
+    fn expire(&self, now: Instant) {
+        let epoch = self.epoch(now);
+        for word in self.buckets.iter() {
+            let mut current = word.load(Ordering::Acquire);
+            loop {
+                let (stored, d, w) = unpack(current);
+                let live = epoch.wrapping_sub(stored) & EPOCH_MASK < SLOTS as u64;
+                if live || (d == 0 && w == 0) {
+                    break;
+                }
+                match word.compare_exchange_weak(
+                    current,
+                    pack(stored, 0, 0),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => {
+                        self.forget(d, w);
+                        break;
+                    }
+                    Err(actual) => current = actual,
+                }
+            }
+        }
+    }
+
+    fn forget(&self, deposits: u64, withdrawals: u64) {
+        let tokens = deposits as i64 * self.deposit - withdrawals as i64 * self.withdraw;
+        self.balance.fetch_sub(tokens, Ordering::AcqRel);
+    }
+}
+
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryBudget")
+            .field("ttl", &self.ttl)
+            .field("ratio", &format_args!("{}/{}", self.deposit, self.withdraw))
+            .field("floor_retries", &(self.floor / self.withdraw))
+            .field("exhausted", &self.exhausted())
+            .finish()
+    }
+}
+
+fn pack(epoch: u64, deposits: u64, withdrawals: u64) -> u64 {
+    (epoch & EPOCH_MASK) << (2 * COUNT_BITS) | deposits << COUNT_BITS | withdrawals
+}
+
+fn unpack(word: u64) -> (u64, u64, u64) {
+    (
+        word >> (2 * COUNT_BITS),
+        (word >> COUNT_BITS) & COUNT_MAX,
+        word & COUNT_MAX,
+    )
+}
+
+/// The fraction closest to `x` with a denominator of at most `max_denominator`, by continued
+/// fractions: 0.2 is 1/5 and 0.333… is 1/3, so budgets are exact for the ratios people write.
+fn rational(x: f64, max_denominator: i64) -> (i64, i64) {
+    let (mut p0, mut q0, mut p1, mut q1) = (0i64, 1i64, 1i64, 0i64);
+    let mut value = x;
+    for _ in 0..64 {
+        let a = value.floor();
+        let a_int = a as i64;
+        let q2 = a_int.saturating_mul(q1).saturating_add(q0);
+        if q2 > max_denominator {
+            break;
+        }
+        let p2 = a_int.saturating_mul(p1).saturating_add(p0);
+        (p0, q0, p1, q1) = (p1, q1, p2, q2);
+        let fraction = value - a;
+        if fraction < 1e-12 {
+            break;
+        }
+        value = 1.0 / fraction;
+    }
+    if q1 == 0 { (0, 1) } else { (p1, q1) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ratios_become_exact_fractions() {
+        assert_eq!(rational(0.2, 10_000), (1, 5));
+        assert_eq!(rational(0.1, 10_000), (1, 10));
+        assert_eq!(rational(1.0 / 3.0, 10_000), (1, 3));
+        assert_eq!(rational(0.25, 10_000), (1, 4));
+        assert_eq!(rational(1.5, 10_000), (3, 2));
+        assert_eq!(rational(0.0, 10_000), (0, 1));
+        assert_eq!(rational(2.0, 10_000), (2, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fractional_ratios_allow_exactly_the_floor_of_their_share() {
+        for (ratio, deposits, allowed) in [
+            (1.0 / 3.0, 3, 1),
+            (1.0 / 3.0, 2, 0),
+            (1.0 / 3.0, 9, 3),
+            (0.2, 5, 1),
+            (0.2, 4, 0),
+            (0.1, 100, 10),
+            (0.7, 10, 7),
+        ] {
+            let budget = RetryBudget::new(Duration::from_secs(10), 0, ratio).unwrap();
+            for _ in 0..deposits {
+                budget.deposit();
+            }
+            let mut granted = 0;
+            while budget.withdraw() {
+                granted += 1;
+            }
+            assert_eq!(granted, allowed, "ratio {ratio}, {deposits} deposits");
+            assert_eq!(budget.exhausted(), 1);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_floor_allows_retries_without_traffic_and_refills_after_ttl() {
+        let budget = RetryBudget::new(Duration::from_secs(2), 3, 0.0).unwrap();
+        let mut granted = 0;
+        while budget.withdraw() {
+            granted += 1;
+        }
+        assert_eq!(granted, 6, "3 per second over 2 s");
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(budget.available(), 6, "withdrawals expired");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deposits_expire_after_ttl() {
+        let budget = RetryBudget::new(Duration::from_secs(1), 0, 1.0).unwrap();
+        for _ in 0..5 {
+            budget.deposit();
+        }
+        assert_eq!(budget.available(), 5);
+        tokio::time::advance(Duration::from_millis(1_000)).await;
+        assert_eq!(budget.available(), 5, "still within the window");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert_eq!(budget.available(), 0);
+    }
+
+    #[test]
+    fn invalid_budgets_are_errors() {
+        assert_eq!(RetryBudget::new(Duration::from_millis(10), 0, 0.2).unwrap_err().field(), "ttl");
+        assert_eq!(RetryBudget::new(Duration::from_secs(61), 0, 0.2).unwrap_err().field(), "ttl");
+        assert_eq!(RetryBudget::new(Duration::from_secs(10), 0, -0.1).unwrap_err().field(), "ratio");
+        assert_eq!(RetryBudget::new(Duration::from_secs(10), 0, f64::NAN).unwrap_err().field(), "ratio");
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Advance(u64),
+        Deposits(u8),
+        Retries(u8),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (1u64..3_000).prop_map(Step::Advance),
+            (0u8..20).prop_map(Step::Deposits),
+            (0u8..20).prop_map(Step::Retries),
+        ]
+    }
+
+    proptest! {
+        /// Whenever a retry is granted, the retries granted over the last `ttl` never exceed
+        /// `ratio ×` the first attempts over the same window (plus one bucket of granularity)
+        /// `+ floor`.
+        #[test]
+        fn the_budget_never_overdraws(
+            ratio in prop_oneof![Just(0.2), Just(0.1), Just(1.0 / 3.0), Just(0.5), 0.0f64..2.0],
+            min_per_sec in 0u32..5,
+            steps in proptest::collection::vec(step(), 1..80),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let ttl = Duration::from_secs(5);
+                let budget = RetryBudget::new(ttl, min_per_sec, ratio).unwrap();
+                let (p, q) = budget.fraction();
+                let floor = i64::from(min_per_sec) * 5;
+                let start = Instant::now();
+                let mut deposits: Vec<Duration> = Vec::new();
+                let mut retries: Vec<Duration> = Vec::new();
+                for step in steps {
+                    match step {
+                        Step::Advance(ms) => tokio::time::advance(Duration::from_millis(ms)).await,
+                        Step::Deposits(n) => {
+                            for _ in 0..n {
+                                budget.deposit();
+                                deposits.push(start.elapsed());
+                            }
+                        }
+                        Step::Retries(n) => {
+                            let before = retries.len();
+                            for _ in 0..n {
+                                if budget.withdraw() {
+                                    retries.push(start.elapsed());
+                                }
+                            }
+                            if retries.len() == before {
+                                continue;
+                            }
+                            let now = start.elapsed();
+                            let within = |window: Duration, at: &Duration| now < window || now - window < *at;
+                            let granted = retries.iter().filter(|t| within(ttl, t)).count() as i64;
+                            let earned = deposits.iter().filter(|t| within(ttl + ttl / 10, t)).count() as i64;
+                            prop_assert!(
+                                granted * q <= earned * p + floor * q,
+                                "{granted} retries granted against {earned} deposits at {p}/{q} + {floor}"
+                            );
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! The response future of [`Retry`](crate::Retry).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use seawall_classify::{BoxError, Classifier, DeadlineExceeded, FailureKind, HasDeadline, RetryHint};
+use tokio::time::{Instant, Sleep, sleep};
+use tower_service::Service;
+
+use crate::backoff::BackoffState;
+use crate::layer::Shared;
+
+pin_project! {
+    /// Drives attempts until one succeeds, one fails in a way not worth retrying, or the
+    /// attempts, the budget or the deadline run out.
+    pub struct ResponseFuture<S, Req, C>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        service: S,
+        request: Option<Req>,
+        shared: Arc<Shared<C>>,
+        attempt: u32,
+        // Created at the first retry: a request that succeeds at once never needs it.
+        backoff: Option<BackoffState>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Calling {
+            #[pin]
+            future: F,
+        },
+        // Boxed: only requests that retry pay for the timer.
+        Sleeping {
+            sleep: Pin<Box<Sleep>>,
+        },
+        Readying,
+    }
+}
+
+/// What to do after an attempt.
+enum Next {
+    Return,
+    Retry(Duration),
+    OutOfTime,
+}
+
+impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
+    pub(crate) fn new(future: S::Future, service: S, request: Option<Req>, shared: Arc<Shared<C>>) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+            service,
+            request,
+            shared,
+            attempt: 1,
+            backoff: None,
+        }
+    }
+}
+
+impl<S: Service<Req>, Req, C> fmt::Debug for ResponseFuture<S, Req, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Calling { .. } => "calling",
+            State::Sleeping { .. } => "sleeping",
+            State::Readying => "readying",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}
+
+impl<S, Req, C> Future for ResponseFuture<S, Req, C>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    C: Classifier<S::Response, S::Error>,
+    Req: Clone + HasDeadline,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut this = self.as_mut().project();
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let result = ready!(future.poll(cx));
+                    let shared = &**this.shared;
+                    let class = shared.classifier.classify(result.as_ref());
+                    let next = decide(
+                        shared,
+                        class,
+                        *this.attempt,
+                        this.request.as_ref(),
+                        this.backoff,
+                    );
+                    match next {
+                        Next::Return => return Poll::Ready(result.map_err(Into::into)),
+                        Next::OutOfTime => {
+                            shared.stopped_by_deadline.fetch_add(1, Ordering::Relaxed);
+                            let error: BoxError = match result {
+                                Ok(_) => Box::new(DeadlineExceeded::classified()),
+                                Err(error) => {
+                                    Box::new(DeadlineExceeded::classified_after(error))
+                                }
+                            };
+                            return Poll::Ready(Err(error));
+                        }
+                        Next::Retry(delay) => {
+                            shared.retries.fetch_add(1, Ordering::Relaxed);
+                            if delay.is_zero() {
+                                this.state.set(State::Readying);
+                            } else {
+                                this.state.set(State::Sleeping {
+                                    sleep: Box::pin(sleep(delay)),
+                                });
+                            }
+                        }
+                    }
+                }
+                StateProj::Sleeping { sleep } => {
+                    ready!(sleep.as_mut().poll(cx));
+                    this.state.set(State::Readying);
+                }
+                StateProj::Readying => {
+                    ready!(this.service.poll_ready(cx)).map_err(Into::into)?;
+                    *this.attempt += 1;
+                    let request = if *this.attempt < this.shared.max_attempts {
+                        this.request.clone()
+                    } else {
+                        this.request.take()
+                    };
+                    let request = request.expect("a request is kept while attempts remain");
+                    let future = this.service.call(request);
+                    this.state.set(State::Calling { future });
+                }
+            }
+        }
+    }
+}
+
+/// Whether and when to retry after attempt number `attempt` ended with `class`.
+fn decide<C, Req: HasDeadline>(
+    shared: &Shared<C>,
+    class: seawall_classify::Class,
+    attempt: u32,
+    request: Option<&Req>,
+    backoff: &mut Option<BackoffState>,
+) -> Next {
+    let Some(failure) = class.as_failure() else {
+        return Next::Return;
+    };
+    // A refusal by a Seawall layer (an open breaker, a full queue) is never retried: retrying
+    // it would only hammer the layer that said no.
+    if failure.kind == FailureKind::Rejected {
+        return Next::Return;
+    }
+    let remote_wait = match failure.retry {
+        RetryHint::Never => return Next::Return,
+        RetryHint::Retry => None,
+        RetryHint::RetryAfter(wait) => Some(wait),
+    };
+    if attempt >= shared.max_attempts {
+        return Next::Return;
+    }
+    let Some(request) = request else {
+        return Next::Return;
+    };
+    let state = backoff.get_or_insert_with(|| shared.backoff.start(shared.next_seed()));
+    let mut delay = state.next_delay(&shared.backoff);
+    if let Some(wait) = remote_wait {
+        // At least what the remote asked for, but never more than the cap.
+        delay = delay.max(wait).min(shared.backoff.cap());
+    }
+    if let Some(deadline) = request.deadline() {
+        if Instant::now() + delay >= deadline {
+            tracing::debug!(
+                target: "seawall::retry",
+                { seawall.retry.attempt = attempt, seawall.retry.delay_ms = delay.as_millis() as u64 },
+                "retrying stopped: the deadline leaves no time for another attempt"
+            );
+            return Next::OutOfTime;
+        }
+    }
+    if let Some(budget) = &shared.budget {
+        if !budget.withdraw() {
+            tracing::debug!(
+                target: "seawall::retry",
+                { seawall.retry.attempt = attempt, seawall.failure.kind = failure.kind.as_str() },
+                "retrying stopped: retry budget exhausted"
+            );
+            return Next::Return;
+        }
+    }
+    tracing::debug!(
+        target: "seawall::retry",
+        {
+            seawall.retry.attempt = attempt + 1,
+            seawall.retry.delay_ms = delay.as_millis() as u64,
+            seawall.failure.kind = failure.kind.as_str()
+        },
+        "retrying"
+    );
+    Next::Retry(delay)
+}

@@ -1,0 +1,226 @@
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use seawall_classify::{ConfigError, DefaultClassifier};
+use tower_layer::Layer;
+
+use crate::{Backoff, Retry, RetryBudget};
+
+const LAYER: &str = "retry";
+
+/// The most attempts accepted.
+pub const MAX_ATTEMPTS: u32 = 100;
+
+/// What every clone of one retry layer shares.
+pub(crate) struct Shared<C> {
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) budget: Option<Arc<RetryBudget>>,
+    pub(crate) classifier: C,
+    seeds: AtomicU64,
+    pub(crate) retries: AtomicU64,
+    pub(crate) stopped_by_deadline: AtomicU64,
+}
+
+impl<C> Shared<C> {
+    /// A seed for one request's jitter: a fixed sequence when the layer was seeded.
+    pub(crate) fn next_seed(&self) -> u64 {
+        self.seeds.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Shared<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("budget", &self.budget)
+            .field("classifier", &self.classifier)
+            .finish()
+    }
+}
+
+/// Applies [`Retry`] to services. Every service this layer builds, and every clone of them,
+/// shares one budget.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_retry::{Backoff, Jitter, RetryBudget, RetryLayer};
+///
+/// let retry = RetryLayer::builder()
+///     .max_attempts(3)
+///     .backoff(Backoff::exponential(Duration::from_millis(100)).max_delay(Duration::from_secs(5)))
+///     .budget(RetryBudget::standard())
+///     .build()
+///     .unwrap();
+/// ```
+pub struct RetryLayer<C = DefaultClassifier> {
+    shared: Arc<Shared<C>>,
+}
+
+impl RetryLayer {
+    /// Starts configuring a retry layer. Defaults, each a usual production starting point:
+    ///
+    /// | option | default | why |
+    /// |---|---|---|
+    /// | `max_attempts` | 3 (two retries) | enough to ride out a blip; more multiplies load in an outage |
+    /// | `backoff` | exponential from 100 ms, ×2, capped at 5 s, decorrelated jitter | spreads retries without long tails |
+    /// | `budget` | 20 % of requests + 10 retries/s over 10 s | Finagle's, Linkerd's and tower's: caps amplification at 1.2× when everything fails |
+    /// | classifier | [`DefaultClassifier`] | retries `Retry` and `RetryAfter` hints only; never `Never` or `Rejected` |
+    pub fn builder() -> Builder {
+        Builder {
+            max_attempts: 3,
+            backoff: Backoff::exponential(Duration::from_millis(100))
+                .max_delay(Duration::from_secs(5)),
+            budget: Some(Arc::new(RetryBudget::standard())),
+            classifier: DefaultClassifier,
+            seed: None,
+        }
+    }
+}
+
+impl<C> RetryLayer<C> {
+    /// The budget shared by this layer's services, if it has one.
+    #[must_use]
+    pub fn budget(&self) -> Option<&Arc<RetryBudget>> {
+        self.shared.budget.as_ref()
+    }
+
+    /// Retries started so far by this layer's services.
+    #[must_use]
+    pub fn retries(&self) -> u64 {
+        self.shared.retries.load(Ordering::Relaxed)
+    }
+
+    /// Requests whose retrying stopped because their deadline left no time for another
+    /// attempt.
+    #[must_use]
+    pub fn stopped_by_deadline(&self) -> u64 {
+        self.shared.stopped_by_deadline.load(Ordering::Relaxed)
+    }
+}
+
+impl<C> Clone for RetryLayer<C> {
+    fn clone(&self) -> Self {
+        RetryLayer {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for RetryLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("shared", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, C> Layer<S> for RetryLayer<C> {
+    type Service = Retry<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry::new(inner, self.shared.clone())
+    }
+}
+
+/// Configures a [`RetryLayer`]; see [`RetryLayer::builder`].
+#[must_use]
+pub struct Builder<C = DefaultClassifier> {
+    max_attempts: u32,
+    backoff: Backoff,
+    budget: Option<Arc<RetryBudget>>,
+    classifier: C,
+    seed: Option<u64>,
+}
+
+impl<C: fmt::Debug> fmt::Debug for Builder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("budget", &self.budget)
+            .field("classifier", &self.classifier)
+            .finish()
+    }
+}
+
+impl<C> Builder<C> {
+    /// Attempts per request in all, the first included (1 turns retrying off).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// The delay schedule. Its `max_delay` also caps a remote's `Retry-After`.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The budget, for this layer alone.
+    pub fn budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = Some(Arc::new(budget));
+        self
+    }
+
+    /// A budget shared with other layers (all clients of one dependency, say).
+    pub fn shared_budget(mut self, budget: Arc<RetryBudget>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// No budget: only `max_attempts` limits retries. Not advised: in an outage every
+    /// request then costs `max_attempts` calls.
+    pub fn no_budget(mut self) -> Self {
+        self.budget = None;
+        self
+    }
+
+    /// Seeds the jitter, so that a test sees the same delays every run.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Decides what is retried with `classifier` (default [`DefaultClassifier`]).
+    pub fn classifier<C2>(self, classifier: C2) -> Builder<C2> {
+        Builder {
+            max_attempts: self.max_attempts,
+            backoff: self.backoff,
+            budget: self.budget,
+            classifier,
+            seed: self.seed,
+        }
+    }
+
+    /// Checks the configuration and builds the layer.
+    pub fn build(self) -> Result<RetryLayer<C>, ConfigError> {
+        if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS {
+            return Err(ConfigError::new(
+                LAYER,
+                "max_attempts",
+                format!("is {}, outside 1 to {MAX_ATTEMPTS}", self.max_attempts),
+            ));
+        }
+        self.backoff.validate()?;
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0x5EA_3A11, |d| d.as_nanos() as u64)
+        });
+        Ok(RetryLayer {
+            shared: Arc::new(Shared {
+                max_attempts: self.max_attempts,
+                backoff: self.backoff,
+                budget: self.budget,
+                classifier: self.classifier,
+                seeds: AtomicU64::new(seed),
+                retries: AtomicU64::new(0),
+                stopped_by_deadline: AtomicU64::new(0),
+            }),
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! A ready retry policy for tower services: backoff with jitter, a lock-free retry budget,
+//! `Retry-After`, and end-to-end deadlines.
+//!
+//! tower's `Retry` needs a `Policy` you write yourself. [`RetryLayer`] is one that decides from
+//! the shared classification ([`seawall_classify`]) alone:
+//!
+//! - it retries failures whose hint is `Retry`, and waits at least the remote's
+//!   `RetryAfter(d)` (capped by the backoff's `max_delay`);
+//! - it never retries `Never`, and never retries `Rejected`: an open breaker or a full queue
+//!   said no, and retrying would only hammer it;
+//! - at most `max_attempts` attempts in all;
+//! - delays from a [`Backoff`]: constant or exponential, with jitter `None`, `Full`, `Equal`
+//!   or `Decorrelated` ([`Jitter`]), cap first and jitter after, seedable for exact tests;
+//! - a [`RetryBudget`] (20 % of requests plus 10 retries per second over 10 s by default)
+//!   caps how much retries can add when everything fails;
+//! - no backoff sleep or new attempt starts when the request's deadline
+//!   ([`HasDeadline`](seawall_classify::HasDeadline)) would pass first: the request then
+//!   fails with [`DeadlineExceeded`](seawall_classify::DeadlineExceeded), whose source is
+//!   the last attempt's error.
+//!
+//! Requests must be `Clone` (they are cloned before each attempt that may be followed by
+//! another) and carry their deadline through `HasDeadline` (`http::Request`, or
+//! [`WithDeadline`](seawall_classify::WithDeadline) around anything else). A request that
+//! succeeds at once allocates nothing beyond its clone.
+//!
+//! With feature `postgres`, [`postgres::transaction`] retries a whole PostgreSQL transaction
+//! on serialization failures and deadlocks.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use seawall_classify::WithDeadline;
+//! use seawall_retry::{Backoff, RetryLayer};
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::sync::Arc;
+//! use tower::{service_fn, Layer, Service, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), seawall_classify::BoxError> {
+//! let calls = Arc::new(AtomicU32::new(0));
+//! let retry = RetryLayer::builder()
+//!     .max_attempts(3)
+//!     .backoff(Backoff::exponential(Duration::from_millis(50)))
+//!     .build()?;
+//! let mut flaky = retry.layer(service_fn({
+//!     let calls = calls.clone();
+//!     move |_: WithDeadline<()>| {
+//!         let n = calls.fetch_add(1, Ordering::SeqCst);
+//!         async move {
+//!             if n == 0 {
+//!                 Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+//!             } else {
+//!                 Ok("ok")
+//!             }
+//!         }
+//!     }
+//! }));
+//!
+//! let answer = flaky.ready().await?.call(WithDeadline::new(())).await?;
+//! assert_eq!(answer, "ok");
+//! assert_eq!(calls.load(Ordering::SeqCst), 2, "refused once, retried once");
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![forbid(unsafe_code)]
+
+mod backoff;
+mod budget;
+pub mod future;
+mod layer;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+mod service;
+
+pub use crate::backoff::{Backoff, BackoffState, Jitter};
+pub use crate::budget::RetryBudget;
+pub use crate::layer::{Builder, MAX_ATTEMPTS, RetryLayer};
+pub use crate::service::Retry;
