@@ -116,7 +116,11 @@ impl Backoff {
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.base.is_zero() {
-            return Err(ConfigError::new(LAYER, "base_delay", "must be greater than zero"));
+            return Err(ConfigError::new(
+                LAYER,
+                "base_delay",
+                "must be greater than zero",
+            ));
         }
         if !(self.factor >= 1.0 && self.factor.is_finite()) {
             return Err(ConfigError::new(
@@ -239,10 +243,15 @@ mod tests {
 
     #[test]
     fn exponential_without_jitter_doubles_up_to_the_cap() {
-        let backoff = Backoff::exponential(ms(100)).max_delay(ms(1_000)).jitter(Jitter::None);
+        let backoff = Backoff::exponential(ms(100))
+            .max_delay(ms(1_000))
+            .jitter(Jitter::None);
         let mut state = backoff.start(0);
         let delays: Vec<_> = (0..6).map(|_| state.next_delay(&backoff)).collect();
-        assert_eq!(delays, [ms(100), ms(200), ms(400), ms(800), ms(1_000), ms(1_000)]);
+        assert_eq!(
+            delays,
+            [ms(100), ms(200), ms(400), ms(800), ms(1_000), ms(1_000)]
+        );
     }
 
     #[test]
@@ -259,7 +268,9 @@ mod tests {
         let backoff = Backoff::exponential(ms(10)).jitter(Jitter::Full);
         let run = |seed| {
             let mut state = backoff.start(seed);
-            (0..8).map(|_| state.next_delay(&backoff)).collect::<Vec<_>>()
+            (0..8)
+                .map(|_| state.next_delay(&backoff))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(42), run(42));
         assert_ne!(run(42), run(43));
@@ -267,27 +278,64 @@ mod tests {
 
     #[test]
     fn jitter_at_the_cap_still_spreads_clients() {
-        let backoff = Backoff::exponential(ms(100)).max_delay(ms(1_000)).jitter(Jitter::Equal);
+        let backoff = Backoff::exponential(ms(100))
+            .max_delay(ms(1_000))
+            .jitter(Jitter::Equal);
         let at_cap: std::collections::HashSet<_> = (0..100)
             .map(|seed| {
                 let mut state = backoff.start(seed);
                 (0..10).map(|_| state.next_delay(&backoff)).last().unwrap()
             })
             .collect();
-        assert!(at_cap.len() > 90, "clients at the cap must not wait the same");
+        assert!(
+            at_cap.len() > 90,
+            "clients at the cap must not wait the same"
+        );
     }
 
     #[test]
     fn invalid_parameters_are_errors() {
-        assert_eq!(Backoff::constant(Duration::ZERO).validate().unwrap_err().field(), "base_delay");
-        assert_eq!(Backoff::exponential(ms(10)).factor(0.5).validate().unwrap_err().field(), "factor");
-        assert_eq!(Backoff::exponential(ms(10)).factor(f64::NAN).validate().unwrap_err().field(), "factor");
-        assert_eq!(Backoff::exponential(ms(10)).max_delay(ms(5)).validate().unwrap_err().field(), "max_delay");
+        assert_eq!(
+            Backoff::constant(Duration::ZERO)
+                .validate()
+                .unwrap_err()
+                .field(),
+            "base_delay"
+        );
+        assert_eq!(
+            Backoff::exponential(ms(10))
+                .factor(0.5)
+                .validate()
+                .unwrap_err()
+                .field(),
+            "factor"
+        );
+        assert_eq!(
+            Backoff::exponential(ms(10))
+                .factor(f64::NAN)
+                .validate()
+                .unwrap_err()
+                .field(),
+            "factor"
+        );
+        assert_eq!(
+            Backoff::exponential(ms(10))
+                .max_delay(ms(5))
+                .validate()
+                .unwrap_err()
+                .field(),
+            "max_delay"
+        );
         assert!(Backoff::exponential(ms(10)).validate().is_ok());
     }
 
     fn jitter() -> impl Strategy<Value = Jitter> {
-        prop_oneof![Just(Jitter::None), Just(Jitter::Full), Just(Jitter::Equal), Just(Jitter::Decorrelated)]
+        prop_oneof![
+            Just(Jitter::None),
+            Just(Jitter::Full),
+            Just(Jitter::Equal),
+            Just(Jitter::Decorrelated)
+        ]
     }
 
     proptest! {

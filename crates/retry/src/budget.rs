@@ -324,10 +324,30 @@ mod tests {
 
     #[test]
     fn invalid_budgets_are_errors() {
-        assert_eq!(RetryBudget::new(Duration::from_millis(10), 0, 0.2).unwrap_err().field(), "ttl");
-        assert_eq!(RetryBudget::new(Duration::from_secs(61), 0, 0.2).unwrap_err().field(), "ttl");
-        assert_eq!(RetryBudget::new(Duration::from_secs(10), 0, -0.1).unwrap_err().field(), "ratio");
-        assert_eq!(RetryBudget::new(Duration::from_secs(10), 0, f64::NAN).unwrap_err().field(), "ratio");
+        assert_eq!(
+            RetryBudget::new(Duration::from_millis(10), 0, 0.2)
+                .unwrap_err()
+                .field(),
+            "ttl"
+        );
+        assert_eq!(
+            RetryBudget::new(Duration::from_secs(61), 0, 0.2)
+                .unwrap_err()
+                .field(),
+            "ttl"
+        );
+        assert_eq!(
+            RetryBudget::new(Duration::from_secs(10), 0, -0.1)
+                .unwrap_err()
+                .field(),
+            "ratio"
+        );
+        assert_eq!(
+            RetryBudget::new(Duration::from_secs(10), 0, f64::NAN)
+                .unwrap_err()
+                .field(),
+            "ratio"
+        );
     }
 
     #[derive(Debug, Clone)]

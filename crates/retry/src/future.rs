@@ -9,7 +9,9 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use seawall_classify::{BoxError, Classifier, DeadlineExceeded, FailureKind, HasDeadline, RetryHint};
+use seawall_classify::{
+    BoxError, Classifier, DeadlineExceeded, FailureKind, HasDeadline, RetryHint,
+};
 use tokio::time::{Instant, Sleep, sleep};
 use tower_service::Service;
 
@@ -57,7 +59,12 @@ enum Next {
 }
 
 impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
-    pub(crate) fn new(future: S::Future, service: S, request: Option<Req>, shared: Arc<Shared<C>>) -> Self {
+    pub(crate) fn new(
+        future: S::Future,
+        service: S,
+        request: Option<Req>,
+        shared: Arc<Shared<C>>,
+    ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             service,
@@ -113,9 +120,7 @@ where
                             shared.stopped_by_deadline.fetch_add(1, Ordering::Relaxed);
                             let error: BoxError = match result {
                                 Ok(_) => Box::new(DeadlineExceeded::classified()),
-                                Err(error) => {
-                                    Box::new(DeadlineExceeded::classified_after(error))
-                                }
+                                Err(error) => Box::new(DeadlineExceeded::classified_after(error)),
                             };
                             return Poll::Ready(Err(error));
                         }
@@ -185,25 +190,25 @@ fn decide<C, Req: HasDeadline>(
         // At least what the remote asked for, but never more than the cap.
         delay = delay.max(wait).min(shared.backoff.cap());
     }
-    if let Some(deadline) = request.deadline() {
-        if Instant::now() + delay >= deadline {
-            tracing::debug!(
-                target: "seawall::retry",
-                { seawall.retry.attempt = attempt, seawall.retry.delay_ms = delay.as_millis() as u64 },
-                "retrying stopped: the deadline leaves no time for another attempt"
-            );
-            return Next::OutOfTime;
-        }
+    if let Some(deadline) = request.deadline()
+        && Instant::now() + delay >= deadline
+    {
+        tracing::debug!(
+            target: "seawall::retry",
+            { seawall.retry.attempt = attempt, seawall.retry.delay_ms = delay.as_millis() as u64 },
+            "retrying stopped: the deadline leaves no time for another attempt"
+        );
+        return Next::OutOfTime;
     }
-    if let Some(budget) = &shared.budget {
-        if !budget.withdraw() {
-            tracing::debug!(
-                target: "seawall::retry",
-                { seawall.retry.attempt = attempt, seawall.failure.kind = failure.kind.as_str() },
-                "retrying stopped: retry budget exhausted"
-            );
-            return Next::Return;
-        }
+    if let Some(budget) = &shared.budget
+        && !budget.withdraw()
+    {
+        tracing::debug!(
+            target: "seawall::retry",
+            { seawall.retry.attempt = attempt, seawall.failure.kind = failure.kind.as_str() },
+            "retrying stopped: retry budget exhausted"
+        );
+        return Next::Return;
     }
     tracing::debug!(
         target: "seawall::retry",

@@ -27,7 +27,8 @@ pub(crate) struct Shared<C> {
 impl<C> Shared<C> {
     /// A seed for one request's jitter: a fixed sequence when the layer was seeded.
     pub(crate) fn next_seed(&self) -> u64 {
-        self.seeds.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        self.seeds
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
     }
 }
 
