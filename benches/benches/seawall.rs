@@ -13,6 +13,7 @@ use seawall_benches::{
 use seawall_breaker::{CircuitBreakerLayer, CountWindow};
 use seawall_classify::{ClassifyLayer, WithDeadline};
 use seawall_limit::ConcurrencyLimitLayer;
+use seawall_retry::RetryLayer;
 use seawall_timeout::{AttemptTimeoutLayer, DeadlineLayer};
 use tower::Layer;
 
@@ -213,9 +214,55 @@ fn breaker(c: &mut Criterion) {
     group.finish();
 }
 
+/// tower's `Retry` with the most trivial policy: clone the request, never retry.
+#[derive(Clone, Copy)]
+struct NeverRetry;
+
+impl<Req: Clone, Res, E> tower::retry::Policy<Req, Res, E> for NeverRetry {
+    type Future = std::future::Ready<()>;
+
+    fn retry(&mut self, _: &mut Req, _: &mut Result<Res, E>) -> Option<Self::Future> {
+        None
+    }
+
+    fn clone_request(&mut self, request: &Req) -> Option<Req> {
+        Some(request.clone())
+    }
+}
+
+fn retry(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("retry");
+    let mut bare = echo::<WithDeadline<u64>>();
+    group.bench_function("bare", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut bare, n, WithDeadline::new))
+    });
+    let mut tower_retry =
+        tower::retry::RetryLayer::new(NeverRetry).layer(echo::<WithDeadline<u64>>());
+    group.bench_function("tower_retry_trivial_policy", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut tower_retry, n, WithDeadline::new))
+    });
+    let mut no_budget = RetryLayer::builder()
+        .no_budget()
+        .build()
+        .unwrap()
+        .layer(echo::<WithDeadline<u64>>());
+    group.bench_function("seawall_retry_no_budget", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut no_budget, n, WithDeadline::new))
+    });
+    let mut budgeted = RetryLayer::builder()
+        .build()
+        .unwrap()
+        .layer(echo::<WithDeadline<u64>>());
+    group.bench_function("seawall_retry_with_budget", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut budgeted, n, WithDeadline::new))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = classify, timeout, limit, breaker
+    targets = classify, timeout, limit, breaker, retry
 }
 criterion_main!(benches);
