@@ -77,6 +77,15 @@ impl<C, P: TripPolicy + fmt::Debug> CircuitBreakerLayer<C, P> {
     }
 }
 
+impl<C> CircuitBreakerLayer<C, AnyOf> {
+    /// The length of the time window, if the breaker has one (for validating it against
+    /// attempt timeouts).
+    #[must_use]
+    pub fn time_window_length(&self) -> Option<Duration> {
+        self.gate.policy.time_window_length()
+    }
+}
+
 impl<C: Clone, P> Clone for CircuitBreakerLayer<C, P> {
     fn clone(&self) -> Self {
         CircuitBreakerLayer {

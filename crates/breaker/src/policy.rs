@@ -161,6 +161,12 @@ impl AnyOf {
     }
 }
 
+impl AnyOf {
+    pub(crate) fn time_window_length(&self) -> Option<std::time::Duration> {
+        self.time.as_ref().map(TimeWindow::length)
+    }
+}
+
 impl fmt::Debug for AnyOf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AnyOf")

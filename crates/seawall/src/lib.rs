@@ -1,0 +1,155 @@
+//! Composable resilience middleware for tower: deadlines, retries with jitter and a budget,
+//! circuit breaking, concurrency limits, and one error classification that all of them read,
+//! in the order that works.
+//!
+//! # Quick start
+//!
+//! One `.layer(..)` per dependency:
+//!
+//! ```
+//! use seawall::{StandardPipeline, WithDeadline};
+//! use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Stand-in for a PostgreSQL client behind a pool of 10 connections.
+//! let client = service_fn(|query: WithDeadline<&'static str>| async move {
+//!     Ok::<_, std::io::Error>(query.into_inner().len())
+//! });
+//!
+//! let pipeline = StandardPipeline::postgres(10).build()?;
+//! let breaker = pipeline.breaker().expect("the preset has a breaker");
+//! let mut db = ServiceBuilder::new().layer(pipeline).service(client);
+//!
+//! let rows = db.ready().await?.call(WithDeadline::new("SELECT 1")).await?;
+//! assert_eq!(rows, 8);
+//! assert_eq!(breaker.state(), seawall::breaker::State::Closed);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Every failure comes back as one type, [`Error`], whose [`Class`] is read in O(1): map it to
+//! a response in one place (with feature `http`, [`http::response_parts`] does it for you).
+//!
+//! # The order, and why
+//!
+//! Outer to inner, around the client of one remote dependency:
+//!
+//! ```text
+//! Deadline -> Retry -> Breaker -> Limit -> AttemptTimeout -> Classify -> client
+//! ```
+//!
+//! - **Deadline outermost**: it bounds everything, backoff sleeps and queue waits included,
+//!   and publishes the deadline on the request so each inner layer bounds its own waiting.
+//! - **Retry outside the breaker**: every attempt passes the breaker, so an open breaker ends
+//!   retrying at once (its refusal is `Rejected`, which is never retried and never counted).
+//! - **Retry outside the limit**: each attempt takes a fresh permit and none is held while
+//!   retry sleeps, so a retry storm cannot hold the pool.
+//! - **Attempt timeout inside the limit**: a permit is held for at most one attempt, and a
+//!   half-open probe is bounded in time.
+//! - **Classification innermost**: every layer above sees classified errors.
+//!
+//! When to deviate: put a cache lookup outside the whole pipeline (a hit should not take a
+//! permit); share one breaker between several pipelines only when they reach the same
+//! backend; drop the retry for non-idempotent calls that cannot be deduplicated (or mark
+//! idempotency per request, [`StandardPipeline::idempotency`]).
+//!
+//! # Defaults
+//!
+//! | part | default | why |
+//! |---|---|---|
+//! | deadline | 30 s | the usual request budget of an HTTP service |
+//! | attempt timeout | 5 s (Redis 500 ms, HTTP 10 s) | a database query that takes longer is stuck |
+//! | retry | 3 attempts, exponential from 100 ms (PostgreSQL 50 ms, Redis 10 ms), ×2, capped at 5 s (2 s, 200 ms), decorrelated jitter | rides out a blip without long tails |
+//! | retry budget | 20 % of requests + 10/s over 10 s | caps amplification at 1.2× when everything fails |
+//! | breaker | 5 consecutive faults, or 50 % of the last 100 calls (at least 20) | fast on a hard outage, steady under partial failure |
+//! | breaker open | 5 s, doubled per failed probe up to 60 s, 10 % jitter, 1 probe | one probe per period, no lockstep across instances |
+//! | limit | the pool size, queue twice that, 1 s wait (Redis: queue = limit, 100 ms) | the pool never waits; the queue's bounds are yours |
+//! | classifier | [`DefaultClassifier`] (HTTP: [`HttpClassifier`](seawall_classify::HttpClassifier)) | the shared vocabulary |
+//! | idempotency | lost connections not retried (HTTP: by method and `Idempotency-Key`) | a request that may have run is not repeated blindly |
+//!
+//! # Crates
+//!
+//! Each layer is its own crate, re-exported here behind a feature of the same name (all but
+//! `http`, `postgres` and `redis` on by default; `full` turns on everything):
+//! [`classify`], [`timeout`], [`limit`], [`breaker`], [`retry`].
+
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![forbid(unsafe_code)]
+
+pub use seawall_classify as classify;
+pub use seawall_classify::{
+    BoxError, Class, ConfigError, DeadlineExceeded, DefaultClassifier, Error, FailureKind,
+    HasDeadline, RetryHint, WithDeadline,
+};
+
+#[cfg(feature = "breaker")]
+pub use seawall_breaker as breaker;
+#[cfg(feature = "limit")]
+pub use seawall_limit as limit;
+#[cfg(feature = "retry")]
+pub use seawall_retry as retry;
+#[cfg(feature = "timeout")]
+pub use seawall_timeout as timeout;
+
+#[cfg(all(
+    feature = "timeout",
+    feature = "limit",
+    feature = "breaker",
+    feature = "retry"
+))]
+mod builder_ext;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(all(
+    feature = "timeout",
+    feature = "limit",
+    feature = "breaker",
+    feature = "retry"
+))]
+pub mod pipeline;
+
+#[cfg(all(
+    feature = "timeout",
+    feature = "limit",
+    feature = "breaker",
+    feature = "retry"
+))]
+pub use crate::builder_ext::ServiceBuilderExt;
+#[cfg(all(
+    feature = "timeout",
+    feature = "limit",
+    feature = "breaker",
+    feature = "retry"
+))]
+pub use crate::pipeline::{Standard, StandardLayer, StandardPipeline};
+
+/// The names most code needs, for `use seawall::prelude::*`.
+pub mod prelude {
+    pub use seawall_classify::{
+        Class, ClassifierExt, ClassifyLayer, DefaultClassifier, Error, FailureKind, HasDeadline,
+        RetryHint, WithDeadline,
+    };
+
+    #[cfg(feature = "breaker")]
+    pub use seawall_breaker::{CircuitBreakerLayer, CountWindow, TimeWindow};
+    #[cfg(feature = "limit")]
+    pub use seawall_limit::ConcurrencyLimitLayer;
+    #[cfg(feature = "retry")]
+    pub use seawall_retry::{Backoff, Jitter, RetryBudget, RetryLayer};
+    #[cfg(feature = "timeout")]
+    pub use seawall_timeout::{AttemptTimeoutLayer, DeadlineLayer};
+
+    #[cfg(all(
+        feature = "timeout",
+        feature = "limit",
+        feature = "breaker",
+        feature = "retry"
+    ))]
+    pub use crate::{ServiceBuilderExt, StandardPipeline};
+}
