@@ -16,7 +16,7 @@ use seawall_classify::{
 use seawall_limit::{ConcurrencyLimit, ConcurrencyLimitLayer, LimitHandle};
 use seawall_retry::{Backoff, Jitter, Retry, RetryBudget, RetryLayer};
 use seawall_timeout::{AttemptTimeout, AttemptTimeoutLayer, Deadline, DeadlineLayer};
-use tower::util::{Either, MapErr};
+use tower::util::Either;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -335,7 +335,7 @@ impl<C, I> StandardLayer<C, I> {
     }
 }
 
-type ToBox<S> = MapErr<S, fn(Error) -> BoxError>;
+type ToBox<S> = Boxed<S>;
 type Optional<L, S> = Either<L, S>;
 type Innermost<S, C, I> = ToBox<Classify<S, C, I>>;
 type WithAttempt<S, C, I> = Optional<AttemptTimeout<Innermost<S, C, I>>, Innermost<S, C, I>>;
@@ -345,8 +345,55 @@ type WithBreaker<S, C, I> =
 type WithRetry<S, C, I> = Optional<Retry<WithBreaker<S, C, I>, C>, WithBreaker<S, C, I>>;
 type Stack<S, C, I> = Optional<Deadline<WithRetry<S, C, I>>, WithRetry<S, C, I>>;
 
-fn to_box(error: Error) -> BoxError {
-    Box::new(error)
+/// Boxes the classified error of the innermost service, so that every stage of the stack
+/// has the same error type. (A named type rather than tower's `MapErr` with a function
+/// pointer: the pointer's type trips the compiler's `Send` check of spawned futures.)
+#[derive(Debug, Clone)]
+pub struct Boxed<S> {
+    inner: S,
+}
+
+impl<S, Req> Service<Req> for Boxed<S>
+where
+    S: Service<Req, Error = Error>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = BoxedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|error| Box::new(error) as BoxError)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        BoxedFuture {
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Boxed`].
+    #[derive(Debug)]
+    pub struct BoxedFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, T> Future for BoxedFuture<F>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(
+            ready!(self.project().inner.poll(cx)).map_err(|error| Box::new(error) as BoxError),
+        )
+    }
 }
 
 fn optional<L: Layer<S>, S>(layer: &Option<L>, inner: S) -> Either<L::Service, S> {
@@ -360,7 +407,9 @@ impl<S, C: Clone, I: Clone> Layer<S> for StandardLayer<C, I> {
     type Service = Standard<S, C, I>;
 
     fn layer(&self, client: S) -> Self::Service {
-        let classified: Innermost<S, C, I> = MapErr::new(self.classify.layer(client), to_box);
+        let classified: Innermost<S, C, I> = Boxed {
+            inner: self.classify.layer(client),
+        };
         let stack = optional(
             &self.deadline,
             optional(
@@ -397,14 +446,17 @@ impl<S, C, I> fmt::Debug for Standard<S, C, I> {
 
 impl<S, C, I, Req> Service<Req> for Standard<S, C, I>
 where
-    Stack<S, C, I>: Service<Req, Error = BoxError>,
+    Stack<S, C, I>: Service<Req>,
+    <Stack<S, C, I> as Service<Req>>::Error: Into<BoxError>,
 {
     type Response = <Stack<S, C, I> as Service<Req>>::Response;
     type Error = Error;
     type Future = ResponseFuture<<Stack<S, C, I> as Service<Req>>::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.stack.poll_ready(cx).map_err(classified)
+        self.stack
+            .poll_ready(cx)
+            .map_err(|error| classified(error.into()))
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
@@ -434,13 +486,14 @@ pin_project! {
     }
 }
 
-impl<F, T> Future for ResponseFuture<F>
+impl<F, T, E> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<T, BoxError>>,
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
 {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Poll::Ready(ready!(self.project().inner.poll(cx)).map_err(classified))
+        Poll::Ready(ready!(self.project().inner.poll(cx)).map_err(|error| classified(error.into())))
     }
 }
