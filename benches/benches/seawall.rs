@@ -260,9 +260,46 @@ fn retry(c: &mut Criterion) {
     group.finish();
 }
 
+fn pipeline(c: &mut Criterion) {
+    let rt = runtime();
+    let rt2 = runtime_two_threads();
+    let mut group = c.benchmark_group("pipeline");
+
+    let tower_trio = || {
+        tower::ServiceBuilder::new()
+            .layer(tower::retry::RetryLayer::new(NeverRetry))
+            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(64))
+            .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(5)))
+            .service(echo::<WithDeadline<u64>>())
+    };
+    let standard = || {
+        seawall::StandardPipeline::new("bench", 64)
+            .build()
+            .unwrap()
+            .layer(echo::<WithDeadline<u64>>())
+    };
+
+    macro_rules! both {
+        ($name:literal, $make:expr) => {{
+            let mut service = $make();
+            group.bench_function($name, |b| {
+                b.iter_custom(|n| sequential_calls(&rt, &mut service, n, WithDeadline::new))
+            });
+            let shared = $make();
+            group.bench_function(concat!($name, "_2_threads"), |b| {
+                b.iter_custom(|n| contended_calls(&rt2, &shared, n, WithDeadline::new))
+            });
+        }};
+    }
+    both!("bare", echo::<WithDeadline<u64>>);
+    both!("tower_timeout_retry_limit", tower_trio);
+    both!("seawall_standard", standard);
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = classify, timeout, limit, breaker, retry
+    targets = classify, timeout, limit, breaker, retry, pipeline
 }
 criterion_main!(benches);
