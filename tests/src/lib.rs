@@ -172,3 +172,16 @@ pub fn pg_socket_addr() -> std::net::SocketAddr {
         .next()
         .expect("an address for the PostgreSQL host")
 }
+
+/// The socket address of the Redis server the tests use.
+pub fn redis_socket_addr() -> std::net::SocketAddr {
+    let info = redis_client().get_connection_info().clone();
+    let (host, port) = match info.addr() {
+        redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+        _ => ("127.0.0.1".to_owned(), 6379),
+    };
+    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+        .expect("resolve the Redis host")
+        .next()
+        .expect("an address for the Redis host")
+}
