@@ -65,6 +65,30 @@ fn no_more_requests(handle: &mut Handle) -> bool {
     !matches!(handle.poll_request(), std::task::Poll::Ready(Some(_)))
 }
 
+/// Sends one request to a client that never answers; returns when each attempt reached the
+/// client, and the request's error.
+async fn unanswered(mut service: Standard<Client>, handle: &mut Handle) -> (Vec<Duration>, Error) {
+    let start = Instant::now();
+    let call = tokio::spawn(async move {
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(WithDeadline::new(1))
+            .await
+    });
+    let mut arrivals = Vec::new();
+    let mut requests = Vec::new();
+    while let Some(request) = tokio::select! {
+        r = handle.next_request() => r,
+        _ = tokio::time::sleep(ms(2_000)) => None,
+    } {
+        arrivals.push(start.elapsed());
+        requests.push(request);
+    }
+    (arrivals, call.await.unwrap().unwrap_err())
+}
+
 fn is_breaker_open(err: &Error) -> bool {
     cause_ref::<BreakerOpen>(err).is_some()
 }
@@ -157,27 +181,9 @@ async fn no_limiter_permit_is_held_while_retry_sleeps() {
 
 #[tokio::test(start_paused = true)]
 async fn no_request_outlives_its_deadline_and_the_error_says_deadline() {
-    let (mut service, mut handle, _layer) = build(pipeline().attempt_timeout(ms(600)));
-    let start = Instant::now();
-    let call = tokio::spawn(async move {
-        service
-            .ready()
-            .await
-            .unwrap()
-            .call(WithDeadline::new(1))
-            .await
-    });
+    let (service, mut handle, _layer) = build(pipeline().attempt_timeout(ms(600)));
     // The client never answers.
-    let mut arrivals = Vec::new();
-    let mut requests = Vec::new();
-    while let Some(request) = tokio::select! {
-        r = handle.next_request() => r,
-        _ = tokio::time::sleep(ms(2_000)) => None,
-    } {
-        arrivals.push(start.elapsed());
-        requests.push(request);
-    }
-    let err = call.await.unwrap().unwrap_err();
+    let (arrivals, err) = unanswered(service, &mut handle).await;
     // Attempt 1: 0..600 ms (its own timeout); backoff 100 ms; attempt 2 starts at 700 ms and
     // gets only the 300 ms left.
     assert_eq!(arrivals, [ms(0), ms(700)]);
@@ -190,26 +196,9 @@ async fn no_request_outlives_its_deadline_and_the_error_says_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn each_attempt_is_bounded_by_its_own_timeout_first() {
-    let (mut service, mut handle, _layer) = build(pipeline());
-    let start = Instant::now();
-    let call = tokio::spawn(async move {
-        service
-            .ready()
-            .await
-            .unwrap()
-            .call(WithDeadline::new(1))
-            .await
-    });
-    let mut arrivals = Vec::new();
-    let mut requests = Vec::new();
-    while let Some(request) = tokio::select! {
-        r = handle.next_request() => r,
-        _ = tokio::time::sleep(ms(2_000)) => None,
-    } {
-        arrivals.push(start.elapsed());
-        requests.push(request);
-    }
-    let err = call.await.unwrap().unwrap_err();
+    let (service, mut handle, _layer) = build(pipeline());
+    // The client never answers.
+    let (arrivals, err) = unanswered(service, &mut handle).await;
     // 300 ms attempts, then 100 ms and 200 ms backoffs: 0, 400, 900 (capped by the deadline).
     assert_eq!(arrivals, [ms(0), ms(400), ms(900)]);
     assert!(cause_ref::<DeadlineExceeded>(&err).is_some(), "{err:?}");
