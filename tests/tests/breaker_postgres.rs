@@ -1,18 +1,22 @@
-//! The circuit breaker in front of a real PostgreSQL that goes away and comes back.
+//! The circuit breaker in front of a real PostgreSQL that goes away and comes back (through
+//! the fault proxy).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use seawall_breaker::{CircuitBreakerLayer, State, error::BreakerOpen};
+use seawall_chaos::proxy::{Mode, Proxy};
 use seawall_classify::{BoxError, FailureKind, cause_ref, known_class};
-use seawall_tests::{Forwarder, pg_config, pg_socket_addr};
+use seawall_tests::{pg_config, pg_socket_addr};
 use tower::{Layer, Service, ServiceExt, service_fn};
 
 #[tokio::test]
 async fn opens_while_postgres_is_unreachable_and_a_probe_closes_it() {
-    let mut forwarder = Forwarder::stopped(pg_socket_addr());
-    let addr = forwarder.addr();
+    let proxy = Proxy::start(pg_socket_addr()).await.unwrap();
+    proxy.set_mode(Mode::Refuse);
+    proxy.settled().await;
+    let addr = proxy.addr();
     let reached = Arc::new(AtomicU32::new(0));
 
     let layer = CircuitBreakerLayer::builder()
@@ -74,10 +78,11 @@ async fn opens_while_postgres_is_unreachable_and_a_probe_closes_it() {
         assert_eq!(open.name(), "postgres");
     }
     assert_eq!(reached.load(Ordering::SeqCst), reached_before);
-    assert_eq!(forwarder.accepted(), 0);
+    assert_eq!(proxy.stats().accepted, 0);
 
     // The server answers again; once the open period is over, one probe closes the breaker.
-    forwarder.start().await;
+    proxy.up();
+    proxy.settled().await;
     tokio::time::sleep(breaker.retry_after().unwrap_or_default()).await;
     service
         .ready()
@@ -87,6 +92,6 @@ async fn opens_while_postgres_is_unreachable_and_a_probe_closes_it() {
         .await
         .expect("the probe reaches the server");
     assert_eq!(breaker.state(), State::Closed);
-    assert_eq!(forwarder.accepted(), 1);
-    forwarder.stop().await;
+    assert_eq!(proxy.stats().accepted, 1);
+    proxy.shutdown().await;
 }

@@ -1,5 +1,5 @@
 //! The standard pipeline around real clients: a deadpool-postgres pool and a redis
-//! `ConnectionManager`, each reaching its server through a forwarder the test can stop. With
+//! `ConnectionManager`, each reaching its server through the fault proxy. With
 //! the dependency gone the breaker opens and calls are refused without touching the network;
 //! once it is back, calls succeed again without restarting anything.
 
@@ -10,7 +10,8 @@ use std::time::Duration;
 use seawall::breaker::{CircuitBreakerLayer, State};
 use seawall::retry::{Backoff, RetryLayer};
 use seawall::{BoxError, FailureKind, StandardPipeline, WithDeadline};
-use seawall_tests::{Forwarder, pg_config, pg_socket_addr, redis_socket_addr};
+use seawall_chaos::proxy::Proxy;
+use seawall_tests::{pg_config, pg_socket_addr, redis_socket_addr};
 use tower::{Layer, ServiceExt, service_fn};
 
 fn pipeline(name: &str, max: usize) -> StandardPipeline {
@@ -51,9 +52,8 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_behind_the_pipeline_fails_fast_when_down_and_recovers() {
-    let mut forwarder = Forwarder::stopped(pg_socket_addr());
-    forwarder.start().await;
-    let addr = forwarder.addr();
+    let proxy = Proxy::start(pg_socket_addr()).await.unwrap();
+    let addr = proxy.addr();
     let server = pg_config();
     let mut config = deadpool_postgres::Config::new();
     config.host = Some(addr.ip().to_string());
@@ -96,7 +96,7 @@ async fn postgres_behind_the_pipeline_fails_fast_when_down_and_recovers() {
     assert_eq!(db.clone().oneshot(WithDeadline::new(())).await.unwrap(), 1);
 
     // The server goes away: existing connections are cut and new ones refused.
-    forwarder.stop().await;
+    proxy.down();
     while breaker.state() != State::Open {
         let err = db.clone().oneshot(WithDeadline::new(())).await.unwrap_err();
         assert!(
@@ -107,7 +107,8 @@ async fn postgres_behind_the_pipeline_fails_fast_when_down_and_recovers() {
             "{err:?}"
         );
     }
-    let (reached_before, accepted_before) = (reached.load(Ordering::SeqCst), forwarder.accepted());
+    let (reached_before, accepted_before) =
+        (reached.load(Ordering::SeqCst), proxy.stats().accepted);
     for _ in 0..100 {
         let err = db.clone().oneshot(WithDeadline::new(())).await.unwrap_err();
         assert_eq!(err.kind(), Some(FailureKind::Rejected));
@@ -118,13 +119,13 @@ async fn postgres_behind_the_pipeline_fails_fast_when_down_and_recovers() {
         "the client was not called"
     );
     assert_eq!(
-        forwarder.accepted(),
+        proxy.stats().accepted,
         accepted_before,
         "nothing touched the network"
     );
 
     // Back: after the open period a probe gets through and the pool reconnects.
-    forwarder.start().await;
+    proxy.up();
     let value = until_ok(|| db.clone().oneshot(WithDeadline::new(()))).await;
     assert_eq!(value, 1);
     assert_eq!(breaker.state(), State::Closed);
@@ -132,9 +133,8 @@ async fn postgres_behind_the_pipeline_fails_fast_when_down_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_behind_the_pipeline_fails_fast_when_down_and_recovers() {
-    let mut forwarder = Forwarder::stopped(redis_socket_addr());
-    forwarder.start().await;
-    let client = redis::Client::open(format!("redis://{}/", forwarder.addr())).unwrap();
+    let proxy = Proxy::start(redis_socket_addr()).await.unwrap();
+    let client = redis::Client::open(format!("redis://{}/", proxy.addr())).unwrap();
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_millis(500)))
         .set_response_timeout(Some(Duration::from_millis(500)));
@@ -162,11 +162,11 @@ async fn redis_behind_the_pipeline_fails_fast_when_down_and_recovers() {
         cache.clone().oneshot(WithDeadline::new(())).await.unwrap(),
         "PONG"
     );
-    forwarder.stop().await;
+    proxy.down();
     while breaker.state() != State::Open {
         let _ = cache.clone().oneshot(WithDeadline::new(())).await;
     }
-    let accepted_before = forwarder.accepted();
+    let accepted_before = proxy.stats().accepted;
     for _ in 0..100 {
         let err = cache
             .clone()
@@ -176,12 +176,12 @@ async fn redis_behind_the_pipeline_fails_fast_when_down_and_recovers() {
         assert_eq!(err.kind(), Some(FailureKind::Rejected));
     }
     assert_eq!(
-        forwarder.accepted(),
+        proxy.stats().accepted,
         accepted_before,
         "nothing touched the network"
     );
 
-    forwarder.start().await;
+    proxy.up();
     let pong = until_ok(|| cache.clone().oneshot(WithDeadline::new(()))).await;
     assert_eq!(pong, "PONG");
     assert_eq!(breaker.state(), State::Closed);
