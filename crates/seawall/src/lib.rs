@@ -63,7 +63,7 @@
 //! | retry | 3 attempts, exponential from 100 ms (PostgreSQL 50 ms, Redis 10 ms), ×2, capped at 5 s (2 s, 200 ms), decorrelated jitter | rides out a blip without long tails |
 //! | retry budget | 20 % of requests + 10/s over 10 s | caps amplification at 1.2× when everything fails |
 //! | breaker | 5 consecutive faults, or 50 % of the last 100 calls (at least 20) | fast on a hard outage, steady under partial failure |
-//! | breaker open | 5 s, doubled per failed probe up to 60 s, 10 % jitter, 1 probe | one probe per period, no lockstep across instances |
+//! | breaker open | 1 s, doubled per failed probe up to 5 s, 10 % jitter, 1 probe | a recovered dependency is noticed within 5 s (Polly's break is 5 s); one probe per 5 s costs nothing during a long outage; jitter avoids lockstep across instances |
 //! | limit | the pool size, queue twice that, 1 s wait (Redis: queue = limit, 100 ms) | the pool never waits; the queue's bounds are yours |
 //! | classifier | [`DefaultClassifier`] (HTTP: [`HttpClassifier`](seawall_classify::HttpClassifier)) | the shared vocabulary |
 //! | idempotency | lost connections not retried (HTTP: by method and `Idempotency-Key`) | a request that may have run is not repeated blindly |

@@ -72,7 +72,9 @@ impl StandardPipeline {
                 CircuitBreakerLayer::builder()
                     .name(name)
                     .consecutive_faults(5)
-                    .count_window(CountWindow::new(100).min_calls(20).failure_rate(0.5)),
+                    .count_window(CountWindow::new(100).min_calls(20).failure_rate(0.5))
+                    .open_duration(Duration::from_secs(1))
+                    .max_open_duration(Duration::from_secs(5)),
             ),
             limit: Some(
                 ConcurrencyLimitLayer::builder(max_in_flight)
@@ -192,6 +194,16 @@ impl<C, I> StandardPipeline<C, I> {
     /// No attempt timeout: attempts are bounded only by the deadline.
     pub fn no_attempt_timeout(mut self) -> Self {
         self.attempt_timeout = None;
+        self
+    }
+
+    /// Seeds the jitter of the retry and the breaker, so that simulations and tests repeat
+    /// exactly. (Without it each layer seeds itself from the clock.)
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.retry = self.retry.map(|retry| retry.seed(seed));
+        self.breaker = self
+            .breaker
+            .map(|breaker| breaker.seed(seed.rotate_left(32) ^ 0x0B4E_ACE4));
         self
     }
 

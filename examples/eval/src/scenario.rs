@@ -1,0 +1,419 @@
+//! The scenarios, the two stacks they run against, and the runner.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use seawall::breaker::State;
+use seawall::{BoxError, Class, FailureKind, RetryHint, StandardPipeline, WithDeadline};
+use seawall_chaos::ChaosLayer;
+use tokio::time::Instant;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
+
+use crate::sim::{Log, Model, Request, SharedLog, dependency};
+
+/// Which stack a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// What the post-mortems describe: no limit, a 30 s timeout, 3 immediate retries on
+    /// every error.
+    Naive,
+    /// The facade's standard pipeline for the dependency, with its defaults.
+    Seawall,
+}
+
+impl Stack {
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stack::Naive => "naive",
+            Stack::Seawall => "seawall",
+        }
+    }
+}
+
+/// A fault scenario: the production failure it reproduces, its traffic and its faults.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// The production failure it reproduces.
+    pub reproduces: &'static str,
+    /// How long traffic is sent.
+    pub duration: Duration,
+    /// Requests per second.
+    pub rate: u32,
+    /// Each request's deadline, set by the caller.
+    pub deadline: Duration,
+    /// The dependency (the database).
+    pub model: Model,
+    /// When the fault is on: (from, to).
+    pub fault: (Duration, Duration),
+    /// What the fault layer does during the scenario.
+    pub faults: Faults,
+    /// A cache in front of the database (reads try it first).
+    pub cache: bool,
+}
+
+/// Faults injected by seawall-chaos's fault layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Faults {
+    /// None (the capacity model alone makes the trouble).
+    None,
+    /// The database host is unreachable during the fault window: connections hang.
+    Down,
+    /// Every database call fails with a retryable error during the window.
+    AllFail,
+    /// Throughout: this share of calls fail transiently (retryable); caller errors are set
+    /// on the model.
+    Transient(f64),
+    /// The cache never answers during the window.
+    CacheHangs,
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn db_model(seed: u64) -> Model {
+    Model {
+        slots: 10,
+        pool_wait: secs(30),
+        latency: Duration::from_millis(20),
+        slow: Vec::new(),
+        caller_errors: 0.0,
+        seed,
+    }
+}
+
+/// Every scenario, in report order.
+pub fn all(seed: u64) -> Vec<Scenario> {
+    let base = Scenario {
+        name: "",
+        reproduces: "",
+        duration: secs(60),
+        rate: 200,
+        deadline: secs(2),
+        model: db_model(seed),
+        fault: (secs(20), secs(30)),
+        faults: Faults::None,
+        cache: false,
+    };
+    vec![
+        Scenario {
+            name: "pool-exhaustion",
+            reproduces: "a slow-query spike exhausts the connection pool; every request queues behind it",
+            model: Model {
+                slow: vec![(secs(20), secs(30), 10.0)],
+                ..db_model(seed)
+            },
+            ..base.clone()
+        },
+        Scenario {
+            name: "dependency-restart",
+            reproduces: "the database host restarts: for 10 s connections hang unanswered, and clients without timeouts pile up",
+            faults: Faults::Down,
+            ..base.clone()
+        },
+        Scenario {
+            name: "slow-dependency",
+            reproduces: "a brown-out: latency x20 for 20 s and requests hang with no timeout",
+            model: Model {
+                slow: vec![(secs(20), secs(40), 20.0)],
+                ..db_model(seed)
+            },
+            fault: (secs(20), secs(40)),
+            ..base.clone()
+        },
+        Scenario {
+            name: "retry-storm",
+            reproduces: "for 10 s every call fails, and retries multiply the load on the dependency",
+            faults: Faults::AllFail,
+            ..base.clone()
+        },
+        Scenario {
+            name: "transient-errors",
+            reproduces: "10 % transient failures worth retrying and 2 % caller errors that must never be retried",
+            faults: Faults::Transient(0.10),
+            model: Model {
+                caller_errors: 0.02,
+                ..db_model(seed)
+            },
+            fault: (secs(0), secs(60)),
+            ..base.clone()
+        },
+        Scenario {
+            name: "cache-outage",
+            reproduces: "the cache hangs; reads must fall back to the database instead of waiting on it",
+            faults: Faults::CacheHangs,
+            cache: true,
+            ..base
+        },
+    ]
+}
+
+/// The names of every scenario.
+pub fn names() -> Vec<&'static str> {
+    all(0).into_iter().map(|s| s.name).collect()
+}
+
+/// One request's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered.
+    Success,
+    /// Failed after reaching (or waiting for) the dependency.
+    Failure,
+    /// Refused at once by a Seawall layer (breaker open, queue full).
+    Rejected,
+}
+
+/// One request, as the caller saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Record {
+    /// When it was sent, since the run started.
+    pub sent: Duration,
+    /// How long until it finished.
+    pub latency: Duration,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Everything one run of one scenario with one stack produced.
+#[derive(Debug)]
+pub struct Run {
+    /// The stack.
+    pub stack: Stack,
+    /// One record per request, in the order they were sent.
+    pub records: Vec<Record>,
+    /// Calls made to the database, per request: their classes in order (`None`: never
+    /// answered).
+    pub calls: Vec<Vec<Option<Class>>>,
+    /// The most calls inside the database at once, per second.
+    pub peak_by_second: Vec<u64>,
+    /// The breaker's state at the end of each second (Seawall only).
+    pub breaker_by_second: Vec<Option<State>>,
+}
+
+type Client = BoxCloneSyncService<Request, u64, BoxError>;
+
+/// The fault layers: (database network, database server, cache network).
+type FaultLayers = (Vec<ChaosLayer>, Vec<ChaosLayer>, Vec<ChaosLayer>);
+
+fn faults(scenario: &Scenario, seed: u64) -> FaultLayers {
+    let window = scenario.fault.0..scenario.fault.1;
+    let class = |kind, retry| Class::failure(kind, retry);
+    let layer =
+        |builder: seawall_chaos::ChaosBuilder| builder.seed(seed).build().expect("valid chaos");
+    match scenario.faults {
+        Faults::None => (Vec::new(), Vec::new(), Vec::new()),
+        // Calls sent on pooled connections get no answer: they hold their pool slot until
+        // the caller gives up.
+        Faults::Down => (
+            Vec::new(),
+            vec![layer(ChaosLayer::builder().hang(1.0).during(window))],
+            Vec::new(),
+        ),
+        Faults::AllFail => (
+            Vec::new(),
+            vec![layer(
+                ChaosLayer::builder()
+                    .error(1.0, class(FailureKind::Unavailable, RetryHint::Retry))
+                    .during(window),
+            )],
+            Vec::new(),
+        ),
+        Faults::Transient(transient) => (
+            Vec::new(),
+            vec![layer(
+                ChaosLayer::builder()
+                    .error(transient, class(FailureKind::Contention, RetryHint::Retry))
+                    .during(window),
+            )],
+            Vec::new(),
+        ),
+        Faults::CacheHangs => (
+            Vec::new(),
+            Vec::new(),
+            vec![layer(ChaosLayer::builder().hang(1.0).during(window))],
+        ),
+    }
+}
+
+/// The naive client: 3 immediate retries on any error, a 30 s timeout, no limit.
+#[derive(Debug, Clone, Copy)]
+struct RetryEverything(u32);
+
+impl tower::retry::Policy<Request, u64, BoxError> for RetryEverything {
+    type Future = std::future::Ready<()>;
+
+    fn retry(
+        &mut self,
+        _: &mut Request,
+        result: &mut Result<u64, BoxError>,
+    ) -> Option<Self::Future> {
+        match result {
+            Err(_) if self.0 > 0 => {
+                self.0 -= 1;
+                Some(std::future::ready(()))
+            }
+            _ => None,
+        }
+    }
+
+    fn clone_request(&mut self, request: &Request) -> Option<Request> {
+        Some(request.clone())
+    }
+}
+
+fn naive(client: Client) -> Client {
+    let stack = tower::ServiceBuilder::new()
+        .layer(tower::timeout::TimeoutLayer::new(secs(30)))
+        .layer(tower::retry::RetryLayer::new(RetryEverything(3)))
+        .service(client);
+    BoxCloneSyncService::new(stack)
+}
+
+fn seawall(
+    client: Client,
+    pipeline: StandardPipeline,
+) -> (Client, Option<seawall::breaker::BreakerHandle>) {
+    let layer = pipeline.build().expect("the presets are valid");
+    let breaker = layer.breaker();
+    let stack = layer
+        .layer(client)
+        .map_err(|e: seawall::Error| -> BoxError { Box::new(e) });
+    (BoxCloneSyncService::new(stack), breaker)
+}
+
+/// Runs `scenario` with `stack` on tokio's paused clock: minutes of traffic in moments, and
+/// the same seed gives the same run.
+pub fn run(scenario: &Scenario, stack: Stack, seed: u64) -> Run {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(run_async(scenario, stack, seed))
+}
+
+async fn run_async(scenario: &Scenario, stack: Stack, seed: u64) -> Run {
+    let db_log: SharedLog = Arc::new(Mutex::new(Log::default()));
+    let cache_log: SharedLog = Arc::new(Mutex::new(Log::default()));
+    let (db_network, db_server, cache_network) = faults(scenario, seed);
+    let db_client = dependency(
+        scenario.model.clone(),
+        db_network,
+        db_server,
+        db_log.clone(),
+    );
+    let cache_client = dependency(
+        Model {
+            slots: 1_000,
+            pool_wait: secs(30),
+            latency: Duration::from_millis(1),
+            slow: Vec::new(),
+            caller_errors: 0.0,
+            seed: seed ^ 0xCAC4E,
+        },
+        cache_network,
+        Vec::new(),
+        cache_log,
+    );
+
+    let (db, cache, breaker) = match stack {
+        Stack::Naive => (naive(db_client), naive(cache_client), None),
+        Stack::Seawall => {
+            let (db, db_breaker) = seawall(
+                db_client,
+                StandardPipeline::postgres(scenario.model.slots).seed(seed),
+            );
+            let (cache, cache_breaker) = seawall(
+                cache_client,
+                StandardPipeline::redis(1_000).seed(seed ^ 0xCAC4E),
+            );
+            let watched = if scenario.cache {
+                cache_breaker
+            } else {
+                db_breaker
+            };
+            (db, cache, watched)
+        }
+    };
+
+    let start = Instant::now();
+    let total = u64::from(scenario.rate) * scenario.duration.as_secs();
+    let seconds = scenario.duration.as_secs() as usize + 1;
+    let sampler = breaker.map(|breaker| {
+        tokio::spawn(async move {
+            let mut states = Vec::new();
+            for second in 1..=seconds {
+                tokio::time::sleep_until(start + secs(second as u64)).await;
+                states.push(Some(breaker.state()));
+            }
+            states
+        })
+    });
+
+    let mut tasks = Vec::with_capacity(total as usize);
+    for id in 0..total {
+        let sent = Duration::from_nanos(id * 1_000_000_000 / u64::from(scenario.rate));
+        tokio::time::sleep_until(start + sent).await;
+        let (db, cache, use_cache) = (db.clone(), cache.clone(), scenario.cache);
+        let deadline = scenario.deadline;
+        tasks.push(tokio::spawn(async move {
+            let began = Instant::now();
+            let request = || WithDeadline::new(id).deadline_in(deadline);
+            let result = if use_cache {
+                match cache.oneshot(request()).await {
+                    Ok(value) => Ok(value),
+                    Err(_) => db.oneshot(request()).await,
+                }
+            } else {
+                db.oneshot(request()).await
+            };
+            let latency = began.elapsed();
+            let outcome = match result {
+                // An answer after the caller's deadline is of no use to the caller.
+                Ok(_) if latency <= deadline => Outcome::Success,
+                Ok(_) => Outcome::Failure,
+                Err(error) => {
+                    let rejected = seawall_classify::known_class(&*error)
+                        .and_then(|class| class.kind())
+                        == Some(FailureKind::Rejected);
+                    if rejected && latency < Duration::from_millis(1) {
+                        Outcome::Rejected
+                    } else {
+                        Outcome::Failure
+                    }
+                }
+            };
+            Record {
+                sent,
+                latency,
+                outcome,
+            }
+        }));
+    }
+    let mut records = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        records.push(task.await.expect("request task"));
+    }
+    let breaker_by_second = match sampler {
+        Some(sampler) => sampler.await.expect("sampler task"),
+        None => vec![None; seconds],
+    };
+
+    let log = db_log.lock().expect("db log");
+    let calls = (0..total)
+        .map(|id| log.calls.get(&id).cloned().unwrap_or_default())
+        .collect();
+    let peak_by_second = log.peak_by_second.lock().expect("peaks").clone();
+    Run {
+        stack,
+        records,
+        calls,
+        peak_by_second,
+        breaker_by_second,
+    }
+}

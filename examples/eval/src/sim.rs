@@ -1,0 +1,246 @@
+//! The simulated dependency: a capacity model (connection slots with a wait queue, like a
+//! pool in front of a database) with a latency distribution, behind seawall-chaos's fault
+//! layer for the faults a scenario schedules.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use seawall::{BoxError, Class, Error, FailureKind, RetryHint, WithDeadline};
+use seawall_chaos::ChaosLayer;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt, util::BoxCloneSyncService};
+
+/// A request: its number in the run.
+pub type Request = WithDeadline<u64>;
+
+/// How the dependency behaves over a run.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Connection slots: calls beyond this wait in the pool's queue.
+    pub slots: usize,
+    /// How long a call waits for a slot before the pool gives up (an `Overloaded` error).
+    pub pool_wait: Duration,
+    /// Median service time of a call.
+    pub latency: Duration,
+    /// Windows (from, to) during which service times are multiplied by the factor.
+    pub slow: Vec<(Duration, Duration, f64)>,
+    /// Share of requests that are the caller's mistake (a constraint violation, say): the
+    /// server answers them with the same error however often they are sent.
+    pub caller_errors: f64,
+    /// Seed of the latency draws and of which requests are mistakes.
+    pub seed: u64,
+}
+
+/// What happened at the dependency during a run, for the report.
+#[derive(Debug, Default)]
+pub struct Log {
+    /// Calls made to the dependency, per request: the class each ended with, `None` while
+    /// unanswered (or never answered).
+    pub calls: HashMap<u64, Vec<Option<Class>>>,
+    /// Calls outstanding at the dependency now (waiting for a slot, running, or hung).
+    pub in_flight: AtomicU64,
+    /// The most calls inside the dependency at once, per one-second bucket.
+    pub peak_by_second: Mutex<Vec<u64>>,
+}
+
+/// Shared handle on the log.
+pub type SharedLog = Arc<Mutex<Log>>;
+
+#[derive(Clone)]
+struct Capacity {
+    /// Decides the answer once the call has been served: server-side faults live here, so
+    /// failed calls still take a slot for their service time.
+    answer: BoxCloneSyncService<Request, u64, BoxError>,
+    model: Arc<Model>,
+    slots: Arc<Semaphore>,
+    draws: Arc<AtomicU64>,
+    start: Instant,
+}
+
+impl Capacity {
+    fn service_time(&self, now: Duration) -> Duration {
+        let n = self.draws.fetch_add(1, Ordering::Relaxed);
+        let r = unit(splitmix(
+            self.model.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        ));
+        // A skewed distribution around the median: most calls near it, a long-ish tail.
+        let factor = 0.5 + r * r * 2.0;
+        let slow = self
+            .model
+            .slow
+            .iter()
+            .filter(|(from, to, _)| (*from..*to).contains(&now))
+            .map(|(_, _, factor)| *factor)
+            .fold(1.0, f64::max);
+        self.model.latency.mul_f64(factor * slow)
+    }
+}
+
+impl Service<Request> for Capacity {
+    type Response = u64;
+    type Error = BoxError;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let permit =
+                tokio::time::timeout(this.model.pool_wait, this.slots.clone().acquire_owned())
+                    .await
+                    .map_err(|_| -> BoxError {
+                        Box::new(Error::new(
+                            Class::failure(FailureKind::Overloaded, RetryHint::Retry),
+                            "timed out waiting for a pool connection",
+                        ))
+                    })?
+                    .expect("the slot semaphore is never closed");
+            let time = this.service_time(this.start.elapsed());
+            tokio::time::sleep(time).await;
+            // The slot is held until the answer comes (or the caller gives up).
+            let answer = this.answer.clone().oneshot(request).await;
+            drop(permit);
+            answer
+        })
+    }
+}
+
+/// Records every call made to the dependency, its class, and how many are outstanding.
+#[derive(Clone)]
+struct Recorder<S> {
+    inner: S,
+    log: SharedLog,
+    start: Instant,
+}
+
+/// Counts a call as outstanding until dropped (answered, failed, or abandoned by its caller).
+struct Outstanding {
+    log: SharedLog,
+}
+
+impl Outstanding {
+    fn enter(log: &SharedLog, start: Instant) -> Outstanding {
+        let log_ref = log.lock().unwrap();
+        let now = log_ref.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        let second = start.elapsed().as_secs() as usize;
+        let mut peaks = log_ref.peak_by_second.lock().unwrap();
+        if peaks.len() <= second {
+            peaks.resize(second + 1, 0);
+        }
+        peaks[second] = peaks[second].max(now);
+        drop(peaks);
+        drop(log_ref);
+        Outstanding { log: log.clone() }
+    }
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.log
+            .lock()
+            .unwrap()
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<S> Service<Request> for Recorder<S>
+where
+    S: Service<Request, Response = u64, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = u64;
+    type Error = BoxError;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let id = *request.get_ref();
+        let log = self.log.clone();
+        let index = {
+            let mut log = log.lock().unwrap();
+            let calls = log.calls.entry(id).or_default();
+            calls.push(None);
+            calls.len() - 1
+        };
+        let outstanding = Outstanding::enter(&log, self.start);
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let result = call.await;
+            drop(outstanding);
+            let class = match &result {
+                Ok(_) => Class::Success,
+                Err(error) => {
+                    seawall_classify::known_class(&**error).unwrap_or(Class::UNKNOWN_ERROR)
+                }
+            };
+            log.lock().unwrap().calls.entry(id).or_default()[index] = Some(class);
+            result
+        })
+    }
+}
+
+/// The dependency as one cloneable service: a recorder outermost, then the `network`
+/// fault layers (a refused or hung connection never reaches the server), the capacity model,
+/// and the `server` fault layers (errors the server answers with after doing the work).
+pub fn dependency(
+    model: Model,
+    network: Vec<ChaosLayer>,
+    server: Vec<ChaosLayer>,
+    log: SharedLog,
+) -> BoxCloneSyncService<Request, u64, BoxError> {
+    let (share, seed) = (model.caller_errors, model.seed);
+    let mut answer: BoxCloneSyncService<Request, u64, BoxError> =
+        BoxCloneSyncService::new(tower::service_fn(move |request: Request| async move {
+            let id = *request.get_ref();
+            if unit(splitmix(seed ^ id.wrapping_mul(0xA24B_AED4_963E_E407))) < share {
+                return Err::<u64, BoxError>(Box::new(Error::new(
+                    Class::failure(FailureKind::Invalid, RetryHint::Never),
+                    "duplicate key value violates unique constraint",
+                )));
+            }
+            Ok(id)
+        }));
+    for fault in server {
+        answer = BoxCloneSyncService::new(fault.layer(answer));
+    }
+    let capacity = Capacity {
+        answer,
+        slots: Arc::new(Semaphore::new(model.slots)),
+        model: Arc::new(model),
+        draws: Arc::new(AtomicU64::new(0)),
+        start: Instant::now(),
+    };
+    let mut service = BoxCloneSyncService::new(capacity);
+    for fault in network {
+        service = BoxCloneSyncService::new(fault.layer(service));
+    }
+    BoxCloneSyncService::new(Recorder {
+        inner: service,
+        log,
+        start: Instant::now(),
+    })
+}
+
+pub(crate) fn splitmix(state: u64) -> u64 {
+    let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+pub(crate) fn unit(x: u64) -> f64 {
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
