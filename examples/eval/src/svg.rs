@@ -11,8 +11,8 @@ use crate::scenario::{Run, Scenario};
 const WIDTH: f64 = 960.0;
 const PANEL: f64 = 220.0;
 const LEFT: f64 = 60.0;
-const RIGHT: f64 = 60.0;
-const TOP: f64 = 50.0;
+const RIGHT: f64 = 120.0;
+const TOP: f64 = 72.0;
 const GAP: f64 = 60.0;
 
 /// The timeline of `scenario`'s two runs, as an SVG document.
@@ -25,7 +25,8 @@ pub fn timeline(scenario: &Scenario, runs: &[&Run]) -> String {
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
 <text x="{LEFT}" y="22" font-size="16" font-weight="bold">{name}</text>
-<text x="{LEFT}" y="40" fill="#555">{reproduces}. Bars: requests sent per second (green answered, red failed, grey refused at once). Orange line: p99 latency (right axis). Blue line: calls inside the dependency.</text>
+<text x="{LEFT}" y="40" fill="#555">{reproduces}; the fault is on over the thin red line.</text>
+<text x="{LEFT}" y="56" fill="#555">Bars: requests per second (green in time, red failed or late, grey refused at once). Orange: p99 latency. Blue: calls at the dependency.</text>
 "##,
         name = scenario.name,
         reproduces = scenario.reproduces,
@@ -155,9 +156,9 @@ pub fn timeline(scenario: &Scenario, runs: &[&Run]) -> String {
             latency_max * 1_000.0,
             WIDTH - RIGHT + 4.0,
             top + 26.0,
-            bottom + 26.0,
+            bottom + 32.0,
             WIDTH - RIGHT,
-            bottom + 26.0,
+            bottom + 32.0,
             if run.breaker_by_second.iter().any(Option::is_some) {
                 "   (band: breaker closed / open / half-open)"
             } else {
