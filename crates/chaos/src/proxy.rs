@@ -377,9 +377,15 @@ async fn pump(
             Ok(0) | Err(_) => return,
             Ok(read) => read,
         };
+        // A chunk read just as the mode turned to blackhole is held, not dropped: dropping it
+        // would corrupt the stream once traffic flows again.
+        while control.borrow().mode == Mode::Blackhole {
+            if control.changed().await.is_err() {
+                return;
+            }
+        }
         let mode = control.borrow().mode;
         match mode {
-            Mode::Blackhole => continue,
             Mode::Latency { up, down } => {
                 let delay = if direction == Direction::Up { up } else { down };
                 tokio::time::sleep(delay.fixed + jitter(&counters, delay.jitter)).await;

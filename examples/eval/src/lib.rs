@@ -10,6 +10,7 @@
 )]
 #![forbid(unsafe_code)]
 
+pub mod real;
 pub mod report;
 pub mod scenario;
 pub mod sim;
@@ -18,12 +19,30 @@ pub mod svg;
 use report::{ScenarioResult, measure, verdict};
 use scenario::{Scenario, Stack, run};
 
-/// Runs `scenario` with both stacks and measures them.
+/// Runs `scenario` with both stacks on the simulated dependency and measures them.
 pub fn evaluate(scenario: Scenario, seed: u64) -> (ScenarioResult, Vec<scenario::Run>) {
     let runs: Vec<_> = [Stack::Naive, Stack::Seawall]
         .into_iter()
         .map(|stack| run(&scenario, stack, seed))
         .collect();
+    summarize(scenario, runs)
+}
+
+/// Runs `scenario` in real time with both stacks against real servers (see
+/// [`real::shortened`] for the usual length).
+pub fn evaluate_real(
+    scenario: Scenario,
+    seed: u64,
+    targets: &real::Targets,
+) -> Result<(ScenarioResult, Vec<scenario::Run>), String> {
+    let runs = [Stack::Naive, Stack::Seawall]
+        .into_iter()
+        .map(|stack| real::run(&scenario, stack, seed, targets))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(summarize(scenario, runs))
+}
+
+fn summarize(scenario: Scenario, runs: Vec<scenario::Run>) -> (ScenarioResult, Vec<scenario::Run>) {
     let metrics: Vec<_> = runs
         .iter()
         .map(|run| (run.stack, measure(&scenario, run)))

@@ -25,6 +25,8 @@ OPTIONS:
     --out DIR            where to write report.md, results.json and the timelines
                          (default target/seawall-eval)
     --format FORMAT      what to print: table (default), json or csv
+    --postgres URL       with --redis: run the scenarios that apply against these real
+    --redis URL          servers, through a fault proxy, in real time (12 s each)
     -h, --help           print this help
 ";
 
@@ -35,6 +37,8 @@ struct Options {
     seed: u64,
     out: PathBuf,
     format: Format,
+    postgres: Option<String>,
+    redis: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         seed: 1,
         out: PathBuf::from("target/seawall-eval"),
         format: Format::Table,
+        postgres: None,
+        redis: None,
     };
     let names = scenario::names();
     let mut args = args.iter();
@@ -80,6 +86,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                     .map_err(|_| format!("--seed takes a whole number, not `{seed}`"))?;
             }
             "--out" => options.out = PathBuf::from(value("--out")?),
+            "--postgres" => options.postgres = Some(value("--postgres")?),
+            "--redis" => options.redis = Some(value("--redis")?),
             "--format" => {
                 options.format = match value("--format")?.as_str() {
                     "table" => Format::Table,
@@ -94,10 +102,13 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown option `{other}`; the options are: --scenario NAME, --list, --seed N, --out DIR, --format table|json|csv, --help"
+                    "unknown option `{other}`; the options are: --scenario NAME, --list, --seed N, --out DIR, --format table|json|csv, --postgres URL, --redis URL, --help"
                 ));
             }
         }
+    }
+    if options.postgres.is_some() != options.redis.is_some() {
+        return Err("real mode needs both --postgres URL and --redis URL".to_owned());
     }
     Ok(Some(options))
 }
@@ -123,9 +134,23 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    let targets = match (&options.postgres, &options.redis) {
+        (Some(postgres), Some(redis)) => Some(seawall_eval::real::Targets {
+            postgres: postgres.clone(),
+            redis: redis.clone(),
+        }),
+        _ => None,
+    };
     let chosen: Vec<_> = all
         .into_iter()
         .filter(|s| options.scenarios.is_empty() || options.scenarios.iter().any(|n| n == s.name))
+        .filter(|s| {
+            let applies = targets.is_none() || seawall_eval::real::SCENARIOS.contains(&s.name);
+            if !applies {
+                eprintln!("{}: simulated only, skipped in real mode", s.name);
+            }
+            applies
+        })
         .collect();
 
     if let Err(error) = std::fs::create_dir_all(&options.out) {
@@ -139,7 +164,22 @@ fn main() -> ExitCode {
         if progress {
             eprint!("\r[{}/{total}] {:<24}", i + 1, scenario.name);
         }
-        let (result, runs) = evaluate(scenario, options.seed);
+        let (result, runs) = match &targets {
+            None => evaluate(scenario, options.seed),
+            Some(targets) => {
+                match seawall_eval::evaluate_real(
+                    seawall_eval::real::shortened(&scenario),
+                    options.seed,
+                    targets,
+                ) {
+                    Ok(done) => done,
+                    Err(message) => {
+                        eprintln!("error: {message}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+        };
         let picture = svg::timeline(&result.scenario, &runs.iter().collect::<Vec<_>>());
         let path = options.out.join(format!("{}.svg", result.scenario.name));
         if let Err(error) = std::fs::write(&path, picture) {

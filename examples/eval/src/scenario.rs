@@ -195,7 +195,8 @@ pub struct Run {
     pub breaker_by_second: Vec<Option<State>>,
 }
 
-type Client = BoxCloneSyncService<Request, u64, BoxError>;
+/// A client of the database or of the cache, as the stacks wrap it.
+pub type Client = BoxCloneSyncService<Request, u64, BoxError>;
 
 /// The fault layers: (database network, database server, cache network).
 type FaultLayers = (Vec<ChaosLayer>, Vec<ChaosLayer>, Vec<ChaosLayer>);
@@ -298,6 +299,21 @@ pub fn run(scenario: &Scenario, stack: Stack, seed: u64) -> Run {
 }
 
 async fn run_async(scenario: &Scenario, stack: Stack, seed: u64) -> Run {
+    let (db_client, cache_client, db_log) = simulated(scenario, seed);
+    drive(
+        scenario,
+        stack,
+        seed,
+        db_client,
+        cache_client,
+        db_log,
+        async {},
+    )
+    .await
+}
+
+/// The simulated database and cache, and the database's call log.
+fn simulated(scenario: &Scenario, seed: u64) -> (Client, Client, SharedLog) {
     let db_log: SharedLog = Arc::new(Mutex::new(Log::default()));
     let cache_log: SharedLog = Arc::new(Mutex::new(Log::default()));
     let (db_network, db_server, cache_network) = faults(scenario, seed);
@@ -320,7 +336,21 @@ async fn run_async(scenario: &Scenario, stack: Stack, seed: u64) -> Run {
         Vec::new(),
         cache_log,
     );
+    (db_client, cache_client, db_log)
+}
 
+/// Sends the scenario's traffic through `stack` around the given clients, while `faults`
+/// runs alongside (it switches a proxy's modes in real mode), and collects what happened.
+pub async fn drive(
+    scenario: &Scenario,
+    stack: Stack,
+    seed: u64,
+    db_client: Client,
+    cache_client: Client,
+    db_log: SharedLog,
+    faults: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Run {
+    let faults = tokio::spawn(faults);
     let (db, cache, breaker) = match stack {
         Stack::Naive => (naive(db_client), naive(cache_client), None),
         Stack::Seawall => {
@@ -399,6 +429,7 @@ async fn run_async(scenario: &Scenario, stack: Stack, seed: u64) -> Run {
     for task in tasks {
         records.push(task.await.expect("request task"));
     }
+    faults.await.expect("fault driver");
     let breaker_by_second = match sampler {
         Some(sampler) => sampler.await.expect("sampler task"),
         None => vec![None; seconds],

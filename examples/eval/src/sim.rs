@@ -227,8 +227,17 @@ pub fn dependency(
     for fault in network {
         service = BoxCloneSyncService::new(fault.layer(service));
     }
+    recorded(service, log)
+}
+
+/// Wraps a client so that every call it makes is recorded in `log`: counted per request,
+/// classified, and tracked while outstanding.
+pub fn recorded(
+    client: BoxCloneSyncService<Request, u64, BoxError>,
+    log: SharedLog,
+) -> BoxCloneSyncService<Request, u64, BoxError> {
     BoxCloneSyncService::new(Recorder {
-        inner: service,
+        inner: client,
         log,
         start: Instant::now(),
     })
