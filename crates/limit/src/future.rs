@@ -13,6 +13,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 
 use crate::error::{Overloaded, Reason};
+use crate::permit::Permit;
 use crate::state::{QueueSlot, Shared};
 
 type Acquire =
@@ -44,7 +45,7 @@ pin_project! {
         Running {
             #[pin]
             inner: S::Future,
-            permit: Option<OwnedSemaphorePermit>,
+            permit: Option<Permit>,
         },
         Failed {
             error: Option<BoxError>,
@@ -70,7 +71,7 @@ pin_project! {
 }
 
 impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
-    pub(crate) fn running(inner: S::Future, permit: OwnedSemaphorePermit) -> Self {
+    pub(crate) fn running(inner: S::Future, permit: Permit) -> Self {
         ResponseFuture {
             state: State::Running {
                 inner,
@@ -144,7 +145,7 @@ where
     fn poll_admit(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<(S::Future, OwnedSemaphorePermit), BoxError>> {
+    ) -> Poll<Result<(S::Future, Permit), BoxError>> {
         let this = self.project();
         if this.permit.is_none() {
             // The permit first: one granted in the same instant the wait ends is kept.
@@ -183,6 +184,7 @@ where
         ready!(this.service.poll_ready(cx)).map_err(Into::into)?;
         let request = this.request.take().expect("request present until called");
         let permit = this.permit.take().expect("permit taken above");
+        let permit = Permit::admitted(permit, this.shared);
         Poll::Ready(Ok((this.service.call(request), permit)))
     }
 }
@@ -221,11 +223,13 @@ where
                     Err(error) => State::Failed { error: Some(error) },
                 },
                 StateProj::Running { inner, permit } => {
-                    let result = ready!(inner.poll(cx));
+                    let result = ready!(inner.poll(cx)).map_err(Into::into);
                     // Release the permit now, not when the caller drops this future.
-                    drop(permit.take());
+                    if let Some(permit) = permit.take() {
+                        permit.finish(result.as_ref());
+                    }
                     this.state.set(State::Done);
-                    return Poll::Ready(result.map_err(Into::into));
+                    return Poll::Ready(result);
                 }
                 StateProj::Failed { error } => {
                     let error = error.take().expect("error present until returned");

@@ -7,6 +7,7 @@ use tokio::sync::Semaphore;
 use tower_layer::Layer;
 
 use crate::ConcurrencyLimit;
+use crate::adaptive::LimitAlgorithm;
 use crate::state::{LimitHandle, Shared};
 
 const LAYER: &str = "concurrency limit";
@@ -62,6 +63,7 @@ impl ConcurrencyLimitLayer {
             max,
             queue: max,
             max_wait: Duration::from_secs(1),
+            algorithm: None,
         }
     }
 
@@ -93,12 +95,24 @@ impl<S> Layer<S> for ConcurrencyLimitLayer {
 }
 
 /// Configures a [`ConcurrencyLimitLayer`]; see [`ConcurrencyLimitLayer::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct Builder {
     max: usize,
     queue: usize,
     max_wait: Duration,
+    algorithm: Option<Arc<dyn LimitAlgorithm>>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("max", &self.max)
+            .field("queue", &self.queue)
+            .field("max_wait", &self.max_wait)
+            .field("algorithm", &self.algorithm)
+            .finish()
+    }
 }
 
 impl Builder {
@@ -113,6 +127,16 @@ impl Builder {
     /// when sooner, bounds the wait too.
     pub fn max_wait(mut self, max_wait: Duration) -> Self {
         self.max_wait = max_wait;
+        self
+    }
+
+    /// Lets `algorithm` move the limit from what calls observe (see
+    /// [`adaptive`](crate::adaptive)); the limit then starts at the algorithm's initial value
+    /// and stays within its bounds, and `max` given to [`builder`](ConcurrencyLimitLayer::builder)
+    /// is not used.
+    pub fn adaptive(mut self, algorithm: impl LimitAlgorithm) -> Self {
+        self.max = algorithm.bounds().1;
+        self.algorithm = Some(Arc::new(algorithm));
         self
     }
 
@@ -157,7 +181,12 @@ impl Builder {
             ));
         }
         Ok(ConcurrencyLimitLayer {
-            shared: Arc::new(Shared::new(self.max, self.queue, self.max_wait)),
+            shared: Arc::new(Shared::new(
+                self.max,
+                self.queue,
+                self.max_wait,
+                self.algorithm,
+            )),
         })
     }
 }

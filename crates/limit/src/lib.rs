@@ -54,9 +54,11 @@
 )]
 #![forbid(unsafe_code)]
 
+pub mod adaptive;
 pub mod error;
 pub mod future;
 mod layer;
+mod permit;
 mod service;
 mod state;
 

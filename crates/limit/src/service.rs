@@ -106,6 +106,7 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         if let Some(permit) = self.permit.take() {
             self.shared.record_admitted();
+            let permit = crate::permit::Permit::admitted(permit, &self.shared);
             return ResponseFuture::running(self.inner.call(request), permit);
         }
         self.call_queued(request)

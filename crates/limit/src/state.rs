@@ -1,15 +1,25 @@
 //! The state shared by every clone of one limit, and the handle that reads it.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::adaptive::LimitAlgorithm;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) semaphore: Arc<Semaphore>,
+    /// The most the limit can be (the fixed limit, or the adaptive maximum).
     pub(crate) max: usize,
+    /// The limit now.
+    limit: AtomicUsize,
+    /// Permits to retire as they come back, because the limit shrank while they were held.
+    debt: AtomicUsize,
+    /// Serialises limit changes, which are rare next to calls.
+    resizing: Mutex<()>,
+    pub(crate) algorithm: Option<Arc<dyn LimitAlgorithm>>,
     pub(crate) queue: usize,
     pub(crate) max_wait: Duration,
     queued: AtomicUsize,
@@ -19,10 +29,23 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(max: usize, queue: usize, max_wait: Duration) -> Self {
+    pub(crate) fn new(
+        max: usize,
+        queue: usize,
+        max_wait: Duration,
+        algorithm: Option<Arc<dyn LimitAlgorithm>>,
+    ) -> Self {
+        let (limit, max) = match &algorithm {
+            Some(algorithm) => (algorithm.initial(), algorithm.bounds().1),
+            None => (max, max),
+        };
         Shared {
-            semaphore: Arc::new(Semaphore::new(max)),
+            semaphore: Arc::new(Semaphore::new(limit)),
             max,
+            limit: AtomicUsize::new(limit),
+            debt: AtomicUsize::new(0),
+            resizing: Mutex::new(()),
+            algorithm,
             queue,
             max_wait,
             queued: AtomicUsize::new(0),
@@ -59,7 +82,55 @@ impl Shared {
     }
 
     pub(crate) fn in_flight(&self) -> usize {
-        self.max - self.semaphore.available_permits()
+        let total = self.limit.load(Ordering::Acquire) + self.debt.load(Ordering::Acquire);
+        total.saturating_sub(self.semaphore.available_permits())
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.limit.load(Ordering::Acquire)
+    }
+
+    /// Moves the limit to `limit`: new permits when it grows (paying back debt first), and
+    /// when it shrinks, free permits retired now and held ones as they come back.
+    pub(crate) fn set_limit(&self, limit: usize) {
+        if self.limit.load(Ordering::Acquire) == limit {
+            return;
+        }
+        let _guard = self
+            .resizing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let old = self.limit.load(Ordering::Acquire);
+        if limit > old {
+            let mut grow = limit - old;
+            let repaid = self
+                .debt
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |debt| {
+                    Some(debt - debt.min(grow))
+                })
+                .map_or(0, |debt| debt.min(grow));
+            grow -= repaid;
+            self.semaphore.add_permits(grow);
+        } else if limit < old {
+            let shrink = old - limit;
+            let retired = self.semaphore.forget_permits(shrink);
+            self.debt.fetch_add(shrink - retired, Ordering::AcqRel);
+        }
+        self.limit.store(limit, Ordering::Release);
+        tracing::debug!(target: "seawall::limit", { seawall.limit.limit = limit }, "limit changed");
+    }
+
+    /// Gives a permit back, or retires it if the limit shrank while it was held.
+    pub(crate) fn give_back(&self, permit: OwnedSemaphorePermit) {
+        let owed = self
+            .debt
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |debt| {
+                debt.checked_sub(1)
+            })
+            .is_ok();
+        if owed {
+            permit.forget();
+        }
     }
 
     pub(crate) fn queued(&self) -> usize {
@@ -96,10 +167,17 @@ pub struct LimitHandle {
 }
 
 impl LimitHandle {
-    /// The most calls allowed in flight at once.
+    /// The most calls ever allowed in flight at once: the fixed limit, or the adaptive
+    /// maximum.
     #[must_use]
     pub fn max(&self) -> usize {
         self.shared.max
+    }
+
+    /// The limit now: the fixed limit, or where the adaptive algorithm has moved it.
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        self.shared.limit()
     }
 
     /// Permits taken now: calls in flight, plus services that reserved a permit in

@@ -1,0 +1,396 @@
+//! Adaptive limits: algorithms that move the concurrency limit from what calls observe,
+//! after Netflix's concurrency-limits (AIMD and Gradient2).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use seawall_classify::ConfigError;
+
+const LAYER: &str = "adaptive limit";
+
+/// What one finished call tells an algorithm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// How long the call took, from admission to its answer.
+    pub rtt: Duration,
+    /// Calls in flight when it was admitted, itself included.
+    pub in_flight: usize,
+    /// The call ended in a fault or a timeout: a sign of overload.
+    pub dropped: bool,
+}
+
+/// Moves a concurrency limit from samples. Called concurrently by every finishing call, so it
+/// keeps its state in atomics; the layer does not know which algorithm drives it.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_limit::adaptive::{Aimd, LimitAlgorithm, Sample};
+///
+/// let aimd = Aimd::new(10, 10, 100).unwrap();
+/// let busy = Sample { rtt: Duration::from_millis(5), in_flight: 10, dropped: false };
+/// assert_eq!(aimd.update(busy), 11);
+/// let fault = Sample { dropped: true, ..busy };
+/// assert_eq!(aimd.update(fault), 10, "x0.9, but never below the minimum");
+/// ```
+pub trait LimitAlgorithm: Send + Sync + fmt::Debug + 'static {
+    /// The limit to start with.
+    fn initial(&self) -> usize;
+
+    /// Records a sample and returns the new limit.
+    fn update(&self, sample: Sample) -> usize;
+
+    /// The bounds the limit stays within.
+    fn bounds(&self) -> (usize, usize);
+}
+
+fn check_bounds(initial: usize, min: usize, max: usize) -> Result<(), ConfigError> {
+    if min == 0 {
+        return Err(ConfigError::new(LAYER, "min", "must be at least 1"));
+    }
+    if max < min {
+        return Err(ConfigError::new(
+            LAYER,
+            "max",
+            format!("is {max}, below the minimum {min}"),
+        ));
+    }
+    if !(min..=max).contains(&initial) {
+        return Err(ConfigError::new(
+            LAYER,
+            "initial",
+            format!("is {initial}, outside {min}..={max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Additive increase, multiplicative decrease, like TCP congestion control: +1 for a success
+/// while the limit is in use (at least half of it in flight), ×`backoff` (0.9) on a drop or
+/// when a call is slower than `timeout`. Netflix's defaults: initial 20, min 20, max 200.
+#[derive(Debug)]
+pub struct Aimd {
+    min: usize,
+    max: usize,
+    initial: usize,
+    backoff: f64,
+    timeout: Duration,
+    limit: AtomicU64,
+}
+
+impl Aimd {
+    /// Starts at `initial`, within `min..=max`, backing off ×0.9, with a 5 s latency timeout.
+    pub fn new(initial: usize, min: usize, max: usize) -> Result<Self, ConfigError> {
+        check_bounds(initial, min, max)?;
+        Ok(Aimd {
+            min,
+            max,
+            initial,
+            backoff: 0.9,
+            timeout: Duration::from_secs(5),
+            limit: AtomicU64::new(initial as u64),
+        })
+    }
+
+    /// The multiplier on a drop, in [0.5, 1).
+    pub fn backoff(mut self, ratio: f64) -> Result<Self, ConfigError> {
+        if !(0.5..1.0).contains(&ratio) {
+            return Err(ConfigError::new(
+                LAYER,
+                "backoff",
+                format!("is {ratio}, outside [0.5, 1)"),
+            ));
+        }
+        self.backoff = ratio;
+        Ok(self)
+    }
+
+    /// Calls slower than this count as drops.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+impl Default for Aimd {
+    fn default() -> Self {
+        Aimd::new(20, 20, 200).expect("valid defaults")
+    }
+}
+
+impl LimitAlgorithm for Aimd {
+    fn initial(&self) -> usize {
+        self.initial
+    }
+
+    fn update(&self, sample: Sample) -> usize {
+        let drop = sample.dropped || sample.rtt > self.timeout;
+        let next = |limit: u64| {
+            let limit = limit as usize;
+            let new = if drop {
+                ((limit as f64 * self.backoff) as usize).max(self.min)
+            } else if sample.in_flight * 2 >= limit {
+                (limit + 1).min(self.max)
+            } else {
+                // Not using the limit: no evidence it could be higher.
+                limit
+            };
+            Some(new as u64)
+        };
+        let previous = self
+            .limit
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, next)
+            .unwrap_or(self.initial as u64);
+        next(previous).unwrap_or(previous) as usize
+    }
+
+    fn bounds(&self) -> (usize, usize) {
+        (self.min, self.max)
+    }
+}
+
+/// An `f64` in an atomic word.
+#[derive(Debug)]
+struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    fn new(value: f64) -> Self {
+        AtomicF64(AtomicU64::new(value.to_bits()))
+    }
+
+    fn load(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Acquire))
+    }
+
+    /// Applies `f` atomically; returns the new value.
+    fn update(&self, f: impl Fn(f64) -> f64) -> f64 {
+        let previous = self
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                Some(f(f64::from_bits(bits)).to_bits())
+            })
+            .unwrap_or(0);
+        f(f64::from_bits(previous))
+    }
+}
+
+/// Netflix's Gradient2: compares a short-term RTT (the latest sample) with a long-term
+/// average (exponential over `long_window` samples, plain average while warming up):
+///
+/// - `gradient = clamp(tolerance × long / short, 0.5, 1)`: 1 while latency holds, lower when
+///   it rises (queueing somewhere);
+/// - `new = limit × gradient + queue`, smoothed: `limit × (1 − smoothing) + new × smoothing`,
+///   within `min..=max`;
+/// - when `long / short > 2` (latency fell: a new, faster regime), the long average drifts
+///   down ×0.95 so the limit recovers instead of waiting 600 samples;
+/// - while less than half the limit is in use, the limit does not grow;
+/// - unlike Netflix's, a drop (fault or timeout) also multiplies the limit by 0.9: a fault is
+///   a stronger sign of overload than latency.
+///
+/// Defaults as in the reference implementation: initial 20, min 20, max 200, smoothing 0.2,
+/// tolerance 1.5, long window 600, queue allowance 4.
+#[derive(Debug)]
+pub struct Gradient2 {
+    min: usize,
+    max: usize,
+    initial: usize,
+    smoothing: f64,
+    tolerance: f64,
+    long_window: u64,
+    queue: f64,
+    samples: AtomicU64,
+    long_rtt: AtomicF64,
+    limit: AtomicF64,
+}
+
+impl Gradient2 {
+    /// Starts at `initial`, within `min..=max`, with the reference defaults otherwise.
+    pub fn new(initial: usize, min: usize, max: usize) -> Result<Self, ConfigError> {
+        check_bounds(initial, min, max)?;
+        Ok(Gradient2 {
+            min,
+            max,
+            initial,
+            smoothing: 0.2,
+            tolerance: 1.5,
+            long_window: 600,
+            queue: 4.0,
+            samples: AtomicU64::new(0),
+            long_rtt: AtomicF64::new(0.0),
+            limit: AtomicF64::new(initial as f64),
+        })
+    }
+
+    /// How much of each new estimate to take, in (0, 1].
+    pub fn smoothing(mut self, smoothing: f64) -> Result<Self, ConfigError> {
+        if !(smoothing > 0.0 && smoothing <= 1.0) {
+            return Err(ConfigError::new(
+                LAYER,
+                "smoothing",
+                format!("is {smoothing}, outside (0, 1]"),
+            ));
+        }
+        self.smoothing = smoothing;
+        Ok(self)
+    }
+
+    /// How much latency may grow before the limit shrinks, at least 1.
+    pub fn tolerance(mut self, tolerance: f64) -> Result<Self, ConfigError> {
+        if !(tolerance >= 1.0 && tolerance.is_finite()) {
+            return Err(ConfigError::new(
+                LAYER,
+                "tolerance",
+                format!("is {tolerance}, must be at least 1"),
+            ));
+        }
+        self.tolerance = tolerance;
+        Ok(self)
+    }
+
+    /// The current long-term RTT average.
+    #[must_use]
+    pub fn long_rtt(&self) -> Duration {
+        Duration::from_secs_f64(self.long_rtt.load().max(0.0))
+    }
+}
+
+impl Default for Gradient2 {
+    fn default() -> Self {
+        Gradient2::new(20, 20, 200).expect("valid defaults")
+    }
+}
+
+impl LimitAlgorithm for Gradient2 {
+    fn initial(&self) -> usize {
+        self.initial
+    }
+
+    fn update(&self, sample: Sample) -> usize {
+        let short = sample.rtt.as_secs_f64().max(1e-9);
+        let n = self.samples.fetch_add(1, Ordering::Relaxed) + 1;
+        let warmup = 10;
+        let long = self.long_rtt.update(|long| {
+            if n <= warmup {
+                // A plain average while warming up.
+                long + (short - long) / n as f64
+            } else {
+                let factor = 2.0 / (self.long_window as f64 + 1.0);
+                let long = long * (1.0 - factor) + short * factor;
+                // Latency fell to a new regime: let the average follow quickly.
+                if long / short > 2.0 {
+                    long * 0.95
+                } else {
+                    long
+                }
+            }
+        });
+        let (min, max) = (self.min as f64, self.max as f64);
+        let limit = self.limit.update(|limit| {
+            if sample.dropped {
+                return (limit * 0.9).clamp(min, max);
+            }
+            if (sample.in_flight as f64) < limit / 2.0 {
+                // Not using the limit: no evidence either way.
+                return limit;
+            }
+            let gradient = (self.tolerance * long / short).clamp(0.5, 1.0);
+            let estimate = limit * gradient + self.queue;
+            (limit * (1.0 - self.smoothing) + estimate * self.smoothing).clamp(min, max)
+        });
+        limit as usize
+    }
+
+    fn bounds(&self) -> (usize, usize) {
+        (self.min, self.max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample(ms: u64, in_flight: usize, dropped: bool) -> Sample {
+        Sample {
+            rtt: Duration::from_millis(ms),
+            in_flight,
+            dropped,
+        }
+    }
+
+    #[test]
+    fn aimd_grows_only_while_the_limit_is_used() {
+        let aimd = Aimd::new(10, 5, 100).unwrap();
+        assert_eq!(
+            aimd.update(sample(5, 2, false)),
+            10,
+            "4 of 10 in use: no growth"
+        );
+        assert_eq!(aimd.update(sample(5, 5, false)), 11);
+        assert_eq!(aimd.update(sample(5, 11, true)), 9, "11 x 0.9");
+        assert_eq!(
+            aimd.update(sample(6_000, 9, false)),
+            8,
+            "slower than the timeout is a drop"
+        );
+    }
+
+    #[test]
+    fn gradient2_shrinks_when_latency_rises_and_recovers_when_it_falls() {
+        let g = Gradient2::new(50, 10, 100).unwrap();
+        let mut limit = 50;
+        for _ in 0..200 {
+            limit = g.update(sample(10, limit, false));
+        }
+        assert_eq!(
+            limit, 100,
+            "at steady latency, fully used, the limit grows to the maximum"
+        );
+        for _ in 0..50 {
+            limit = g.update(sample(100, limit, false));
+        }
+        assert!(limit < 30, "x10 latency must shrink the limit: {limit}");
+        for _ in 0..300 {
+            limit = g.update(sample(10, limit, false));
+        }
+        assert!(
+            limit > 50,
+            "back at normal latency the limit recovers: {limit}"
+        );
+    }
+
+    #[test]
+    fn invalid_bounds_are_errors() {
+        assert_eq!(Aimd::new(10, 0, 5).unwrap_err().field(), "min");
+        assert_eq!(Aimd::new(10, 20, 5).unwrap_err().field(), "max");
+        assert_eq!(Gradient2::new(500, 20, 200).unwrap_err().field(), "initial");
+        assert_eq!(Aimd::default().backoff(1.2).unwrap_err().field(), "backoff");
+        assert_eq!(
+            Gradient2::default().smoothing(0.0).unwrap_err().field(),
+            "smoothing"
+        );
+        assert_eq!(
+            Gradient2::default().tolerance(0.5).unwrap_err().field(),
+            "tolerance"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn limits_stay_within_their_bounds(
+            min in 1usize..50,
+            span in 0usize..200,
+            samples in proptest::collection::vec((1u64..10_000, 0usize..400, any::<bool>()), 1..300),
+        ) {
+            let max = min + span;
+            let aimd = Aimd::new(min, min, max).unwrap();
+            let gradient = Gradient2::new(min, min, max).unwrap();
+            for (ms, in_flight, dropped) in samples {
+                for limit in [aimd.update(sample(ms, in_flight, dropped)), gradient.update(sample(ms, in_flight, dropped))] {
+                    prop_assert!((min..=max).contains(&limit), "{limit} outside {min}..={max}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! A held permit, and what happens when it is given back: in adaptive mode, the call's
+//! outcome moves the limit, and permits the limit no longer has room for are retired.
+
+use std::fmt;
+use std::sync::Arc;
+
+use seawall_classify::{BoxError, FailureKind, known_class};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+use crate::adaptive::Sample;
+use crate::state::Shared;
+
+/// A permit held by an admitted call.
+pub(crate) enum Permit {
+    /// A fixed limit: dropping the permit gives it back.
+    Fixed { _held: OwnedSemaphorePermit },
+    /// An adaptive limit: the outcome is sampled and the limit may have shrunk meanwhile.
+    Adaptive(Option<Adaptive>),
+}
+
+pub(crate) struct Adaptive {
+    permit: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+    admitted: Instant,
+    in_flight: usize,
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Permit::Fixed { .. } => "Permit::Fixed",
+            Permit::Adaptive(_) => "Permit::Adaptive",
+        })
+    }
+}
+
+impl Permit {
+    /// Wraps a permit just granted to a call.
+    pub(crate) fn admitted(permit: OwnedSemaphorePermit, shared: &Arc<Shared>) -> Permit {
+        if shared.algorithm.is_none() {
+            return Permit::Fixed { _held: permit };
+        }
+        Permit::Adaptive(Some(Adaptive {
+            permit,
+            shared: shared.clone(),
+            admitted: Instant::now(),
+            in_flight: shared.in_flight(),
+        }))
+    }
+
+    /// The call finished with `result`: sample it (adaptive mode) and give the permit back.
+    pub(crate) fn finish<T>(mut self, result: Result<&T, &BoxError>) {
+        if let Permit::Adaptive(adaptive) = &mut self
+            && let Some(adaptive) = adaptive.take()
+        {
+            let dropped = match result {
+                Ok(_) => Some(false),
+                Err(error) => match known_class(&**error) {
+                    Some(class) if class.is_fault() => Some(true),
+                    Some(class) if class.kind() == Some(FailureKind::Timeout) => Some(true),
+                    // The caller's mistakes, local refusals, cancellations: no information
+                    // about the dependency's capacity.
+                    Some(class)
+                        if matches!(
+                            class.kind(),
+                            Some(FailureKind::Invalid | FailureKind::Rejected) | None
+                        ) =>
+                    {
+                        None
+                    }
+                    // Contention: the dependency answered; its capacity is fine.
+                    Some(_) => Some(false),
+                    None => Some(true),
+                },
+            };
+            if let Some(dropped) = dropped {
+                let sample = Sample {
+                    rtt: adaptive.admitted.elapsed(),
+                    in_flight: adaptive.in_flight,
+                    dropped,
+                };
+                let algorithm = adaptive.shared.algorithm.as_ref().expect("adaptive mode");
+                let limit = algorithm.update(sample);
+                adaptive.shared.set_limit(limit);
+            }
+            adaptive.shared.give_back(adaptive.permit);
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        // A call dropped by its caller: no sample, but a shrunk limit still retires it.
+        if let Permit::Adaptive(adaptive) = self
+            && let Some(adaptive) = adaptive.take()
+        {
+            adaptive.shared.give_back(adaptive.permit);
+        }
+    }
+}
