@@ -108,6 +108,23 @@ fn limit(c: &mut Criterion) {
         b.iter_custom(|n| sequential_calls(&rt, &mut seawall_limit, n, WithDeadline::new))
     });
 
+    let mut adaptive = ConcurrencyLimitLayer::builder(64)
+        .adaptive(seawall_limit::adaptive::Aimd::new(64, 1, 200).unwrap())
+        .build()
+        .unwrap()
+        .layer(echo::<WithDeadline<u64>>());
+    group.bench_function("seawall_adaptive_aimd", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut adaptive, n, WithDeadline::new))
+    });
+    let mut gradient = ConcurrencyLimitLayer::builder(64)
+        .adaptive(seawall_limit::adaptive::Gradient2::new(64, 1, 200).unwrap())
+        .build()
+        .unwrap()
+        .layer(echo::<WithDeadline<u64>>());
+    group.bench_function("seawall_adaptive_gradient2", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut gradient, n, WithDeadline::new))
+    });
+
     // Two tasks contending on one shared limit.
     let rt2 = runtime_two_threads();
     let shared_bare = echo::<WithDeadline<u64>>();
