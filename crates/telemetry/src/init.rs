@@ -1,0 +1,218 @@
+//! Installing the export pipeline: `tracing` spans to OpenTelemetry, metrics, and logs.
+
+use std::fmt;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer as _};
+
+/// Where traces and metrics go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exporter {
+    /// OTLP over HTTP/protobuf to this base endpoint (`http://host:4318`); the signal paths
+    /// `/v1/traces` and `/v1/metrics` are added. The standard `OTEL_EXPORTER_OTLP_*`
+    /// variables (headers, timeout, per-signal endpoints) apply too.
+    Otlp(String),
+    /// Printed on standard output, for a look during development.
+    Stdout,
+    /// Not exported: only the logs are written.
+    None,
+}
+
+/// What [`init`] sets up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+    /// Where traces and metrics go.
+    pub exporter: Exporter,
+    /// The log filter, `RUST_LOG` syntax (`info,seawall=debug`).
+    pub log_filter: String,
+    /// Whether to write logs to standard error.
+    pub logs: bool,
+    /// How long one export may take before it is abandoned.
+    pub export_timeout: std::time::Duration,
+}
+
+impl Config {
+    /// From the standard variables: `OTEL_SERVICE_NAME` (default `default_service`),
+    /// `OTEL_TRACES_EXPORTER` (`otlp`, `console` or `none`), `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// (OTLP when set, unless the exporter says otherwise), and `RUST_LOG` (default `info`).
+    #[must_use]
+    pub fn from_env(default_service: &str) -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let endpoint = var("OTEL_EXPORTER_OTLP_ENDPOINT");
+        let exporter = match var("OTEL_TRACES_EXPORTER").as_deref() {
+            Some("none") => Exporter::None,
+            Some("console") | Some("stdout") => Exporter::Stdout,
+            _ => match endpoint {
+                Some(endpoint) => Exporter::Otlp(endpoint),
+                None => Exporter::None,
+            },
+        };
+        Config {
+            service_name: var("OTEL_SERVICE_NAME").unwrap_or_else(|| default_service.to_owned()),
+            exporter,
+            log_filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
+            logs: true,
+            export_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// What went wrong setting up telemetry.
+#[derive(Debug)]
+pub struct InitError {
+    message: String,
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot set up telemetry: {}", self.message)
+    }
+}
+
+impl std::error::Error for InitError {}
+
+fn error(message: impl fmt::Display) -> InitError {
+    InitError {
+        message: message.to_string(),
+    }
+}
+
+/// Flushes and shuts down the exporters when dropped (or on [`shutdown`](Self::shutdown)),
+/// so a process that exits loses no spans.
+#[must_use = "dropping the guard shuts telemetry down"]
+pub struct TelemetryGuard {
+    tracer: Option<SdkTracerProvider>,
+    meter: Option<SdkMeterProvider>,
+}
+
+impl fmt::Debug for TelemetryGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelemetryGuard")
+            .field("traces", &self.tracer.is_some())
+            .field("metrics", &self.meter.is_some())
+            .finish()
+    }
+}
+
+impl TelemetryGuard {
+    /// Exports everything pending and stops the exporters. Export failures (an unreachable
+    /// endpoint) are reported in the result, never as a panic or a hang past the exporter's
+    /// timeout.
+    pub fn shutdown(mut self) -> Result<(), InitError> {
+        self.close()
+    }
+
+    fn close(&mut self) -> Result<(), InitError> {
+        let mut result = Ok(());
+        if let Some(tracer) = self.tracer.take() {
+            let _ = tracer.force_flush();
+            if let Err(e) = tracer.shutdown() {
+                result = Err(error(e));
+            }
+        }
+        if let Some(meter) = self.meter.take() {
+            let _ = meter.force_flush();
+            if let Err(e) = meter.shutdown() {
+                result = Err(error(e));
+            }
+        }
+        result
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Installs a `tracing` subscriber that writes logs (filtered like `RUST_LOG`) and sends spans
+/// to OpenTelemetry, and global tracer and meter providers exporting as `config` says, with
+/// batching. Keep the guard alive for the life of the process.
+///
+/// ```no_run
+/// # fn main() -> Result<(), seawall_telemetry::InitError> {
+/// let _telemetry = seawall_telemetry::init(seawall_telemetry::Config::from_env("my-service"))?;
+/// tracing::info!("started");
+/// # Ok(())
+/// # }
+/// ```
+pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
+    let resource = Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .build();
+    let (tracer, meter) = match &config.exporter {
+        Exporter::None => (None, None),
+        Exporter::Stdout => (
+            Some(
+                SdkTracerProvider::builder()
+                    .with_resource(resource.clone())
+                    .with_simple_exporter(opentelemetry_stdout::SpanExporter::default())
+                    .build(),
+            ),
+            Some(
+                SdkMeterProvider::builder()
+                    .with_resource(resource)
+                    .with_periodic_exporter(opentelemetry_stdout::MetricExporter::default())
+                    .build(),
+            ),
+        ),
+        Exporter::Otlp(endpoint) => {
+            let base = endpoint.trim_end_matches('/');
+            let spans = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(format!("{base}/v1/traces"))
+                .with_timeout(config.export_timeout)
+                .build()
+                .map_err(error)?;
+            let metrics = opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .with_endpoint(format!("{base}/v1/metrics"))
+                .with_timeout(config.export_timeout)
+                .build()
+                .map_err(error)?;
+            (
+                Some(
+                    SdkTracerProvider::builder()
+                        .with_resource(resource.clone())
+                        .with_batch_exporter(spans)
+                        .build(),
+                ),
+                Some(
+                    SdkMeterProvider::builder()
+                        .with_resource(resource)
+                        .with_periodic_exporter(metrics)
+                        .build(),
+                ),
+            )
+        }
+    };
+    if let Some(meter) = &meter {
+        opentelemetry::global::set_meter_provider(meter.clone());
+    }
+    let filter = EnvFilter::try_new(&config.log_filter)
+        .map_err(|e| error(format!("invalid log filter `{}`: {e}", config.log_filter)))?;
+    let logs = config
+        .logs
+        .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    let otel = tracer.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("seawall"))
+            .with_filter(EnvFilter::new("trace"))
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(otel)
+        .try_init()
+        .map_err(error)?;
+    Ok(TelemetryGuard { tracer, meter })
+}

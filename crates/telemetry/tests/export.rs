@@ -1,0 +1,187 @@
+//! Spans and metrics reach a real OTLP receiver, decoded and checked field by field.
+
+mod support;
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use prost::Message;
+use seawall_classify::{Class, FailureKind, RetryHint};
+use seawall_telemetry::{Config, Exporter, Recorder, init, schema};
+use tracing::Instrument;
+
+const SECRET: &str = "hunter2-do-not-export";
+
+fn string(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            Value::IntValue(i) => Some(i.to_string()),
+            _ => None,
+        }
+    })
+}
+
+/// A stand-in for an instrumented client call: a request span, an attempt span under it, a
+/// retry event, and the error status on the failed attempt. The client's connection string
+/// holds a password; its connection error is logged the way a service would log it, and the
+/// password must not be exported.
+async fn instrumented_request() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let database_url = format!("postgres://app:{SECRET}@127.0.0.1:{port}/orders");
+    let request = tracing::info_span!("seawall.request", "seawall.layer" = "retry");
+    async {
+        let failure = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+            .await
+            .err()
+            .expect("nothing listens there");
+        let class = seawall_classify::postgres::classify(&failure);
+        let error = seawall_classify::Error::new(class, failure);
+        tracing::warn!(error = %error, "error.type" = class.kind().map_or("none", |k| k.as_str()), "connect failed");
+        let attempt = tracing::info_span!(
+            "seawall.attempt",
+            "seawall.retry.attempt" = 1,
+            "otel.status_code" = "ERROR",
+            "error.type" = "timeout"
+        );
+        async {
+            tracing::info!(
+                "seawall.failure.kind" = "timeout",
+                "seawall.retry.delay_ms" = 100,
+                "retrying"
+            );
+        }
+        .instrument(attempt)
+        .await;
+    }
+    .instrument(request)
+    .await;
+}
+
+#[test]
+fn spans_events_and_metrics_arrive_with_the_schema() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (addr, received) = runtime.block_on(support::start());
+    let guard = init(Config {
+        service_name: "seawall-test".to_owned(),
+        exporter: Exporter::Otlp(format!("http://{addr}")),
+        log_filter: "info".to_owned(),
+        logs: false,
+        export_timeout: Duration::from_secs(5),
+    })
+    .expect("telemetry set up");
+
+    runtime.block_on(instrumented_request());
+    let recorder = Recorder::global();
+    recorder.call(
+        "retry",
+        Class::failure(FailureKind::Timeout, RetryHint::Retry),
+    );
+    recorder.breaker_transition("postgres", "open");
+    guard.shutdown().expect("everything exported");
+
+    let received = received.lock().unwrap().clone();
+    let everything: Vec<u8> = received.iter().flat_map(|(_, body)| body.clone()).collect();
+    assert!(
+        !String::from_utf8_lossy(&everything).contains(SECRET),
+        "a secret was exported"
+    );
+
+    let spans: Vec<_> = received
+        .iter()
+        .filter(|(path, _)| path == "/v1/traces")
+        .flat_map(|(_, body)| {
+            ExportTraceServiceRequest::decode(body.as_slice())
+                .unwrap()
+                .resource_spans
+        })
+        .collect();
+    let resource = spans[0].resource.as_ref().expect("a resource");
+    assert_eq!(
+        string(&resource.attributes, "service.name").as_deref(),
+        Some("seawall-test")
+    );
+    let all: Vec<_> = spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .collect();
+    let request = all
+        .iter()
+        .find(|s| s.name == "seawall.request")
+        .expect("request span");
+    let attempt = all
+        .iter()
+        .find(|s| s.name == "seawall.attempt")
+        .expect("attempt span");
+    assert_eq!(
+        attempt.parent_span_id, request.span_id,
+        "the attempt is the request's child"
+    );
+    assert_eq!(attempt.trace_id, request.trace_id);
+    assert_eq!(
+        string(&request.attributes, schema::LAYER).as_deref(),
+        Some("retry")
+    );
+    assert_eq!(
+        string(&attempt.attributes, schema::RETRY_ATTEMPT).as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        string(&attempt.attributes, schema::ERROR_TYPE).as_deref(),
+        Some("timeout")
+    );
+    let status = attempt.status.as_ref().expect("a status");
+    assert_eq!(status.code, StatusCode::Error as i32);
+    let event = attempt
+        .events
+        .iter()
+        .find(|e| e.name == "retrying")
+        .expect("the retry event");
+    assert_eq!(
+        string(&event.attributes, schema::FAILURE_KIND).as_deref(),
+        Some("timeout")
+    );
+
+    let metrics: Vec<String> = received
+        .iter()
+        .filter(|(path, _)| path == "/v1/metrics")
+        .flat_map(|(_, body)| {
+            ExportMetricsServiceRequest::decode(body.as_slice())
+                .unwrap()
+                .resource_metrics
+        })
+        .flat_map(|r| r.scope_metrics)
+        .flat_map(|s| s.metrics)
+        .map(|m| m.name)
+        .collect();
+    assert!(metrics.iter().any(|m| m == schema::CALLS), "{metrics:?}");
+    assert!(
+        metrics.iter().any(|m| m == schema::BREAKER_TRANSITIONS),
+        "{metrics:?}"
+    );
+
+    // The connection error was exported (as an event of the request span) without the
+    // password of the connection string.
+    let logged = request
+        .events
+        .iter()
+        .find(|e| e.name == "connect failed")
+        .expect("the error event");
+    assert_eq!(
+        string(&logged.attributes, schema::ERROR_TYPE).as_deref(),
+        Some("connect")
+    );
+}
