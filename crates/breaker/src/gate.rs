@@ -438,6 +438,7 @@ impl<P: TripPolicy> Gate<P> {
         tracing::info!(
             target: "seawall::breaker",
             {
+                monotonic_counter.seawall.breaker.transitions = 1u64,
                 seawall.breaker.name = %self.config.name,
                 seawall.breaker.state = to.as_str(),
                 seawall.breaker.previous_state = from.as_str()

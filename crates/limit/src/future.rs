@@ -152,7 +152,13 @@ where
             match this.acquire.as_mut().poll(cx) {
                 Poll::Ready(Ok(permit)) => {
                     drop(this.slot.take());
-                    this.shared.record_admitted_after(this.queued_at.elapsed());
+                    let waited = this.queued_at.elapsed();
+                    this.shared.record_admitted_after(waited);
+                    tracing::trace!(
+                        target: "seawall::limit",
+                        { histogram.seawall.limit.queue_wait = waited.as_secs_f64() },
+                        "admitted from the queue"
+                    );
                     *this.permit = Some(permit);
                 }
                 // The semaphore is never closed; refuse rather than panic if it were.
@@ -171,7 +177,12 @@ where
                     }
                     tracing::debug!(
                         target: "seawall::limit",
-                        { seawall.limit.queue_wait_ms = this.shared.max_wait.as_millis() as u64 },
+                        {
+                            monotonic_counter.seawall.rejections = 1u64,
+                            seawall.layer = "limit",
+                            error.type = "rejected",
+                            seawall.limit.queue_wait_ms = this.shared.max_wait.as_millis() as u64
+                        },
                         "call refused: no permit within max_wait"
                     );
                     return Poll::Ready(Err(Box::new(Error::new(

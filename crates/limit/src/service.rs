@@ -133,6 +133,9 @@ impl<S> ConcurrencyLimit<S> {
             tracing::debug!(
                 target: "seawall::limit",
                 {
+                    monotonic_counter.seawall.rejections = 1u64,
+                    seawall.layer = "limit",
+                    error.type = "rejected",
                     seawall.limit.in_flight = self.shared.in_flight(),
                     seawall.limit.queued = self.shared.queued()
                 },

@@ -205,7 +205,11 @@ fn decide<C, Req: HasDeadline>(
     {
         tracing::debug!(
             target: "seawall::retry",
-            { seawall.retry.attempt = attempt, seawall.failure.kind = failure.kind.as_str() },
+            {
+                monotonic_counter.seawall.retry.budget.exhausted = 1u64,
+                seawall.retry.attempt = attempt,
+                seawall.failure.kind = failure.kind.as_str()
+            },
             "retrying stopped: retry budget exhausted"
         );
         return Next::Return;
@@ -213,6 +217,8 @@ fn decide<C, Req: HasDeadline>(
     tracing::debug!(
         target: "seawall::retry",
         {
+            monotonic_counter.seawall.retries = 1u64,
+            error.type = failure.kind.as_str(),
             seawall.retry.attempt = attempt + 1,
             seawall.retry.delay_ms = delay.as_millis() as u64,
             seawall.failure.kind = failure.kind.as_str()

@@ -198,20 +198,38 @@ pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
     if let Some(meter) = &meter {
         opentelemetry::global::set_meter_provider(meter.clone());
     }
-    let filter = EnvFilter::try_new(&config.log_filter)
-        .map_err(|e| error(format!("invalid log filter `{}`: {e}", config.log_filter)))?;
-    let logs = config
-        .logs
-        .then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
-    let otel = tracer.as_ref().map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("seawall"))
-            .with_filter(EnvFilter::new("trace"))
+    let filter = || {
+        EnvFilter::try_new(&config.log_filter)
+            .map_err(|e| error(format!("invalid log filter `{}`: {e}", config.log_filter)))
+    };
+    let logs = if config.logs {
+        Some(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter()?),
+        )
+    } else {
+        None
+    };
+    let spans = match &tracer {
+        Some(provider) => Some(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("seawall"))
+                .with_filter(filter()?),
+        ),
+        None => None,
+    };
+    // Seawall's layers report their metrics as `tracing` events (`monotonic_counter.*`,
+    // `histogram.*` fields), so that no layer crate depends on this one; every such event is
+    // recorded, whatever the log filter.
+    let metrics = meter.as_ref().map(|provider| {
+        tracing_opentelemetry::MetricsLayer::new(provider.clone())
+            .with_filter(EnvFilter::new("seawall=trace"))
     });
     tracing_subscriber::registry()
-        .with(filter)
         .with(logs)
-        .with(otel)
+        .with(spans)
+        .with(metrics)
         .try_init()
         .map_err(error)?;
     Ok(TelemetryGuard { tracer, meter })

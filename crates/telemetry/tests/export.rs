@@ -66,6 +66,30 @@ async fn instrumented_request() {
     .await;
 }
 
+/// Seawall's own layers at work: a retry over a breaker over a client that always fails, so
+/// that retries happen and the breaker opens. Their metrics come from their `tracing` events.
+async fn real_layers() {
+    use tower::{Layer, ServiceExt};
+    let breaker = seawall_breaker::CircuitBreakerLayer::builder()
+        .name("orders-db")
+        .consecutive_faults(2)
+        .build()
+        .unwrap();
+    let retry = seawall_retry::RetryLayer::builder()
+        .max_attempts(3)
+        .backoff(seawall_retry::Backoff::constant(Duration::from_millis(1)))
+        .no_budget()
+        .build()
+        .unwrap();
+    let client = tower::service_fn(|_: seawall_classify::WithDeadline<()>| async {
+        Err::<(), _>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+    });
+    let service = retry.layer(breaker.layer(client));
+    let _ = service
+        .oneshot(seawall_classify::WithDeadline::new(()))
+        .await;
+}
+
 #[test]
 fn spans_events_and_metrics_arrive_with_the_schema() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -84,12 +108,12 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
     .expect("telemetry set up");
 
     runtime.block_on(instrumented_request());
+    runtime.block_on(real_layers());
     let recorder = Recorder::global();
     recorder.call(
         "retry",
         Class::failure(FailureKind::Timeout, RetryHint::Retry),
     );
-    recorder.breaker_transition("postgres", "open");
     guard.shutdown().expect("everything exported");
 
     let received = received.lock().unwrap().clone();

@@ -27,13 +27,17 @@ impl Bound {
             Bound::Attempt(timeout) => {
                 tracing::debug!(
                     target: "seawall::timeout",
-                    timeout_ms = timeout.as_millis() as u64,
+                    { seawall.layer = "attempt_timeout", error.type = "timeout", timeout_ms = timeout.as_millis() as u64 },
                     "attempt timed out"
                 );
                 Error::new(Elapsed::CLASS, Elapsed::new(timeout))
             }
             Bound::Deadline => {
-                tracing::debug!(target: "seawall::timeout", "request deadline exceeded");
+                tracing::debug!(
+                    target: "seawall::timeout",
+                    { seawall.layer = "deadline", error.type = "timeout" },
+                    "request deadline exceeded"
+                );
                 DeadlineExceeded::classified()
             }
         };
