@@ -231,6 +231,39 @@ fn recovery(r: Option<Option<u64>>) -> String {
     }
 }
 
+/// One run's cells, in column order: `precise` for CSV (more decimals, bare numbers), else
+/// for the table.
+fn cells(scenario: &str, stack: Stack, m: &Metrics, precise: bool) -> Vec<String> {
+    let recovery = recovery(m.recovery_s);
+    vec![
+        scenario.to_owned(),
+        stack.name().to_owned(),
+        m.requests.to_string(),
+        if precise {
+            format!("{:.3}", m.success_pct)
+        } else {
+            format!("{:.1} %", m.success_pct)
+        },
+        ms(m.p50),
+        ms(m.p99),
+        ms(m.max),
+        m.past_deadline.to_string(),
+        m.peak_in_flight.to_string(),
+        format!("{:.*}", if precise { 4 } else { 2 }, m.attempts_per_request),
+        format!(
+            "{:.*}",
+            if precise { 4 } else { 2 },
+            m.attempts_during_fault
+        ),
+        if precise {
+            recovery.trim_end_matches(" s").to_owned()
+        } else {
+            recovery
+        },
+        m.fast_rejections.to_string(),
+    ]
+}
+
 /// The side-by-side table, as Markdown.
 pub fn table(results: &[ScenarioResult]) -> String {
     let mut out = String::new();
@@ -240,20 +273,8 @@ pub fn table(results: &[ScenarioResult]) -> String {
         for (stack, m) in &result.runs {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {:.1} % | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} |",
-                result.scenario.name,
-                stack.name(),
-                m.requests,
-                m.success_pct,
-                ms(m.p50),
-                ms(m.p99),
-                ms(m.max),
-                m.past_deadline,
-                m.peak_in_flight,
-                m.attempts_per_request,
-                m.attempts_during_fault,
-                recovery(m.recovery_s),
-                m.fast_rejections
+                "| {} |",
+                cells(result.scenario.name, *stack, m, false).join(" | ")
             );
         }
     }
@@ -337,24 +358,9 @@ pub fn csv(results: &[ScenarioResult]) -> String {
     );
     for result in results {
         for (stack, m) in &result.runs {
-            let _ = writeln!(
-                out,
-                "{},{},{},{:.3},{},{},{},{},{},{:.4},{:.4},{},{},{}",
-                result.scenario.name,
-                stack.name(),
-                m.requests,
-                m.success_pct,
-                ms(m.p50),
-                ms(m.p99),
-                ms(m.max),
-                m.past_deadline,
-                m.peak_in_flight,
-                m.attempts_per_request,
-                m.attempts_during_fault,
-                recovery(m.recovery_s).trim_end_matches(" s"),
-                m.fast_rejections,
-                m.caller_errors_retried
-            );
+            let mut row = cells(result.scenario.name, *stack, m, true);
+            row.push(m.caller_errors_retried.to_string());
+            let _ = writeln!(out, "{}", row.join(","));
         }
     }
     out
