@@ -33,6 +33,9 @@ pin_project! {
         attempt: u32,
         // Created at the first retry: a request that succeeds at once never needs it.
         backoff: Option<BackoffState>,
+        // The request's span: one per request, an event per attempt. Disabled (and free)
+        // unless a subscriber wants it.
+        span: tracing::Span,
     }
 }
 
@@ -64,6 +67,7 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
         service: S,
         request: Option<Req>,
         shared: Arc<Shared<C>>,
+        span: tracing::Span,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
@@ -72,6 +76,7 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
             shared,
             attempt: 1,
             backoff: None,
+            span,
         }
     }
 }
@@ -100,6 +105,9 @@ where
     type Output = Result<S::Response, BoxError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Inner layers' spans and events belong to this request.
+        let span = self.span.clone();
+        let _entered = span.enter();
         loop {
             let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
@@ -107,6 +115,16 @@ where
                     let result = ready!(future.poll(cx));
                     let shared = &**this.shared;
                     let class = shared.classifier.classify(result.as_ref());
+                    tracing::debug!(
+                        target: "seawall::retry",
+                        parent: &*this.span,
+                        {
+                            seawall.retry.attempt = *this.attempt,
+                            seawall.class = class.as_str(),
+                            error.type = class.kind().map(|k| k.as_str())
+                        },
+                        "attempt"
+                    );
                     let next = decide(
                         shared,
                         class,

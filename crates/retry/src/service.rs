@@ -82,6 +82,12 @@ where
         // The ready service takes the first attempt; a clone takes any later one.
         let service = self.inner.clone();
         let future = self.inner.call(request);
-        ResponseFuture::new(future, service, again, self.shared.clone())
+        let span = tracing::debug_span!(
+            target: "seawall::retry",
+            "seawall.request",
+            seawall.layer = "retry",
+            seawall.retry.max_attempts = self.shared.max_attempts
+        );
+        ResponseFuture::new(future, service, again, self.shared.clone(), span)
     }
 }

@@ -37,7 +37,7 @@ async fn instrumented_request() {
         .unwrap()
         .port();
     let database_url = format!("postgres://app:{SECRET}@127.0.0.1:{port}/orders");
-    let request = tracing::info_span!("seawall.request", "seawall.layer" = "retry");
+    let request = tracing::info_span!("checkout.request", "seawall.layer" = "retry");
     async {
         let failure = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
             .await
@@ -47,7 +47,7 @@ async fn instrumented_request() {
         let error = seawall_classify::Error::new(class, failure);
         tracing::warn!(error = %error, "error.type" = class.kind().map_or("none", |k| k.as_str()), "connect failed");
         let attempt = tracing::info_span!(
-            "seawall.attempt",
+            "checkout.attempt",
             "seawall.retry.attempt" = 1,
             "otel.status_code" = "ERROR",
             "error.type" = "timeout"
@@ -101,7 +101,7 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
     let guard = init(Config {
         service_name: "seawall-test".to_owned(),
         exporter: Exporter::Otlp(format!("http://{addr}")),
-        log_filter: "info".to_owned(),
+        log_filter: "debug".to_owned(),
         logs: false,
         export_timeout: Duration::from_secs(5),
     })
@@ -144,11 +144,11 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
         .collect();
     let request = all
         .iter()
-        .find(|s| s.name == "seawall.request")
+        .find(|s| s.name == "checkout.request")
         .expect("request span");
     let attempt = all
         .iter()
-        .find(|s| s.name == "seawall.attempt")
+        .find(|s| s.name == "checkout.attempt")
         .expect("attempt span");
     assert_eq!(
         attempt.parent_span_id, request.span_id,
@@ -192,9 +192,35 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
         .map(|m| m.name)
         .collect();
     assert!(metrics.iter().any(|m| m == schema::CALLS), "{metrics:?}");
+    // Recorded by the layers themselves, through their events.
     assert!(
         metrics.iter().any(|m| m == schema::BREAKER_TRANSITIONS),
         "{metrics:?}"
+    );
+    assert!(metrics.iter().any(|m| m == schema::RETRIES), "{metrics:?}");
+
+    // The retry layer's own span: one per request, one event per attempt. The third attempt
+    // met the breaker it had just opened.
+    let retried = all
+        .iter()
+        .find(|s| s.name == "seawall.request")
+        .expect("the retry layer's request span");
+    let attempts: Vec<_> = retried
+        .events
+        .iter()
+        .filter(|e| e.name == "attempt")
+        .collect();
+    let numbers: Vec<_> = attempts
+        .iter()
+        .map(|e| string(&e.attributes, schema::RETRY_ATTEMPT))
+        .collect();
+    assert_eq!(
+        numbers,
+        [Some("1".into()), Some("2".into()), Some("3".into())]
+    );
+    assert_eq!(
+        string(&attempts[2].attributes, schema::ERROR_TYPE).as_deref(),
+        Some("rejected")
     );
 
     // The connection error was exported (as an event of the request span) without the
