@@ -42,6 +42,11 @@ pub trait LimitAlgorithm: Send + Sync + fmt::Debug + 'static {
 
     /// The bounds the limit stays within.
     fn bounds(&self) -> (usize, usize);
+
+    /// The algorithm's latency inputs, if it keeps them: (short-term, long-term) RTT.
+    fn rtt(&self) -> Option<(Duration, Duration)> {
+        None
+    }
 }
 
 fn check_bounds(initial: usize, min: usize, max: usize) -> Result<(), ConfigError> {
@@ -200,6 +205,7 @@ pub struct Gradient2 {
     long_window: u64,
     queue: f64,
     samples: AtomicU64,
+    short_rtt: AtomicF64,
     long_rtt: AtomicF64,
     limit: AtomicF64,
 }
@@ -217,6 +223,7 @@ impl Gradient2 {
             long_window: 600,
             queue: 4.0,
             samples: AtomicU64::new(0),
+            short_rtt: AtomicF64::new(0.0),
             long_rtt: AtomicF64::new(0.0),
             limit: AtomicF64::new(initial as f64),
         })
@@ -268,6 +275,7 @@ impl LimitAlgorithm for Gradient2 {
 
     fn update(&self, sample: Sample) -> usize {
         let short = sample.rtt.as_secs_f64().max(1e-9);
+        self.short_rtt.0.store(short.to_bits(), Ordering::Release);
         let n = self.samples.fetch_add(1, Ordering::Relaxed) + 1;
         let warmup = 10;
         let long = self.long_rtt.update(|long| {
@@ -303,6 +311,14 @@ impl LimitAlgorithm for Gradient2 {
 
     fn bounds(&self) -> (usize, usize) {
         (self.min, self.max)
+    }
+
+    fn rtt(&self) -> Option<(Duration, Duration)> {
+        let seconds = |value: f64| Duration::from_secs_f64(value.max(0.0));
+        Some((
+            seconds(self.short_rtt.load()),
+            seconds(self.long_rtt.load()),
+        ))
     }
 }
 

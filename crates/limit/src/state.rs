@@ -187,6 +187,12 @@ impl LimitHandle {
         self.shared.in_flight()
     }
 
+    /// An adaptive algorithm's latency inputs, (short-term, long-term) RTT, if it keeps them.
+    #[must_use]
+    pub fn rtt(&self) -> Option<(Duration, Duration)> {
+        self.shared.algorithm.as_ref().and_then(|a| a.rtt())
+    }
+
     /// Calls waiting in the queue now.
     #[must_use]
     pub fn queued(&self) -> usize {

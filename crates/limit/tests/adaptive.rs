@@ -262,3 +262,28 @@ async fn a_shrinking_limit_retires_permits_as_they_come_back() {
         call.await.unwrap().unwrap();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_handle_shows_the_algorithms_latency_inputs() {
+    let layer =
+        layer(ConcurrencyLimitLayer::builder(50).adaptive(Gradient2::new(10, 1, 50).unwrap()));
+    let handle = layer.handle();
+    let mut service = layer.layer(service_fn(|_: WithDeadline<u32>| async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Ok::<_, BoxError>(())
+    }));
+    for _ in 0..5 {
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(WithDeadline::new(0))
+            .await
+            .unwrap();
+    }
+    let (short, long) = handle.rtt().expect("Gradient2 keeps its inputs");
+    assert_eq!(short, Duration::from_millis(20));
+    assert_eq!(long, Duration::from_millis(20));
+    let fixed = ConcurrencyLimitLayer::builder(5).build().unwrap();
+    assert_eq!(fixed.handle().rtt(), None);
+}
