@@ -104,7 +104,7 @@ fn an_adaptive_limit_holds_under_contention_while_it_moves() {
                     }
                     current.fetch_sub(1, Ordering::SeqCst);
                     // Every seventh call faults: the limit keeps moving down and up.
-                    if req.get_ref() % 7 == 0 {
+                    if req.get_ref().is_multiple_of(7) {
                         Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
                     } else {
                         Ok(*req.get_ref())
