@@ -16,6 +16,10 @@ pub struct Sample {
     pub rtt: Duration,
     /// Calls in flight when it was admitted, itself included.
     pub in_flight: usize,
+    /// The limit in force when it was admitted. A drop from a call admitted under a higher
+    /// limit than today's was already answered by a decrease: one decrease per generation
+    /// of calls, as TCP backs off once per window, not once per lost packet.
+    pub limit: usize,
     /// The call ended in a fault or a timeout: a sign of overload.
     pub dropped: bool,
 }
@@ -28,9 +32,9 @@ pub struct Sample {
 /// use seawall_limit::adaptive::{Aimd, LimitAlgorithm, Sample};
 ///
 /// let aimd = Aimd::new(10, 10, 100).unwrap();
-/// let busy = Sample { rtt: Duration::from_millis(5), in_flight: 10, dropped: false };
+/// let busy = Sample { rtt: Duration::from_millis(5), in_flight: 10, limit: 10, dropped: false };
 /// assert_eq!(aimd.update(busy), 11);
-/// let fault = Sample { dropped: true, ..busy };
+/// let fault = Sample { dropped: true, limit: 11, ..busy };
 /// assert_eq!(aimd.update(fault), 10, "x0.9, but never below the minimum");
 /// ```
 pub trait LimitAlgorithm: Send + Sync + fmt::Debug + 'static {
@@ -73,6 +77,11 @@ fn check_bounds(initial: usize, min: usize, max: usize) -> Result<(), ConfigErro
 /// Additive increase, multiplicative decrease, like TCP congestion control: +1 for a success
 /// while the limit is in use (at least half of it in flight), ×`backoff` (0.9) on a drop or
 /// when a call is slower than `timeout`. Netflix's defaults: initial 20, min 20, max 200.
+///
+/// Unlike Netflix's, which applies every sample, each step waits for a call admitted under
+/// the current limit (see [`Sample::limit`]): +1 and ×0.9 at most once per generation of
+/// calls. Applied per sample, a busy client grows by hundreds per round trip and a burst of
+/// slow answers collapses the limit to its minimum; per generation, it settles.
 #[derive(Debug)]
 pub struct Aimd {
     min: usize,
@@ -133,9 +142,14 @@ impl LimitAlgorithm for Aimd {
         let drop = sample.dropped || sample.rtt > self.timeout;
         let next = |limit: u64| {
             let limit = limit as usize;
-            let new = if drop {
+            let new = if drop && sample.limit < limit {
+                // Admitted before the last decrease, which already answered this overload.
+                limit
+            } else if drop {
                 ((limit as f64 * self.backoff) as usize).max(self.min)
-            } else if sample.in_flight * 2 >= limit {
+            } else if sample.in_flight * 2 >= limit && sample.limit >= limit {
+                // One step up per generation: only a call admitted under today's limit may
+                // raise it, as TCP grows its window once per round trip, not once per ack.
                 (limit + 1).min(self.max)
             } else {
                 // Not using the limit: no evidence it could be higher.
@@ -296,6 +310,9 @@ impl LimitAlgorithm for Gradient2 {
         let (min, max) = (self.min as f64, self.max as f64);
         let limit = self.limit.update(|limit| {
             if sample.dropped {
+                if (sample.limit as f64) < limit.floor() {
+                    return limit;
+                }
                 return (limit * 0.9).clamp(min, max);
             }
             if (sample.in_flight as f64) < limit / 2.0 {
@@ -331,6 +348,7 @@ mod tests {
         Sample {
             rtt: Duration::from_millis(ms),
             in_flight,
+            limit: usize::MAX,
             dropped,
         }
     }

@@ -24,6 +24,7 @@ pub(crate) struct Adaptive {
     shared: Arc<Shared>,
     admitted: Instant,
     in_flight: usize,
+    limit: usize,
 }
 
 impl fmt::Debug for Permit {
@@ -46,6 +47,7 @@ impl Permit {
             shared: shared.clone(),
             admitted: Instant::now(),
             in_flight: shared.in_flight(),
+            limit: shared.limit(),
         }))
     }
 
@@ -78,6 +80,7 @@ impl Permit {
                 let sample = Sample {
                     rtt: adaptive.admitted.elapsed(),
                     in_flight: adaptive.in_flight,
+                    limit: adaptive.limit,
                     dropped,
                 };
                 let algorithm = adaptive.shared.algorithm.as_ref().expect("adaptive mode");
