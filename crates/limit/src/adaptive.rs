@@ -142,14 +142,14 @@ impl LimitAlgorithm for Aimd {
         let drop = sample.dropped || sample.rtt > self.timeout;
         let next = |limit: u64| {
             let limit = limit as usize;
-            let new = if drop && sample.limit < limit {
-                // Admitted before the last decrease, which already answered this overload.
+            let new = if sample.limit != limit {
+                // Admitted under another limit: the last change already answered it.
                 limit
             } else if drop {
                 ((limit as f64 * self.backoff) as usize).max(self.min)
-            } else if sample.in_flight * 2 >= limit && sample.limit >= limit {
-                // One step up per generation: only a call admitted under today's limit may
-                // raise it, as TCP grows its window once per round trip, not once per ack.
+            } else if sample.in_flight * 2 >= limit {
+                // One step per generation: only a call admitted under today's limit moves it,
+                // as TCP grows its window once per round trip, not once per ack.
                 (limit + 1).min(self.max)
             } else {
                 // Not using the limit: no evidence it could be higher.
