@@ -356,15 +356,31 @@ mod tests {
     #[test]
     fn aimd_grows_only_while_the_limit_is_used() {
         let aimd = Aimd::new(10, 5, 100).unwrap();
+        let at = |ms, in_flight, limit, dropped| Sample {
+            rtt: Duration::from_millis(ms),
+            in_flight,
+            limit,
+            dropped,
+        };
         assert_eq!(
-            aimd.update(sample(5, 2, false)),
+            aimd.update(at(5, 2, 10, false)),
             10,
             "4 of 10 in use: no growth"
         );
-        assert_eq!(aimd.update(sample(5, 5, false)), 11);
-        assert_eq!(aimd.update(sample(5, 11, true)), 9, "11 x 0.9");
+        assert_eq!(aimd.update(at(5, 5, 10, false)), 11);
         assert_eq!(
-            aimd.update(sample(6_000, 9, false)),
+            aimd.update(at(5, 5, 10, false)),
+            11,
+            "admitted under the old limit: no step"
+        );
+        assert_eq!(aimd.update(at(5, 11, 11, true)), 9, "11 x 0.9");
+        assert_eq!(
+            aimd.update(at(5, 11, 11, true)),
+            9,
+            "already answered by the decrease"
+        );
+        assert_eq!(
+            aimd.update(at(6_000, 9, 9, false)),
             8,
             "slower than the timeout is a drop"
         );
@@ -420,8 +436,12 @@ mod tests {
             let max = min + span;
             let aimd = Aimd::new(min, min, max).unwrap();
             let gradient = Gradient2::new(min, min, max).unwrap();
+            let (mut aimd_limit, mut gradient_limit) = (min, min);
             for (ms, in_flight, dropped) in samples {
-                for limit in [aimd.update(sample(ms, in_flight, dropped)), gradient.update(sample(ms, in_flight, dropped))] {
+                // Each sample admitted under the limit the algorithm last gave.
+                aimd_limit = aimd.update(Sample { limit: aimd_limit, ..sample(ms, in_flight, dropped) });
+                gradient_limit = gradient.update(Sample { limit: gradient_limit, ..sample(ms, in_flight, dropped) });
+                for limit in [aimd_limit, gradient_limit] {
                     prop_assert!((min..=max).contains(&limit), "{limit} outside {min}..={max}");
                 }
             }
