@@ -124,6 +124,31 @@ fn limit(c: &mut Criterion) {
     group.bench_function("seawall_adaptive_gradient2", |b| {
         b.iter_custom(|n| sequential_calls(&rt, &mut gradient, n, WithDeadline::new))
     });
+    // The peer crate's adaptive limiter, same bounds.
+    let mut peer_aimd = tower_resilience_adaptive::AdaptiveLimiterLayer::new(
+        tower_resilience_adaptive::Aimd::builder()
+            .initial_limit(64)
+            .min_limit(1)
+            .max_limit(200)
+            .build()
+            .unwrap(),
+    )
+    .layer(echo::<WithDeadline<u64>>());
+    group.bench_function("tower_resilience_adaptive_aimd", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut peer_aimd, n, WithDeadline::new))
+    });
+    let mut peer_gradient = tower_resilience_adaptive::AdaptiveLimiterLayer::new(
+        tower_resilience_adaptive::Gradient2::builder()
+            .initial_limit(64)
+            .min_limit(1)
+            .max_limit(200)
+            .build()
+            .unwrap(),
+    )
+    .layer(echo::<WithDeadline<u64>>());
+    group.bench_function("tower_resilience_adaptive_gradient2", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut peer_gradient, n, WithDeadline::new))
+    });
 
     // Two tasks contending on one shared limit.
     let rt2 = runtime_two_threads();
