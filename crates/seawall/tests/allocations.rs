@@ -3,6 +3,7 @@
 //! no other test's allocations are counted.
 
 use std::alloc::System;
+use std::time::Duration;
 
 use seawall::{StandardPipeline, WithDeadline};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -15,6 +16,7 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 fn the_standard_pipeline_does_not_allocate_per_request() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
+        .start_paused(true)
         .build()
         .unwrap();
     runtime.block_on(async {
@@ -22,7 +24,12 @@ fn the_standard_pipeline_does_not_allocate_per_request() {
         let mut service = layer.layer(service_fn(|req: WithDeadline<u64>| async move {
             Ok::<_, std::io::Error>(req.into_inner() + 1)
         }));
-        for i in 0..16 {
+        // Warm up across several seconds so that every time window (breaker buckets, retry
+        // budget epochs) has rolled over at least once before counting.
+        for i in 0..3_000 {
+            if i % 10 == 0 {
+                tokio::time::advance(Duration::from_millis(7)).await;
+            }
             service
                 .ready()
                 .await
@@ -34,6 +41,9 @@ fn the_standard_pipeline_does_not_allocate_per_request() {
 
         let region = Region::new(GLOBAL);
         for i in 0..1_000 {
+            if i % 10 == 0 {
+                tokio::time::advance(Duration::from_millis(7)).await;
+            }
             let out = service
                 .ready()
                 .await
