@@ -1,12 +1,14 @@
 //! `seawall-adaptive-pg`: 64 concurrent tasks run a CPU-bound query against a real PostgreSQL
 //! for a while, with no limit, a fixed limit of 64, and each adaptive algorithm; prints
-//! throughput, p50 / p99 latency and where the adaptive limit settled.
+//! throughput (successful queries), errors, p50 / p99 latency of the successful ones and where
+//! the adaptive limit settled.
 //!
 //! ```text
 //! cargo run --release -p seawall-adaptive-pg -- [DATABASE_URL] [SECONDS]
 //! ```
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ type Client = BoxCloneSyncService<WithDeadline<()>, (), BoxError>;
 
 struct Outcome {
     requests: usize,
+    errors: usize,
     p50: Duration,
     p99: Duration,
     limit: Option<usize>,
@@ -35,15 +38,19 @@ async fn measure(
     handle: Option<seawall_limit::LimitHandle>,
 ) -> Outcome {
     let latencies = Arc::new(Mutex::new(Vec::new()));
+    let errors = Arc::new(AtomicUsize::new(0));
     let end = Instant::now() + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
-            let (client, latencies) = (client.clone(), latencies.clone());
+            let (client, latencies, errors) = (client.clone(), latencies.clone(), errors.clone());
             tokio::spawn(async move {
                 while Instant::now() < end {
                     let start = Instant::now();
-                    if client.clone().oneshot(WithDeadline::new(())).await.is_ok() {
-                        latencies.lock().unwrap().push(start.elapsed());
+                    match client.clone().oneshot(WithDeadline::new(())).await {
+                        Ok(()) => latencies.lock().unwrap().push(start.elapsed()),
+                        Err(_) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
             })
@@ -62,6 +69,7 @@ async fn measure(
     };
     Outcome {
         requests: latencies.len(),
+        errors: errors.load(Ordering::Relaxed),
         p50: at(0.5),
         p99: at(0.99),
         limit: handle.map(|h| h.limit()),
@@ -111,8 +119,8 @@ async fn main() -> ExitCode {
     }
 
     println!("{TASKS} tasks, {seconds} s each, `{QUERY}`\n");
-    println!("| stack | queries/s | p50 ms | p99 ms | limit at the end |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| stack | queries/s | errors | p50 ms | p99 ms | limit at the end |");
+    println!("|---|---:|---:|---:|---:|---:|");
     let limited = |builder: seawall_limit::Builder| {
         let layer = builder
             .queue(TASKS)
@@ -153,8 +161,9 @@ async fn main() -> ExitCode {
     for (name, (service, handle)) in runs {
         let outcome = measure(service, seconds, handle).await;
         println!(
-            "| {name} | {:.1} | {:.0} | {:.0} | {} |",
+            "| {name} | {:.1} | {} | {:.0} | {:.0} | {} |",
             outcome.requests as f64 / seconds as f64,
+            outcome.errors,
             outcome.p50.as_secs_f64() * 1e3,
             outcome.p99.as_secs_f64() * 1e3,
             outcome.limit.map_or("-".to_owned(), |l| l.to_string())
