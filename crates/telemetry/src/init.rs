@@ -5,7 +5,8 @@ use std::fmt;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{MeterProviderBuilder, SdkMeterProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -146,6 +147,34 @@ impl Drop for TelemetryGuard {
 /// # }
 /// ```
 pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
+    install(config, None::<fn(MeterProviderBuilder) -> MeterProviderBuilder>)
+}
+
+/// [`init`], with one more metric reader: metrics are always collected (whatever the
+/// exporter) and `reader` sees them too. For a pull exporter such as Prometheus, whose reader
+/// a service's `/metrics` endpoint reads on each scrape.
+///
+/// ```no_run
+/// # fn demo(reader: opentelemetry_sdk::metrics::ManualReader) -> Result<(), seawall_telemetry::InitError> {
+/// let config = seawall_telemetry::Config::from_env("my-service");
+/// let _telemetry = seawall_telemetry::init_with_metrics_reader(config, reader)?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn init_with_metrics_reader<R>(config: Config, reader: R) -> Result<TelemetryGuard, InitError>
+where
+    R: MetricReader,
+{
+    install(
+        config,
+        Some(move |builder: MeterProviderBuilder| builder.with_reader(reader)),
+    )
+}
+
+fn install<F>(config: Config, extra_reader: Option<F>) -> Result<TelemetryGuard, InitError>
+where
+    F: FnOnce(MeterProviderBuilder) -> MeterProviderBuilder,
+{
     let resource = Resource::builder()
         .with_service_name(config.service_name.clone())
         .build();
@@ -160,9 +189,7 @@ pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
             ),
             Some(
                 SdkMeterProvider::builder()
-                    .with_resource(resource)
-                    .with_periodic_exporter(opentelemetry_stdout::MetricExporter::default())
-                    .build(),
+                    .with_periodic_exporter(opentelemetry_stdout::MetricExporter::default()),
             ),
         ),
         Exporter::Otlp(endpoint) => {
@@ -186,15 +213,15 @@ pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
                         .with_batch_exporter(spans)
                         .build(),
                 ),
-                Some(
-                    SdkMeterProvider::builder()
-                        .with_resource(resource)
-                        .with_periodic_exporter(metrics)
-                        .build(),
-                ),
+                Some(SdkMeterProvider::builder().with_periodic_exporter(metrics)),
             )
         }
     };
+    let meter = match (meter, extra_reader) {
+        (meter, Some(add)) => Some(add(meter.unwrap_or_else(SdkMeterProvider::builder))),
+        (meter, None) => meter,
+    }
+    .map(|builder| builder.with_resource(resource).build());
     if let Some(meter) = &meter {
         opentelemetry::global::set_meter_provider(meter.clone());
     }

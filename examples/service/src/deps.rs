@@ -1,0 +1,441 @@
+//! The two dependencies, each a tower service behind its own standard pipeline: PostgreSQL
+//! (the source of truth) and Redis (a read-through cache).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use seawall::breaker::BreakerHandle;
+use seawall::classify::{AssumeIdempotent, known_class};
+use seawall::limit::{ConcurrencyLimitLayer, LimitHandle};
+use seawall::retry::{Backoff, Jitter, RetryBudget, RetryLayer};
+use seawall::{BoxError, Class, Error, FailureKind, HasDeadline, StandardPipeline, WithDeadline};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt, service_fn};
+
+use crate::config::Config;
+
+/// The table, created on start. The unique idempotency key is what makes a repeated write
+/// harmless: a second insert with the same key finds the first row instead of adding one.
+const SCHEMA: &str = "
+    SELECT pg_advisory_xact_lock(7316400112);
+    CREATE TABLE IF NOT EXISTS seawall_items (
+        id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        idempotency_key text   NOT NULL UNIQUE CHECK (char_length(idempotency_key) BETWEEN 1 AND 128),
+        name            text   NOT NULL CHECK (char_length(name) BETWEEN 1 AND 200),
+        value           bigint NOT NULL,
+        created_at      timestamptz NOT NULL DEFAULT now()
+    );
+";
+
+/// An item as stored and as served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// Assigned by the database.
+    pub id: i64,
+    /// 1 to 200 characters.
+    pub name: String,
+    /// Any 64-bit integer.
+    pub value: i64,
+}
+
+/// A write: the item's fields and the client's idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewItem {
+    /// The client's `Idempotency-Key`.
+    pub key: String,
+    /// The item's name.
+    pub name: String,
+    /// The item's value.
+    pub value: i64,
+}
+
+/// A call to PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbOp {
+    /// Read one item.
+    Get(i64),
+    /// Insert an item unless its key was used before.
+    Insert(NewItem),
+}
+
+/// PostgreSQL's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbReply {
+    /// The item read, if it exists.
+    Found(Option<Item>),
+    /// The new row.
+    Created(Item),
+    /// The key was used before with the same body: the row written then.
+    Replayed(Item),
+    /// The key was used before with a different body.
+    KeyReused,
+}
+
+/// A call to Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheOp {
+    /// Read a cached item's JSON.
+    Get(i64),
+    /// Cache an item's JSON for `ttl`.
+    Put(i64, String, Duration),
+}
+
+/// A dependency as the handlers call it: classified errors, whatever the layers.
+pub type DbService = BoxCloneSyncService<WithDeadline<DbOp>, DbReply, Error>;
+/// The cache as the handlers call it.
+pub type CacheService = BoxCloneSyncService<WithDeadline<CacheOp>, Option<String>, Error>;
+
+/// Whether the dependencies get Seawall's layers (the service) or are called directly (the
+/// baseline of the load measurement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layers {
+    /// Each dependency behind its standard pipeline.
+    Seawall,
+    /// Each client called directly; errors classified the same way so handlers answer alike.
+    Bare,
+}
+
+/// What the service remembers of a dependency's last failure, for `/health`.
+#[derive(Debug, Default)]
+pub struct LastFailure {
+    inner: Mutex<Option<(FailureKind, Instant)>>,
+}
+
+impl LastFailure {
+    /// Records a failed call (local rejections included: they say the breaker is open).
+    pub fn record(&self, error: &Error) {
+        if let Some(kind) = error.kind() {
+            *self.inner.lock().unwrap_or_else(|e| e.into_inner()) = Some((kind, Instant::now()));
+        }
+    }
+
+    /// The kind and age of the last failure.
+    pub fn get(&self) -> Option<(FailureKind, Duration)> {
+        let last = *self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        last.map(|(kind, at)| (kind, at.elapsed()))
+    }
+}
+
+/// PostgreSQL: the pool, the service the handlers call, and the pipeline's handles.
+#[derive(Clone)]
+pub struct Database {
+    /// The connection pool (for `/health` and shutdown).
+    pub pool: Pool,
+    /// The service the handlers call.
+    pub service: DbService,
+    /// The breaker's handle (`None` without layers).
+    pub breaker: Option<BreakerHandle>,
+    /// The limit's handle (`None` without layers).
+    pub limit: Option<LimitHandle>,
+    /// The last failure.
+    pub last_failure: Arc<LastFailure>,
+}
+
+/// Redis: the lazily connected client, the service, and the pipeline's handles.
+#[derive(Clone)]
+pub struct Cache {
+    /// The connection (made on first use, remade by the manager after a failure).
+    pub client: RedisClient,
+    /// The service the handlers call.
+    pub service: CacheService,
+    /// The breaker's handle (`None` without layers).
+    pub breaker: Option<BreakerHandle>,
+    /// The limit's handle (`None` without layers).
+    pub limit: Option<LimitHandle>,
+    /// The last failure.
+    pub last_failure: Arc<LastFailure>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").finish_non_exhaustive()
+    }
+}
+
+/// Classifies a client's error the way the pipeline's innermost layer does (for the bare
+/// baseline, and for pings).
+pub fn classify(error: BoxError) -> Error {
+    let class = known_class(&*error).unwrap_or(Class::UNKNOWN_ERROR);
+    Error::new(class, error)
+}
+
+/// The PostgreSQL pipeline: the preset for a pool of `DB_POOL_MAX`, whose limit queues for at
+/// most `DB_POOL_WAIT_MS` (so the pool itself never has to), attempts of `DB_TIMEOUT_MS`,
+/// and every call marked idempotent: reads are, and writes are made so by their key.
+pub fn db_pipeline(config: &Config) -> StandardPipeline<seawall::DefaultClassifier, AssumeIdempotent> {
+    StandardPipeline::postgres(config.db_pool_max)
+        .deadline(config.request_timeout)
+        .attempt_timeout(config.db_timeout)
+        .concurrency_limit(
+            ConcurrencyLimitLayer::builder(config.db_pool_max)
+                .queue(config.db_pool_max.saturating_mul(4))
+                .max_wait(config.db_pool_wait),
+        )
+        .idempotency(AssumeIdempotent)
+}
+
+/// The Redis pipeline: two attempts of `REDIS_TIMEOUT_MS` at most, all within three
+/// timeouts, a short queue: a cache that cannot answer at once is skipped, not waited for.
+pub fn cache_pipeline(
+    config: &Config,
+) -> StandardPipeline<seawall::DefaultClassifier, AssumeIdempotent> {
+    let timeout = config.redis_timeout;
+    StandardPipeline::redis(64)
+        .deadline(timeout * 3)
+        .attempt_timeout(timeout)
+        .retry(
+            RetryLayer::builder()
+                .max_attempts(2)
+                .backoff(
+                    Backoff::exponential(Duration::from_millis(5))
+                        .max_delay(timeout / 4)
+                        .jitter(Jitter::Full),
+                )
+                .budget(RetryBudget::standard()),
+        )
+        .idempotency(AssumeIdempotent)
+}
+
+/// Connects nothing yet: builds the pool and both services. Fails only on a configuration
+/// the pipelines refuse.
+pub fn build(config: &Config, layers: Layers) -> Result<(Database, Cache), seawall::ConfigError> {
+    let manager = Manager::from_config(
+        config.postgres(),
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(config.db_pool_max)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(config.db_pool_wait))
+        .create_timeout(Some(config.db_timeout))
+        .recycle_timeout(Some(config.db_timeout))
+        .build()
+        .map_err(|e| seawall::ConfigError::new("pool", "DB_POOL_MAX", e.to_string()))?;
+    let db_timeout = config.db_timeout;
+    let db_client = service_fn({
+        let pool = pool.clone();
+        move |request: WithDeadline<DbOp>| {
+            let pool = pool.clone();
+            async move { run_db(&pool, db_timeout, request).await }
+        }
+    });
+    let client = RedisClient::new(config)?;
+    let cache_client = service_fn({
+        let client = client.clone();
+        move |request: WithDeadline<CacheOp>| {
+            let client = client.clone();
+            async move { run_cache(&client, request.into_inner()).await }
+        }
+    });
+    let database_failure = Arc::new(LastFailure::default());
+    let cache_failure = Arc::new(LastFailure::default());
+    Ok(match layers {
+        Layers::Seawall => {
+            let db_layer = db_pipeline(config).build()?;
+            let cache_layer = cache_pipeline(config).build()?;
+            (
+                Database {
+                    pool,
+                    breaker: db_layer.breaker(),
+                    limit: db_layer.limit(),
+                    service: BoxCloneSyncService::new(db_layer.layer(db_client)),
+                    last_failure: database_failure,
+                },
+                Cache {
+                    client,
+                    breaker: cache_layer.breaker(),
+                    limit: cache_layer.limit(),
+                    service: BoxCloneSyncService::new(cache_layer.layer(cache_client)),
+                    last_failure: cache_failure,
+                },
+            )
+        }
+        Layers::Bare => (
+            Database {
+                pool,
+                breaker: None,
+                limit: None,
+                service: BoxCloneSyncService::new(db_client.map_err(classify)),
+                last_failure: database_failure,
+            },
+            Cache {
+                client,
+                breaker: None,
+                limit: None,
+                service: BoxCloneSyncService::new(cache_client.map_err(classify)),
+                last_failure: cache_failure,
+            },
+        ),
+    })
+}
+
+/// Creates the table if it is missing; safe to run from many instances at once (an
+/// advisory lock orders them).
+pub async fn create_schema(pool: &Pool) -> Result<(), BoxError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    transaction.batch_execute(SCHEMA).await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// One database call. The statement timeout is the attempt's share of the time left, set in
+/// the same round trip as the query (the two are pipelined on the connection), so the server
+/// gives up on a query nobody is waiting for.
+async fn run_db(
+    pool: &Pool,
+    attempt_timeout: Duration,
+    request: WithDeadline<DbOp>,
+) -> Result<DbReply, BoxError> {
+    let budget = request
+        .remaining()
+        .map_or(attempt_timeout, |left| left.min(attempt_timeout));
+    let statement_timeout = format!(
+        "SET statement_timeout = {}",
+        budget.as_millis().clamp(1, i32::MAX as u128)
+    );
+    let client = pool.get().await?;
+    match request.into_inner() {
+        DbOp::Get(id) => {
+            let select = client
+                .prepare_cached("SELECT id, name, value FROM seawall_items WHERE id = $1")
+                .await?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
+            let (set, row) = tokio::join!(
+                client.batch_execute(&statement_timeout),
+                client.query_opt(&select, &params)
+            );
+            set?;
+            Ok(DbReply::Found(row?.map(|row| Item {
+                id: row.get(0),
+                name: row.get(1),
+                value: row.get(2),
+            })))
+        }
+        DbOp::Insert(new) => {
+            let insert = client
+                .prepare_cached(
+                    "INSERT INTO seawall_items (idempotency_key, name, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+                )
+                .await?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                [&new.key, &new.name, &new.value];
+            let (set, row) = tokio::join!(
+                client.batch_execute(&statement_timeout),
+                client.query_opt(&insert, &params)
+            );
+            set?;
+            if let Some(row) = row? {
+                return Ok(DbReply::Created(Item {
+                    id: row.get(0),
+                    name: new.name,
+                    value: new.value,
+                }));
+            }
+            // The key was used before (the row is committed: the insert waited for it).
+            let select = client
+                .prepare_cached(
+                    "SELECT id, name, value FROM seawall_items WHERE idempotency_key = $1",
+                )
+                .await?;
+            let row = client.query_one(&select, &[&new.key]).await?;
+            let item = Item {
+                id: row.get(0),
+                name: row.get(1),
+                value: row.get(2),
+            };
+            Ok(if item.name == new.name && item.value == new.value {
+                DbReply::Replayed(item)
+            } else {
+                DbReply::KeyReused
+            })
+        }
+    }
+}
+
+/// Redis, connected on first use: the service starts (degraded) while Redis is down, and
+/// the connection manager reconnects after a failure.
+#[derive(Clone)]
+pub struct RedisClient {
+    client: redis::Client,
+    config: redis::aio::ConnectionManagerConfig,
+    manager: Arc<OnceCell<redis::aio::ConnectionManager>>,
+}
+
+impl RedisClient {
+    fn new(config: &Config) -> Result<RedisClient, seawall::ConfigError> {
+        let client = redis::Client::open(config.redis_url.as_str())
+            .map_err(|_| seawall::ConfigError::new("redis", "REDIS_URL", "is not a Redis URL"))?;
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.redis_timeout))
+            .set_response_timeout(Some(config.redis_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(config.redis_timeout);
+        Ok(RedisClient {
+            client,
+            config: manager_config,
+            manager: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// The connection, made now if this is the first call.
+    pub async fn connection(&self) -> redis::RedisResult<redis::aio::ConnectionManager> {
+        self.manager
+            .get_or_try_init(|| {
+                redis::aio::ConnectionManager::new_with_config(
+                    self.client.clone(),
+                    self.config.clone(),
+                )
+            })
+            .await
+            .cloned()
+    }
+}
+
+impl std::fmt::Debug for RedisClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisClient")
+            .field("connected", &self.manager.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+fn cache_key(id: i64) -> String {
+    format!("seawall:item:{id}")
+}
+
+async fn run_cache(client: &RedisClient, op: CacheOp) -> Result<Option<String>, BoxError> {
+    let mut connection = client.connection().await?;
+    match op {
+        CacheOp::Get(id) => Ok(redis::cmd("GET")
+            .arg(cache_key(id))
+            .query_async::<Option<String>>(&mut connection)
+            .await?),
+        CacheOp::Put(id, json, ttl) => {
+            redis::cmd("SET")
+                .arg(cache_key(id))
+                .arg(json)
+                .arg("EX")
+                .arg(ttl.as_secs().max(1))
+                .query_async::<()>(&mut connection)
+                .await?;
+            Ok(None)
+        }
+    }
+}
