@@ -220,12 +220,14 @@ impl App {
                 "send the item as Content-Type: application/json",
             );
         }
-        let key = match parts.headers.get("idempotency-key").map(HeaderValue::as_bytes) {
+        let key = match parts
+            .headers
+            .get("idempotency-key")
+            .map(HeaderValue::as_bytes)
+        {
             None => return problem::bad_request("the Idempotency-Key header is required"),
             Some(key)
-                if key.is_empty()
-                    || key.len() > 128
-                    || !key.iter().all(u8::is_ascii_graphic) =>
+                if key.is_empty() || key.len() > 128 || !key.iter().all(u8::is_ascii_graphic) =>
             {
                 return problem::bad_request(
                     "Idempotency-Key must be 1 to 128 visible ASCII characters",
@@ -306,12 +308,7 @@ impl App {
         }
     }
 
-    fn failed(
-        &self,
-        dependency: &str,
-        last: &deps::LastFailure,
-        error: &Error,
-    ) -> Response<Body> {
+    fn failed(&self, dependency: &str, last: &deps::LastFailure, error: &Error) -> Response<Body> {
         last.record(error);
         let response = problem::dependency_error(dependency, error);
         if response.status() == StatusCode::INTERNAL_SERVER_ERROR {
@@ -421,7 +418,11 @@ impl App {
                 } else {
                     breaker.force_open();
                 }
-                tracing::warn!(breaker = breaker.name(), action, "breaker changed by an admin");
+                tracing::warn!(
+                    breaker = breaker.name(),
+                    action,
+                    "breaker changed by an admin"
+                );
                 json_response(StatusCode::OK, &breaker_json(breaker))
             }
             _ => problem::not_found("no such resource"),
@@ -647,12 +648,18 @@ mod tests {
         assert_eq!(status(b"{"), StatusCode::BAD_REQUEST);
         assert_eq!(status(b"nonsense"), StatusCode::BAD_REQUEST);
         assert_eq!(status(br#"{"name":"a"}"#), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(status(br#"{"name":"a","value":1.5}"#), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            status(br#"{"name":"a","value":1.5}"#),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         assert_eq!(
             status(br#"{"name":"a","value":99999999999999999999}"#),
             StatusCode::UNPROCESSABLE_ENTITY
         );
-        assert_eq!(status(br#"{"name":"","value":1}"#), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            status(br#"{"name":"","value":1}"#),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         let long = format!(r#"{{"name":"{}","value":1}}"#, "é".repeat(201));
         assert_eq!(status(long.as_bytes()), StatusCode::UNPROCESSABLE_ENTITY);
         let fits = format!(r#"{{"name":"{}","value":1}}"#, "é".repeat(200));

@@ -87,7 +87,12 @@ impl Client {
     }
 
     /// `POST /items` with the JSON body `{"name", "value"}` and an `Idempotency-Key`.
-    pub async fn post_item(&mut self, key: &str, name: &str, value: i64) -> Result<Reply, BoxError> {
+    pub async fn post_item(
+        &mut self,
+        key: &str,
+        name: &str,
+        value: i64,
+    ) -> Result<Reply, BoxError> {
         let body = serde_json::json!({ "name": name, "value": value }).to_string();
         self.send(
             request(Method::POST, "/items")

@@ -185,7 +185,10 @@ impl Config {
             MAX_MS,
             "milliseconds, from 0 to 3600000",
         )?;
-        for (name, value) in [("DB_TIMEOUT_MS", db_timeout), ("REDIS_TIMEOUT_MS", redis_timeout)] {
+        for (name, value) in [
+            ("DB_TIMEOUT_MS", db_timeout),
+            ("REDIS_TIMEOUT_MS", redis_timeout),
+        ] {
             if value > request_timeout {
                 return Err(ConfigError {
                     variable: name,
@@ -201,7 +204,10 @@ impl Config {
             Some(token) if token.len() < 16 => {
                 return Err(ConfigError {
                     variable: "ADMIN_TOKEN",
-                    problem: format!("is {} characters long, too short to guess-proof", token.len()),
+                    problem: format!(
+                        "is {} characters long, too short to guess-proof",
+                        token.len()
+                    ),
                     expected: "at least 16 visible ASCII characters, or unset to turn admin off",
                 });
             }
@@ -340,16 +346,32 @@ mod tests {
     #[test]
     fn each_bad_value_names_its_variable_and_the_expected_form() {
         let cases: &[(&str, &str, &str)] = &[
-            ("LISTEN_ADDR", "localhost", "is `localhost`, not an IP address and port"),
-            ("DATABASE_URL", "mysql://x", "is not a PostgreSQL connection string"),
+            (
+                "LISTEN_ADDR",
+                "localhost",
+                "is `localhost`, not an IP address and port",
+            ),
+            (
+                "DATABASE_URL",
+                "mysql://x",
+                "is not a PostgreSQL connection string",
+            ),
             ("REDIS_URL", "http://x", "is not a Redis URL"),
             ("DB_POOL_MAX", "0", "is 0, out of range"),
             ("DB_POOL_MAX", "many", "is `many`, not a whole number"),
             ("DB_POOL_WAIT_MS", "-1", "is `-1`, not a whole number"),
             ("REQUEST_TIMEOUT_MS", "0", "is 0, out of range"),
             ("CACHE_TTL_S", "1.5", "is `1.5`, not a whole number"),
-            ("SHUTDOWN_GRACE_MS", "99999999999", "is 99999999999, out of range"),
-            ("ADMIN_TOKEN", "short", "is 5 characters long, too short to guess-proof"),
+            (
+                "SHUTDOWN_GRACE_MS",
+                "99999999999",
+                "is 99999999999, out of range",
+            ),
+            (
+                "ADMIN_TOKEN",
+                "short",
+                "is 5 characters long, too short to guess-proof",
+            ),
         ];
         for (variable, value, problem) in cases {
             let error = read(&[(variable, value)]).unwrap_err();
@@ -369,7 +391,10 @@ mod tests {
         let secret = "s3cr3t-pa55word";
         let token = "admin-token-0123456789";
         let config = read(&[
-            ("DATABASE_URL", &format!("postgres://app:{secret}@127.0.0.1:5432/app")),
+            (
+                "DATABASE_URL",
+                &format!("postgres://app:{secret}@127.0.0.1:5432/app"),
+            ),
             ("REDIS_URL", &format!("redis://:{secret}@127.0.0.1:6379/0")),
             ("ADMIN_TOKEN", token),
         ])

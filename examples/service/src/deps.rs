@@ -174,7 +174,9 @@ pub fn classify(error: BoxError) -> Error {
 /// The PostgreSQL pipeline: the preset for a pool of `DB_POOL_MAX`, whose limit queues for at
 /// most `DB_POOL_WAIT_MS` (so the pool itself never has to), attempts of `DB_TIMEOUT_MS`,
 /// and every call marked idempotent: reads are, and writes are made so by their key.
-pub fn db_pipeline(config: &Config) -> StandardPipeline<seawall::DefaultClassifier, AssumeIdempotent> {
+pub fn db_pipeline(
+    config: &Config,
+) -> StandardPipeline<seawall::DefaultClassifier, AssumeIdempotent> {
     StandardPipeline::postgres(config.db_pool_max)
         .deadline(config.request_timeout)
         .attempt_timeout(config.db_timeout)

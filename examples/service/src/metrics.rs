@@ -115,11 +115,17 @@ impl Metrics {
                 let used = i64::try_from(status.size).unwrap_or(0) - idle;
                 observer.observe(
                     idle,
-                    &[name.clone(), KeyValue::new("db.client.connection.state", "idle")],
+                    &[
+                        name.clone(),
+                        KeyValue::new("db.client.connection.state", "idle"),
+                    ],
                 );
                 observer.observe(
                     used,
-                    &[name.clone(), KeyValue::new("db.client.connection.state", "used")],
+                    &[
+                        name.clone(),
+                        KeyValue::new("db.client.connection.state", "used"),
+                    ],
                 );
             })
             .build();
@@ -160,9 +166,21 @@ impl Metrics {
     /// `seawall.limit.queued` and `seawall.limit.value`, by `db.system.name`.
     pub fn observe_limit(&self, system: &'static str, limit: &LimitHandle) {
         let gauges: [(&'static str, &'static str, fn(&LimitHandle) -> usize); 3] = [
-            (schema::LIMIT_IN_FLIGHT_GAUGE, "Calls in flight at the limit.", LimitHandle::in_flight),
-            (schema::LIMIT_QUEUED, "Calls waiting in the limit's queue.", LimitHandle::queued),
-            (schema::LIMIT_VALUE, "The limit's current value.", LimitHandle::limit),
+            (
+                schema::LIMIT_IN_FLIGHT_GAUGE,
+                "Calls in flight at the limit.",
+                LimitHandle::in_flight,
+            ),
+            (
+                schema::LIMIT_QUEUED,
+                "Calls waiting in the limit's queue.",
+                LimitHandle::queued,
+            ),
+            (
+                schema::LIMIT_VALUE,
+                "The limit's current value.",
+                LimitHandle::limit,
+            ),
         ];
         for (name, description, read) in gauges {
             let limit = limit.clone();

@@ -42,7 +42,12 @@ pub fn problem(status: StatusCode, slug: &str, title: &str, detail: &str) -> Res
 
 /// 400: the request cannot be read.
 pub fn bad_request(detail: &str) -> Response<Body> {
-    problem(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+    problem(
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+        "Bad request",
+        detail,
+    )
 }
 
 /// 404: nothing here.

@@ -63,7 +63,10 @@ pub async fn serve(app: App, listener: TcpListener, shutdown: impl Future<Output
         });
     }
     drop(listener);
-    tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining requests in flight");
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: draining requests in flight"
+    );
     tokio::select! {
         () = graceful.shutdown() => Drained::Clean,
         () = tokio::time::sleep(grace) => {

@@ -16,7 +16,12 @@ fn unique(prefix: &str) -> String {
 
 /// Checks the problem+json shape and that nothing internal shows.
 fn assert_problem(reply: &common::Reply, status: StatusCode) {
-    assert_eq!(reply.status, status, "{:?}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        status,
+        "{:?}",
+        String::from_utf8_lossy(&reply.body)
+    );
     assert_eq!(
         reply.header("content-type"),
         Some("application/problem+json")
@@ -27,7 +32,15 @@ fn assert_problem(reply: &common::Reply, status: StatusCode) {
         assert!(body[field].is_string(), "{field} missing: {body}");
     }
     let text = String::from_utf8_lossy(&reply.body).to_lowercase();
-    for leak in ["select", "insert", "postgres://", "redis://", "sqlstate", "error:", "password"] {
+    for leak in [
+        "select",
+        "insert",
+        "postgres://",
+        "redis://",
+        "sqlstate",
+        "error:",
+        "password",
+    ] {
         assert!(!text.contains(leak), "the body leaks `{leak}`: {text}");
     }
 }
@@ -173,7 +186,10 @@ async fn every_bad_request_gets_its_status_and_a_problem_body() {
             request(Method::POST, "/items")
                 .header("content-type", "application/json")
                 .header("idempotency-key", &key)
-                .body(json(&format!(r#"{{"name":"{}","value":1}}"#, "n".repeat(201))))
+                .body(json(&format!(
+                    r#"{{"name":"{}","value":1}}"#,
+                    "n".repeat(201)
+                )))
                 .unwrap(),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
@@ -184,7 +200,10 @@ async fn every_bad_request_gets_its_status_and_a_problem_body() {
         assert_problem(&reply, status);
         if status == StatusCode::METHOD_NOT_ALLOWED {
             let allow = reply.header("allow").unwrap_or_default();
-            assert!(!allow.is_empty() && !allow.contains(method.as_str()), "{what}: {allow}");
+            assert!(
+                !allow.is_empty() && !allow.contains(method.as_str()),
+                "{what}: {allow}"
+            );
         }
     }
     // Nothing was written under the key all those bad requests used, and the service serves.
@@ -209,20 +228,35 @@ async fn admin_needs_the_token_and_is_off_without_one() {
         }
         builder.body(Full::default()).unwrap()
     };
-    for token in [None, Some("wrong-token-0123456789abc"), Some(&TOKEN[..TOKEN.len() - 1])] {
+    for token in [
+        None,
+        Some("wrong-token-0123456789abc"),
+        Some(&TOKEN[..TOKEN.len() - 1]),
+    ] {
         let reply = client
             .send(admin("/admin/breakers", Method::GET, token))
             .await
             .unwrap();
         assert_problem(&reply, StatusCode::UNAUTHORIZED);
         let reply = client
-            .send(admin("/admin/breakers/postgres/isolate", Method::POST, token))
+            .send(admin(
+                "/admin/breakers/postgres/isolate",
+                Method::POST,
+                token,
+            ))
             .await
             .unwrap();
         assert_problem(&reply, StatusCode::UNAUTHORIZED);
     }
     assert_eq!(
-        harness.app.database().breaker.as_ref().unwrap().state().as_str(),
+        harness
+            .app
+            .database()
+            .breaker
+            .as_ref()
+            .unwrap()
+            .state()
+            .as_str(),
         "closed",
         "no unauthorised call changed anything"
     );
@@ -239,22 +273,38 @@ async fn admin_needs_the_token_and_is_off_without_one() {
         .collect();
     assert_eq!(names, ["postgres", "redis"]);
     let reply = client
-        .send(admin("/admin/breakers/postgres/isolate", Method::POST, Some(TOKEN)))
+        .send(admin(
+            "/admin/breakers/postgres/isolate",
+            Method::POST,
+            Some(TOKEN),
+        ))
         .await
         .unwrap();
     assert_eq!(reply.json()["state"], "forced_open");
     let reply = client
-        .send(admin("/admin/breakers/postgres/reset", Method::POST, Some(TOKEN)))
+        .send(admin(
+            "/admin/breakers/postgres/reset",
+            Method::POST,
+            Some(TOKEN),
+        ))
         .await
         .unwrap();
     assert_eq!(reply.json()["state"], "closed");
     let reply = client
-        .send(admin("/admin/breakers/nope/reset", Method::POST, Some(TOKEN)))
+        .send(admin(
+            "/admin/breakers/nope/reset",
+            Method::POST,
+            Some(TOKEN),
+        ))
         .await
         .unwrap();
     assert_problem(&reply, StatusCode::NOT_FOUND);
     let reply = client
-        .send(admin("/admin/breakers/postgres/reset", Method::GET, Some(TOKEN)))
+        .send(admin(
+            "/admin/breakers/postgres/reset",
+            Method::GET,
+            Some(TOKEN),
+        ))
         .await
         .unwrap();
     assert_problem(&reply, StatusCode::METHOD_NOT_ALLOWED);
@@ -318,12 +368,21 @@ async fn a_repeated_key_never_writes_twice_even_concurrently() {
 async fn reads_fill_the_cache_and_survive_either_dependency() {
     let harness = Harness::start().await;
     let mut client = harness.client();
-    let created = client.post_item(&unique("read"), "cached", 1).await.unwrap();
+    let created = client
+        .post_item(&unique("read"), "cached", 1)
+        .await
+        .unwrap();
     let cached_id = created.json()["id"].as_i64().unwrap();
-    let uncached = client.post_item(&unique("read"), "uncached", 2).await.unwrap();
+    let uncached = client
+        .post_item(&unique("read"), "uncached", 2)
+        .await
+        .unwrap();
     let uncached_id = uncached.json()["id"].as_i64().unwrap();
     let path = format!("/items/{cached_id}");
-    assert_eq!(client.get(&path).await.unwrap().header("x-cache"), Some("miss"));
+    assert_eq!(
+        client.get(&path).await.unwrap().header("x-cache"),
+        Some("miss")
+    );
     let hit = client.get(&path).await.unwrap();
     assert_eq!(hit.header("x-cache"), Some("hit"));
     assert_eq!(hit.json()["name"], "cached");
@@ -355,7 +414,10 @@ async fn reads_fill_the_cache_and_survive_either_dependency() {
         let reply = client.get(&path).await.unwrap();
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.json()["name"], "cached");
-        assert!(started.elapsed() < Duration::from_secs(10), "the Redis breaker never opened");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the Redis breaker never opened"
+        );
     }
     let accepted = harness.redis.stats().accepted;
     for _ in 0..20 {
@@ -363,7 +425,11 @@ async fn reads_fill_the_cache_and_survive_either_dependency() {
         assert_eq!(reply.status, StatusCode::OK);
         assert_eq!(reply.header("x-cache"), Some("bypass"));
     }
-    assert_eq!(harness.redis.stats().accepted, accepted, "no Redis connection tried");
+    assert_eq!(
+        harness.redis.stats().accepted,
+        accepted,
+        "no Redis connection tried"
+    );
     let health = client.get("/health").await.unwrap();
     assert_eq!(health.status, StatusCode::OK);
     let health = health.json();
@@ -383,7 +449,10 @@ async fn reads_fill_the_cache_and_survive_either_dependency() {
         if reply.header("x-cache") == Some("hit") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "the cache never came back");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the cache never came back"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -396,7 +465,9 @@ async fn a_client_deadline_bounds_the_request() {
     let id = created.json()["id"].as_i64().unwrap();
     // Both dependencies hang: the answer comes at the client's deadline, not the service's.
     harness.pg.set_mode(seawall_chaos::proxy::Mode::Blackhole);
-    harness.redis.set_mode(seawall_chaos::proxy::Mode::Blackhole);
+    harness
+        .redis
+        .set_mode(seawall_chaos::proxy::Mode::Blackhole);
     let started = tokio::time::Instant::now();
     let reply = client
         .send(
@@ -409,11 +480,17 @@ async fn a_client_deadline_bounds_the_request() {
         .unwrap();
     let took = started.elapsed();
     assert!(
-        matches!(reply.status, StatusCode::GATEWAY_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE),
+        matches!(
+            reply.status,
+            StatusCode::GATEWAY_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE
+        ),
         "{reply:?}"
     );
     assert_problem(&reply, reply.status);
-    assert!(took < Duration::from_millis(1300), "took {took:?} for a 300 ms deadline");
+    assert!(
+        took < Duration::from_millis(1300),
+        "took {took:?} for a 300 ms deadline"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,7 +500,12 @@ async fn metrics_are_served_in_prometheus_text() {
     client.get("/health").await.unwrap();
     let reply = client.get("/metrics").await.unwrap();
     assert_eq!(reply.status, StatusCode::OK);
-    assert!(reply.header("content-type").unwrap().starts_with("text/plain"));
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = String::from_utf8(reply.body.to_vec()).unwrap();
     for name in [
         "http_server_request_duration_seconds_bucket{",

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use seawall_chaos::proxy::Proxy;
+#[allow(unused_imports)]
 pub use seawall_example_service::client::{Client, Reply, request};
 use seawall_example_service::{App, Config, Layers, Metrics, Running};
 
@@ -51,7 +52,9 @@ impl Harness {
 
     pub async fn start_with(change: impl FnOnce(&mut HashMap<String, String>)) -> Harness {
         let pg = Proxy::start(seawall_tests::pg_socket_addr()).await.unwrap();
-        let redis = Proxy::start(seawall_tests::redis_socket_addr()).await.unwrap();
+        let redis = Proxy::start(seawall_tests::redis_socket_addr())
+            .await
+            .unwrap();
         let mut vars = test_vars(pg.addr(), redis.addr());
         change(&mut vars);
         let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
@@ -73,4 +76,3 @@ impl Harness {
         Client::new(self.running.addr)
     }
 }
-

@@ -1,0 +1,336 @@
+//! The chaos matrix: {restart, reset, blackhole, latency, refuse} x {PostgreSQL, Redis}, each
+//! under 32 concurrent clients mixing reads, new writes and repeated writes, against the real
+//! servers behind the fault proxy. For every cell: no answer later than the deadline plus a
+//! slack, no transport error (no panic, no dropped connection), no 500, every acknowledged
+//! write in the database exactly once, `/health` reporting the fault while it lasts, and
+//! full service again once it ends, without a restart.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Client, Harness};
+use http::StatusCode;
+use seawall_chaos::proxy::{Delay, Mode, Proxy};
+use tokio::time::Instant;
+
+/// `REQUEST_TIMEOUT_MS` of the test service.
+const DEADLINE: Duration = Duration::from_secs(2);
+/// What an answer may take beyond its deadline (scheduling on a loaded 2-core machine).
+const SLACK: Duration = Duration::from_secs(1);
+const CLIENTS: usize = 32;
+const FAULT: Duration = Duration::from_secs(3);
+/// How long the service has to serve fully again once the fault ends: the breakers' longest
+/// open period (5 s) and a probe.
+const RECOVERY: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Postgres,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Down (connections reset, new ones refused) for 3 s, then up.
+    Restart,
+    /// Every connection reset every 250 ms for 3 s; new ones accepted.
+    Reset,
+    /// Nothing forwarded for 3 s: calls hang until their own timeouts.
+    Blackhole,
+    /// Every answer 300 ms late for 3 s.
+    Latency,
+    /// New connections refused for 3 s, after the open ones are reset.
+    Refuse,
+}
+
+#[derive(Default)]
+struct Log {
+    /// (key, id, name, value) of every 201.
+    acked: Vec<(String, i64, String, i64)>,
+    statuses: HashMap<u16, u32>,
+    late: Vec<Duration>,
+    transport_errors: Vec<String>,
+}
+
+fn start(proxy: &Proxy, fault: Fault) {
+    match fault {
+        Fault::Restart => proxy.down(),
+        Fault::Reset => proxy.reset(),
+        Fault::Blackhole => proxy.set_mode(Mode::Blackhole),
+        Fault::Latency => proxy.set_mode(Mode::Latency {
+            up: Delay::default(),
+            down: Delay::fixed(Duration::from_millis(300)),
+        }),
+        Fault::Refuse => {
+            proxy.set_mode(Mode::Refuse);
+            proxy.reset();
+        }
+    }
+}
+
+/// Whether `/health` shows the fault of `target`: its status is not `up`, or it failed
+/// within the last two seconds.
+fn reported(health: &serde_json::Value, target: Target) -> bool {
+    let name = match target {
+        Target::Postgres => "postgres",
+        Target::Redis => "redis",
+    };
+    let dependency = &health["dependencies"][name];
+    dependency["status"] != "up"
+        || dependency["last_failure"]["seconds_ago"]
+            .as_f64()
+            .is_some_and(|age| age < 2.0)
+}
+
+async fn client_loop(
+    mut client: Client,
+    index: usize,
+    prefix: String,
+    seeded: Arc<Vec<i64>>,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Log>>,
+) {
+    let mut rng = 0x9E37_79B9_7F4A_7C15_u64 ^ (index as u64).wrapping_mul(0xA24B_AED4_963E_E407);
+    let mut last_write: Option<(String, String, i64)> = None;
+    let mut n = 0_i64;
+    while !stop.load(Ordering::Relaxed) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let started = Instant::now();
+        let choice = rng % 10;
+        let (result, write) = if choice < 5 {
+            let id = seeded[(rng / 10) as usize % seeded.len()];
+            (client.get(&format!("/items/{id}")).await, None)
+        } else {
+            let write = match &last_write {
+                // The same write again, as a client whose answer was lost would send it.
+                Some(previous) if choice >= 8 => previous.clone(),
+                _ => {
+                    n += 1;
+                    (format!("{prefix}_{index}_{n}"), format!("item {n}"), n)
+                }
+            };
+            (
+                client.post_item(&write.0, &write.1, write.2).await,
+                Some(write),
+            )
+        };
+        let took = started.elapsed();
+        {
+            let mut log = log.lock().unwrap();
+            if took > DEADLINE + SLACK {
+                log.late.push(took);
+            }
+            match result {
+                Ok(reply) => {
+                    *log.statuses.entry(reply.status.as_u16()).or_default() += 1;
+                    if reply.status == StatusCode::CREATED {
+                        let body = reply.json();
+                        let (key, name, value) = write.clone().expect("201 answers a write");
+                        assert_eq!(body["name"].as_str(), Some(name.as_str()));
+                        assert_eq!(body["value"].as_i64(), Some(value));
+                        log.acked
+                            .push((key, body["id"].as_i64().unwrap(), name, value));
+                    }
+                    if reply.status.is_client_error() || reply.status.is_server_error() {
+                        assert_eq!(
+                            reply.header("content-type"),
+                            Some("application/problem+json")
+                        );
+                    }
+                    if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+                        assert!(reply.header("retry-after").is_some());
+                    }
+                }
+                Err(error) => log.transport_errors.push(error.to_string()),
+            }
+        }
+        if write.is_some() {
+            last_write = write;
+        }
+        // A little think time keeps the offered load bounded on a 2-core machine.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn cell(target: Target, fault: Fault) {
+    let harness = Harness::start().await;
+    let prefix = seawall_tests::unique_name(&format!("chaos_{target:?}_{fault:?}"));
+    let mut client = harness.client();
+    let mut seeded = Vec::new();
+    for i in 0..16 {
+        let reply = client
+            .post_item(&format!("{prefix}_seed_{i}"), "seed", i)
+            .await
+            .unwrap();
+        assert_eq!(reply.status, StatusCode::CREATED);
+        let id = reply.json()["id"].as_i64().unwrap();
+        assert_eq!(
+            client.get(&format!("/items/{id}")).await.unwrap().status,
+            StatusCode::OK
+        );
+        seeded.push(id);
+    }
+    let seeded = Arc::new(seeded);
+    let stop = Arc::new(AtomicBool::new(false));
+    let log = Arc::new(Mutex::new(Log::default()));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|index| {
+            tokio::spawn(client_loop(
+                harness.client(),
+                index,
+                prefix.clone(),
+                seeded.clone(),
+                stop.clone(),
+                log.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let proxy = match target {
+        Target::Postgres => &harness.pg,
+        Target::Redis => &harness.redis,
+    };
+    start(proxy, fault);
+    let fault_started = Instant::now();
+    let mut was_reported = false;
+    let mut last_reset = Instant::now();
+    while fault_started.elapsed() < FAULT {
+        if fault == Fault::Reset && last_reset.elapsed() >= Duration::from_millis(250) {
+            proxy.reset();
+            last_reset = Instant::now();
+        }
+        let health = client.get("/health").await.unwrap();
+        was_reported |= reported(&health.json(), target);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proxy.up();
+    proxy.settled().await;
+
+    // Full service again: a write and an uncached read through PostgreSQL, a cache hit
+    // through Redis, and `/health` ok.
+    let healed = Instant::now();
+    let mut n = 0;
+    loop {
+        n += 1;
+        let write = client
+            .post_item(&format!("{prefix}_probe_{n}"), "probe", n)
+            .await
+            .unwrap();
+        let mut healthy = false;
+        if write.status == StatusCode::CREATED {
+            let id = write.json()["id"].as_i64().unwrap();
+            log.lock().unwrap().acked.push((
+                format!("{prefix}_probe_{n}"),
+                id,
+                "probe".to_owned(),
+                n,
+            ));
+            let path = format!("/items/{id}");
+            let first = client.get(&path).await.unwrap();
+            let second = client.get(&path).await.unwrap();
+            let health = client.get("/health").await.unwrap().json();
+            healthy = first.status == StatusCode::OK
+                && second.header("x-cache") == Some("hit")
+                && health["status"] == "ok";
+        }
+        if healthy {
+            break;
+        }
+        assert!(
+            healed.elapsed() < RECOVERY,
+            "{target:?}/{fault:?}: not fully serving {RECOVERY:?} after the fault ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.expect("a client task panicked");
+    }
+
+    let log = Arc::try_unwrap(log).ok().unwrap().into_inner().unwrap();
+    eprintln!(
+        "{target:?}/{fault:?}: statuses {:?}, {} writes acknowledged, recovered {:?} after the fault",
+        log.statuses,
+        log.acked.len(),
+        healed.elapsed()
+    );
+    assert!(
+        log.transport_errors.is_empty(),
+        "{:?}",
+        log.transport_errors
+    );
+    assert!(
+        log.late.is_empty(),
+        "answers later than deadline + slack: {:?}",
+        log.late
+    );
+    assert_eq!(log.statuses.get(&500), None, "internal errors");
+    assert!(
+        was_reported,
+        "{target:?}/{fault:?}: /health never showed the fault"
+    );
+    assert!(log.statuses.get(&200).copied().unwrap_or(0) > 0);
+
+    // Every acknowledged write is in the database, as acknowledged, and once.
+    let db = seawall_tests::pg_connect().await;
+    let mut acked: HashMap<String, (i64, String, i64)> = HashMap::new();
+    for (key, id, name, value) in log.acked {
+        if let Some(previous) = acked.insert(key.clone(), (id, name.clone(), value)) {
+            assert_eq!(
+                previous,
+                (id, name, value),
+                "{key} acknowledged as two rows"
+            );
+        }
+    }
+    let pattern = format!("{prefix}%");
+    let rows = db
+        .query(
+            "SELECT idempotency_key, id, name, value FROM seawall_items WHERE idempotency_key LIKE $1",
+            &[&pattern],
+        )
+        .await
+        .unwrap();
+    let stored: HashMap<String, (i64, String, i64)> = rows
+        .iter()
+        .map(|row| (row.get(0), (row.get(1), row.get(2), row.get(3))))
+        .collect();
+    assert_eq!(stored.len(), rows.len(), "a key with more than one row");
+    for (key, expected) in &acked {
+        assert_eq!(
+            stored.get(key),
+            Some(expected),
+            "acknowledged write {key} lost"
+        );
+    }
+    harness.running.shutdown().await;
+}
+
+macro_rules! matrix {
+    ($($name:ident: $target:ident, $fault:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            cell(Target::$target, Fault::$fault).await;
+        }
+    )*};
+}
+
+matrix! {
+    postgres_restart: Postgres, Restart;
+    postgres_reset: Postgres, Reset;
+    postgres_blackhole: Postgres, Blackhole;
+    postgres_latency: Postgres, Latency;
+    postgres_refuse: Postgres, Refuse;
+    redis_restart: Redis, Restart;
+    redis_reset: Redis, Reset;
+    redis_blackhole: Redis, Blackhole;
+    redis_latency: Redis, Latency;
+    redis_refuse: Redis, Refuse;
+}
