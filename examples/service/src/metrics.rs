@@ -24,6 +24,9 @@ const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
+/// Reads one figure from a limit's handle.
+type Read = fn(&LimitHandle) -> usize;
+
 /// The registry `/metrics` reads, and the service's instruments.
 #[derive(Clone)]
 pub struct Metrics {
@@ -134,7 +137,7 @@ impl Metrics {
             .i64_observable_up_down_counter("db.client.connection.max")
             .with_unit("{connection}")
             .with_description("The most connections the pool opens.")
-            .with_callback(move |observer| observer.observe(max, &[pool_name.clone()]))
+            .with_callback(move |observer| observer.observe(max, std::slice::from_ref(&pool_name)))
             .build();
     }
 
@@ -165,7 +168,7 @@ impl Metrics {
     /// Reports a concurrency limit on each collection: `seawall.limit.in_flight`,
     /// `seawall.limit.queued` and `seawall.limit.value`, by `db.system.name`.
     pub fn observe_limit(&self, system: &'static str, limit: &LimitHandle) {
-        let gauges: [(&'static str, &'static str, fn(&LimitHandle) -> usize); 3] = [
+        let gauges: [(&str, &str, Read); 3] = [
             (
                 schema::LIMIT_IN_FLIGHT_GAUGE,
                 "Calls in flight at the limit.",
