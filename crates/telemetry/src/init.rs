@@ -147,7 +147,10 @@ impl Drop for TelemetryGuard {
 /// # }
 /// ```
 pub fn init(config: Config) -> Result<TelemetryGuard, InitError> {
-    install(config, None::<fn(MeterProviderBuilder) -> MeterProviderBuilder>)
+    install(
+        config,
+        None::<fn(MeterProviderBuilder) -> MeterProviderBuilder>,
+    )
 }
 
 /// [`init`], with one more metric reader: metrics are always collected (whatever the

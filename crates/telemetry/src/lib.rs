@@ -26,5 +26,7 @@ mod init;
 mod recorder;
 pub mod schema;
 
-pub use crate::init::{Config, Exporter, InitError, TelemetryGuard, init, init_with_metrics_reader};
+pub use crate::init::{
+    Config, Exporter, InitError, TelemetryGuard, init, init_with_metrics_reader,
+};
 pub use crate::recorder::Recorder;
