@@ -48,31 +48,54 @@ impl Client {
     }
 
     /// Sends `request` and reads the whole answer; after an error the next call reconnects.
+    /// A request the connection closed before sending (the server may close a keep-alive
+    /// connection after any answer) is sent again once on a new connection.
     pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Reply, BoxError> {
-        let result = self.try_send(request).await;
-        if result.is_err() {
+        let result = match self.try_send(request).await {
+            Err(Unsent::Request(request)) => {
+                self.sender = None;
+                self.try_send(request).await
+            }
+            other => other,
+        };
+        result.map_err(|error| {
             self.sender = None;
-        }
-        result
+            match error {
+                Unsent::Request(_) => "the connection closed before the request was sent".into(),
+                Unsent::Error(error) => error,
+            }
+        })
     }
 
-    async fn try_send(&mut self, request: Request<Full<Bytes>>) -> Result<Reply, BoxError> {
+    async fn try_send(&mut self, request: Request<Full<Bytes>>) -> Result<Reply, Unsent> {
         let sender = match &mut self.sender {
             Some(sender) if !sender.is_closed() => sender,
             _ => {
-                let stream = TcpStream::connect(self.addr).await?;
-                stream.set_nodelay(true)?;
-                let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+                let stream = TcpStream::connect(self.addr).await.map_err(boxed)?;
+                stream.set_nodelay(true).map_err(boxed)?;
+                let (sender, connection) = http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(boxed)?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
                 self.sender.insert(sender)
             }
         };
-        sender.ready().await?;
-        let response = sender.send_request(request).await?;
+        if sender.ready().await.is_err() {
+            return Err(Unsent::Request(request));
+        }
+        let response = match sender.try_send_request(request).await {
+            Ok(response) => response,
+            Err(mut error) => {
+                return Err(match error.take_message() {
+                    Some(request) => Unsent::Request(request),
+                    None => boxed(error.into_error()),
+                });
+            }
+        };
         let (parts, body) = response.into_parts();
-        let body = body.collect().await?.to_bytes();
+        let body = body.collect().await.map_err(boxed)?.to_bytes();
         Ok(Reply {
             status: parts.status,
             headers: parts.headers,
@@ -103,6 +126,16 @@ impl Client {
         )
         .await
     }
+}
+
+/// Why a send failed: the request came back unsent, or something else went wrong.
+enum Unsent {
+    Request(Request<Full<Bytes>>),
+    Error(BoxError),
+}
+
+fn boxed(error: impl Into<BoxError>) -> Unsent {
+    Unsent::Error(error.into())
 }
 
 /// A request to this server with a `Host` header.
