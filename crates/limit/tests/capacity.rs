@@ -20,6 +20,20 @@ async fn run(
     seconds: u64,
     capacity: impl Fn(Duration) -> usize + Send + Sync + 'static,
 ) -> Vec<(Duration, usize)> {
+    simulate(algorithm, seconds, move |t, in_flight| {
+        let c = capacity(t).max(1);
+        BASE.mul_f64((in_flight as f64 / c as f64).max(1.0))
+    })
+    .await
+}
+
+/// Runs the callers for `seconds` against a dependency whose calls take
+/// `latency(t, in flight)`, and returns the limit sampled every 100 ms.
+async fn simulate(
+    algorithm: impl LimitAlgorithm,
+    seconds: u64,
+    latency: impl Fn(Duration, usize) -> Duration + Send + Sync + 'static,
+) -> Vec<(Duration, usize)> {
     let layer = ConcurrencyLimitLayer::builder(1)
         .queue(1_000)
         .max_wait(Duration::from_secs(60))
@@ -29,16 +43,14 @@ async fn run(
     let handle = layer.handle();
     let in_flight = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let capacity = Arc::new(capacity);
+    let latency = Arc::new(latency);
     let service = layer.layer(service_fn({
         let in_flight = in_flight.clone();
         move |_: WithDeadline<()>| {
-            let (in_flight, capacity) = (in_flight.clone(), capacity.clone());
+            let (in_flight, latency) = (in_flight.clone(), latency.clone());
             async move {
                 let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                let c = capacity(start.elapsed()).max(1);
-                let load = (now as f64 / c as f64).max(1.0);
-                tokio::time::sleep(BASE.mul_f64(load)).await;
+                tokio::time::sleep(latency(start.elapsed(), now)).await;
                 in_flight.fetch_sub(1, Ordering::SeqCst);
                 Ok::<_, BoxError>(())
             }
@@ -180,50 +192,21 @@ async fn gradient2_follows_the_capacity_down_and_back_up() {
 async fn gradient2_learns_a_dependency_that_became_slower_for_good() {
     // Capacity 16 throughout, but from 20 s on every call takes three times as long even
     // unloaded: the limit may dip, but comes back between C/2 and 2C.
-    let layer_capacity = 16usize;
-    let samples = run_slower(gradient2(), 60, layer_capacity).await;
+    let samples = simulate(gradient2(), 60, |t, in_flight| {
+        let base = if t >= Duration::from_secs(20) {
+            BASE * 3
+        } else {
+            BASE
+        };
+        base.mul_f64((in_flight as f64 / 16.0).max(1.0))
+    })
+    .await;
     let after = median(&samples, 45, 60);
     eprintln!("capacity 16, three times slower: settled at {after}");
     assert!(
         (8..=32).contains(&after),
         "settled at {after} after the slowdown"
     );
-}
-
-/// [`run`] with a dependency whose unloaded latency triples after 20 s.
-async fn run_slower(
-    algorithm: impl LimitAlgorithm,
-    seconds: u64,
-    capacity: usize,
-) -> Vec<(Duration, usize)> {
-    let layer = ConcurrencyLimitLayer::builder(1)
-        .queue(1_000)
-        .max_wait(Duration::from_secs(60))
-        .adaptive(algorithm)
-        .build()
-        .unwrap();
-    let handle = layer.handle();
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let service = layer.layer(service_fn({
-        let in_flight = in_flight.clone();
-        move |_: WithDeadline<()>| {
-            let in_flight = in_flight.clone();
-            async move {
-                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-                let base = if start.elapsed() >= Duration::from_secs(20) {
-                    BASE * 3
-                } else {
-                    BASE
-                };
-                let load = (now as f64 / capacity as f64).max(1.0);
-                tokio::time::sleep(base.mul_f64(load)).await;
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-                Ok::<_, BoxError>(())
-            }
-        }
-    }));
-    drive(service, handle, start, seconds).await
 }
 
 #[tokio::test(start_paused = true)]

@@ -541,16 +541,10 @@ async fn ping_db(db: &Database) -> bool {
     let result = async {
         let client = db.pool.get().await?;
         client.simple_query("SELECT 1").await?;
-        Ok::<(), seawall::BoxError>(())
+        Ok(())
     }
     .await;
-    match result {
-        Ok(()) => true,
-        Err(error) => {
-            db.last_failure.record(&deps::classify(error));
-            false
-        }
-    }
+    recorded(result, &db.last_failure)
 }
 
 async fn ping_cache(cache: &Cache) -> bool {
@@ -567,13 +561,18 @@ async fn ping_cache(cache: &Cache) -> bool {
         redis::cmd("PING")
             .query_async::<String>(&mut connection)
             .await?;
-        Ok::<(), seawall::BoxError>(())
+        Ok(())
     }
     .await;
+    recorded(result, &cache.last_failure)
+}
+
+/// Whether a ping succeeded; a failure is remembered as the dependency's last.
+fn recorded(result: Result<(), seawall::BoxError>, last: &deps::LastFailure) -> bool {
     match result {
         Ok(()) => true,
         Err(error) => {
-            cache.last_failure.record(&deps::classify(error));
+            last.record(&deps::classify(error));
             false
         }
     }

@@ -54,7 +54,7 @@ impl Client {
         let result = match self.try_send(request).await {
             Err(Unsent::Request(request)) => {
                 self.sender = None;
-                self.try_send(request).await
+                self.try_send(*request).await
             }
             other => other,
         };
@@ -83,13 +83,13 @@ impl Client {
             }
         };
         if sender.ready().await.is_err() {
-            return Err(Unsent::Request(request));
+            return Err(Unsent::Request(Box::new(request)));
         }
         let response = match sender.try_send_request(request).await {
             Ok(response) => response,
             Err(mut error) => {
                 return Err(match error.take_message() {
-                    Some(request) => Unsent::Request(request),
+                    Some(request) => Unsent::Request(Box::new(request)),
                     None => boxed(error.into_error()),
                 });
             }
@@ -130,7 +130,7 @@ impl Client {
 
 /// Why a send failed: the request came back unsent, or something else went wrong.
 enum Unsent {
-    Request(Request<Full<Bytes>>),
+    Request(Box<Request<Full<Bytes>>>),
     Error(BoxError),
 }
 
