@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::time::Instant;
 use tower::ServiceExt;
+use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::deps::{self, Cache, CacheOp, Database, DbOp, DbReply, Item, Layers, NewItem};
@@ -116,9 +117,28 @@ impl App {
         let started = Instant::now();
         let method = request.method().clone();
         let metrics = &self.inner.metrics;
+        // The server span (OpenTelemetry's HTTP conventions): the dependencies' spans nest
+        // under it. No query string, headers or body are recorded.
+        let route = route_of(request.uri().path());
+        let span = tracing::info_span!(
+            "HTTP request",
+            otel.name = format!("{} {route}", method_label(&method)),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = method_label(&method),
+            http.route = route,
+            http.response.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+        );
         metrics.active_requests.add(1, &[]);
-        let (route, response) = self.route(request).await;
+        let response = self.route(request, route).instrument(span.clone()).await;
         metrics.active_requests.add(-1, &[]);
+        let status = response.status();
+        span.record("http.response.status_code", i64::from(status.as_u16()));
+        if status.is_server_error() {
+            span.record("otel.status_code", "error");
+            span.record("error.type", status.as_str());
+        }
         metrics.request_duration.record(
             started.elapsed().as_secs_f64(),
             &[
@@ -133,50 +153,42 @@ impl App {
         response
     }
 
-    async fn route(&self, request: Request<Incoming>) -> (&'static str, Response<Body>) {
-        let path = request.uri().path().to_owned();
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        match segments.as_slice() {
-            ["items"] => ("/items", {
-                if request.method() == Method::POST {
-                    self.with_deadline(request, |app, request, deadline| async move {
-                        app.create_item(request, deadline).await
-                    })
-                    .await
-                } else {
-                    problem::method_not_allowed("POST")
-                }
-            }),
-            ["items", id] => ("/items/{id}", {
-                if request.method() == Method::GET {
-                    let id = id.parse::<i64>().ok().filter(|id| *id > 0);
-                    self.with_deadline(request, |app, _, deadline| async move {
-                        match id {
-                            Some(id) => app.get_item(id, deadline).await,
-                            None => problem::not_found("no item has this id"),
-                        }
-                    })
-                    .await
-                } else {
-                    problem::method_not_allowed("GET")
-                }
-            }),
-            ["health"] => ("/health", {
-                if request.method() == Method::GET {
-                    self.health().await
-                } else {
-                    problem::method_not_allowed("GET")
-                }
-            }),
-            ["metrics"] => ("/metrics", {
-                if request.method() == Method::GET {
-                    self.inner.metrics.render()
-                } else {
-                    problem::method_not_allowed("GET")
-                }
-            }),
-            ["admin", "breakers", rest @ ..] => ("/admin/breakers", self.admin(&request, rest)),
-            _ => ("other", problem::not_found("no such resource")),
+    async fn route(&self, request: Request<Incoming>, route: &'static str) -> Response<Body> {
+        let method = request.method().clone();
+        match route {
+            "/items" if method == Method::POST => {
+                self.with_deadline(request, |app, request, deadline| async move {
+                    app.create_item(request, deadline).await
+                })
+                .await
+            }
+            "/items" => problem::method_not_allowed("POST"),
+            "/items/{id}" if method == Method::GET => {
+                let id = request
+                    .uri()
+                    .path()
+                    .rsplit('/')
+                    .next()
+                    .and_then(|id| id.parse::<i64>().ok())
+                    .filter(|id| *id > 0);
+                self.with_deadline(request, |app, _, deadline| async move {
+                    match id {
+                        Some(id) => app.get_item(id, deadline).await,
+                        None => problem::not_found("no item has this id"),
+                    }
+                })
+                .await
+            }
+            "/items/{id}" => problem::method_not_allowed("GET"),
+            "/health" if method == Method::GET => self.health().await,
+            "/metrics" if method == Method::GET => self.inner.metrics.render(),
+            "/health" | "/metrics" => problem::method_not_allowed("GET"),
+            "/admin/breakers" => {
+                let path = request.uri().path().to_owned();
+                let rest: Vec<&str> = path.trim_start_matches('/').split('/').skip(2).collect();
+                self.admin(&request, &rest)
+            }
+            _ => problem::not_found("no such resource"),
         }
     }
 
@@ -427,6 +439,19 @@ impl App {
             }
             _ => problem::not_found("no such resource"),
         }
+    }
+}
+
+/// The route template a path belongs to (the `http.route` of metrics and spans), or `other`.
+fn route_of(path: &str) -> &'static str {
+    let mut segments = path.trim_start_matches('/').split('/');
+    match (segments.next(), segments.next(), segments.next()) {
+        (Some("items"), None, _) => "/items",
+        (Some("items"), Some(_), None) => "/items/{id}",
+        (Some("health"), None, _) => "/health",
+        (Some("metrics"), None, _) => "/metrics",
+        (Some("admin"), Some("breakers"), _) => "/admin/breakers",
+        _ => "other",
     }
 }
 

@@ -52,7 +52,12 @@ async fn sigterm_under_load_drains_and_exits_zero() {
     vars.insert("SHUTDOWN_GRACE_MS".into(), "5000".into());
     vars.insert("DB_POOL_MAX".into(), "16".into());
     vars.insert("DB_POOL_WAIT_MS".into(), "4000".into());
-    vars.insert("RUST_LOG".into(), "warn".into());
+    // Traces printed on standard output, the dependencies' spans included.
+    vars.insert(
+        "RUST_LOG".into(),
+        "warn,seawall_example_service=info,seawall=debug".into(),
+    );
+    vars.insert("OTEL_TRACES_EXPORTER".into(), "console".into());
     let mut child = Command::new(BINARY)
         .envs(&vars)
         .stdout(Stdio::piped())
@@ -157,4 +162,24 @@ async fn sigterm_under_load_drains_and_exits_zero() {
         rest.push(line);
     }
     assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
+    // Each request was a server span named by its route; each dependency call a
+    // `seawall.request` span under it, in the same trace.
+    let spans = rest.join("\n");
+    let trace_of = |name: &str| {
+        let at = spans
+            .find(&format!("Name         : {name}\n"))
+            .unwrap_or_else(|| panic!("no span {name}"));
+        let trace = spans[at..].split("TraceId      : ").nth(1).unwrap();
+        trace[..32].to_owned()
+    };
+    let _ = trace_of("POST /items");
+    assert!(spans.contains("Kind         : Server"));
+    let dependency = trace_of("seawall.request");
+    assert!(
+        spans
+            .matches(&format!("TraceId      : {dependency}"))
+            .count()
+            >= 2,
+        "the dependency's span shares its trace with the request's"
+    );
 }
