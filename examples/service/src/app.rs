@@ -654,6 +654,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn paths_map_to_their_route_templates() {
+        for (path, route) in [
+            ("/items", "/items"),
+            ("/items/42", "/items/{id}"),
+            ("/items/", "/items/{id}"),
+            ("/items/1/x", "other"),
+            ("/health", "/health"),
+            ("/metrics", "/metrics"),
+            ("/admin/breakers", "/admin/breakers"),
+            ("/admin/breakers/redis/reset", "/admin/breakers"),
+            ("/admin", "other"),
+            ("/", "other"),
+            ("/nothing/here", "other"),
+        ] {
+            assert_eq!(route_of(path), route, "{path}");
+        }
+    }
+
+    #[test]
     fn tokens_compare_whole() {
         assert!(constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnop"));
         assert!(!constant_time_eq(b"abcdefghijklmnoq", b"abcdefghijklmnop"));
