@@ -107,6 +107,28 @@ fn median(samples: &[(Duration, usize)], from: u64, to: u64) -> usize {
     limits[limits.len() / 2]
 }
 
+/// The capacity is 32, then 8 from 20 s to 40 s, then 32 again: the limit follows it within
+/// C/2..2C each time.
+async fn assert_follows(algorithm: impl LimitAlgorithm) {
+    let capacity = |t: Duration| {
+        if (20..40).contains(&t.as_secs()) {
+            8
+        } else {
+            32
+        }
+    };
+    let samples = run(algorithm, 60, capacity).await;
+    let (before, during, after) = (
+        median(&samples, 10, 20),
+        median(&samples, 30, 40),
+        median(&samples, 50, 60),
+    );
+    eprintln!("capacity 32, 8, 32: {before}, {during}, {after}");
+    assert!((16..=64).contains(&before), "{before} at capacity 32");
+    assert!((4..=16).contains(&during), "{during} at capacity 8");
+    assert!((16..=64).contains(&after), "{after} back at capacity 32");
+}
+
 fn aimd() -> Aimd {
     // A call 1.5 x slower than unloaded counts as a drop.
     Aimd::new(20, 1, 200).unwrap().timeout(BASE.mul_f64(1.5))
@@ -127,23 +149,7 @@ async fn aimd_settles_between_half_and_twice_the_capacity() {
 
 #[tokio::test(start_paused = true)]
 async fn aimd_follows_the_capacity_down_and_back_up() {
-    let capacity = |t: Duration| {
-        if (20..40).contains(&t.as_secs()) {
-            8
-        } else {
-            32
-        }
-    };
-    let samples = run(aimd(), 60, capacity).await;
-    let (before, during, after) = (
-        median(&samples, 10, 20),
-        median(&samples, 30, 40),
-        median(&samples, 50, 60),
-    );
-    eprintln!("capacity 32, 8, 32: {before}, {during}, {after}");
-    assert!((16..=64).contains(&before), "{before} at capacity 32");
-    assert!((4..=16).contains(&during), "{during} at capacity 8");
-    assert!((16..=64).contains(&after), "{after} back at capacity 32");
+    assert_follows(aimd()).await;
 }
 
 fn gradient2() -> Gradient2 {
@@ -169,23 +175,7 @@ async fn gradient2_settles_between_half_and_twice_the_capacity() {
 
 #[tokio::test(start_paused = true)]
 async fn gradient2_follows_the_capacity_down_and_back_up() {
-    let capacity = |t: Duration| {
-        if (20..40).contains(&t.as_secs()) {
-            8
-        } else {
-            32
-        }
-    };
-    let samples = run(gradient2(), 60, capacity).await;
-    let (before, during, after) = (
-        median(&samples, 10, 20),
-        median(&samples, 30, 40),
-        median(&samples, 50, 60),
-    );
-    eprintln!("capacity 32, 8, 32: {before}, {during}, {after}");
-    assert!((16..=64).contains(&before), "{before} at capacity 32");
-    assert!((4..=16).contains(&during), "{during} at capacity 8");
-    assert!((16..=64).contains(&after), "{after} back at capacity 32");
+    assert_follows(gradient2()).await;
 }
 
 #[tokio::test(start_paused = true)]
