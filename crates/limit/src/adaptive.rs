@@ -297,7 +297,9 @@ impl Gradient2 {
             if sample.limit == probing {
                 self.probe_sum.update(|sum| sum + short);
                 self.probe_count.fetch_add(1, Ordering::AcqRel);
-            } else if self
+            } else if self.probe_count.load(Ordering::Acquire) > 0
+                // Calls admitted before the probe are still finishing until then.
+                && self
                 .probe_limit
                 .compare_exchange(probing as u64, 0, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
@@ -563,6 +565,43 @@ mod tests {
         for _ in 0..30 {
             assert_eq!(g.update(at(40, 50)), shrunk);
         }
+    }
+
+    #[test]
+    fn gradient2_probes_take_the_mean_of_their_generation() {
+        let g = Gradient2::new(20, 1, 200).unwrap();
+        let at = |ms, limit| Sample {
+            limit,
+            ..sample(ms, limit, false)
+        };
+        // Steady at 50 ms while the limit binds, until a probe halves the limit.
+        let mut limit = 20;
+        let mut before = limit;
+        for _ in 0..10_000 {
+            let next = g.update(at(50, limit));
+            if next * 2 <= limit + 1 && next < limit {
+                before = limit;
+                limit = next;
+                break;
+            }
+            limit = next;
+        }
+        assert!(limit < before, "no probe started");
+        assert_eq!(g.long_rtt(), Duration::from_millis(50));
+        // Calls admitted before the probe finish first; they do not end it.
+        for _ in 0..5 {
+            g.update(at(50, before));
+        }
+        // The probe's generation is faster: its mean becomes the baseline once it is over.
+        for _ in 0..limit {
+            g.update(at(20, limit));
+        }
+        g.update(at(20, limit + 1));
+        let baseline = g.long_rtt();
+        assert!(
+            baseline >= Duration::from_millis(19) && baseline <= Duration::from_millis(21),
+            "{baseline:?}"
+        );
     }
 
     #[test]
