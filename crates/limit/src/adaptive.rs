@@ -306,11 +306,8 @@ impl Gradient2 {
             {
                 // The probe's generation is over: keep its mean latency if it was lower.
                 let count = self.probe_count.swap(0, Ordering::AcqRel);
-                let sum = self.probe_sum.swap(0.0);
-                if count > 0 {
-                    let mean = sum / count as f64;
-                    self.long_rtt.update(|long| long.min(mean));
-                }
+                let mean = self.probe_sum.swap(0.0) / count.max(1) as f64;
+                self.long_rtt.update(|long| long.min(mean));
             }
             return None;
         }

@@ -42,6 +42,17 @@ pub struct Item {
     pub value: i64,
 }
 
+impl Item {
+    /// From a row of `SELECT id, name, value`.
+    fn from_row(row: &tokio_postgres::Row) -> Item {
+        Item {
+            id: row.get(0),
+            name: row.get(1),
+            value: row.get(2),
+        }
+    }
+}
+
 /// A write: the item's fields and the client's idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewItem {
@@ -323,11 +334,7 @@ async fn run_db(
                 client.query_opt(&select, &params)
             );
             set?;
-            Ok(DbReply::Found(row?.map(|row| Item {
-                id: row.get(0),
-                name: row.get(1),
-                value: row.get(2),
-            })))
+            Ok(DbReply::Found(row?.as_ref().map(Item::from_row)))
         }
         DbOp::Insert(new) => {
             let insert = client
@@ -356,12 +363,7 @@ async fn run_db(
                     "SELECT id, name, value FROM seawall_items WHERE idempotency_key = $1",
                 )
                 .await?;
-            let row = client.query_one(&select, &[&new.key]).await?;
-            let item = Item {
-                id: row.get(0),
-                name: row.get(1),
-                value: row.get(2),
-            };
+            let item = Item::from_row(&client.query_one(&select, &[&new.key]).await?);
             Ok(if item.name == new.name && item.value == new.value {
                 DbReply::Replayed(item)
             } else {

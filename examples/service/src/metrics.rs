@@ -2,9 +2,7 @@
 //! Seawall schema and the HTTP server's), in Prometheus text format through the
 //! OpenTelemetry Prometheus exporter.
 
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::Full;
+use http::{Response, StatusCode};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Histogram, Meter, MeterProvider as _, UpDownCounter};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -208,12 +206,10 @@ impl Metrics {
         {
             return problem::internal();
         }
-        let mut response = Response::new(Full::new(Bytes::from(text)));
-        *response.status_mut() = StatusCode::OK;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        );
-        response
+        problem::respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            text,
+        )
     }
 }

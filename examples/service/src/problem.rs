@@ -31,12 +31,16 @@ pub fn problem(status: StatusCode, slug: &str, title: &str, detail: &str) -> Res
         detail,
     })
     .unwrap_or_default();
+    respond(status, "application/problem+json", body)
+}
+
+/// A response with `status`, a `Content-Type` and a whole body: every route answers with one.
+pub fn respond(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -107,28 +111,18 @@ pub fn dependency_error(dependency: &str, error: &Error) -> Response<Body> {
     let (status, retry_after) = seawall::http::response_parts(error);
     match status {
         StatusCode::SERVICE_UNAVAILABLE => {
-            let (slug, title, detail) = match error.kind() {
-                Some(FailureKind::Rejected) => (
-                    "unavailable",
-                    "Service unavailable",
-                    format!("{dependency} is failing or overloaded; the request was not attempted"),
-                ),
-                Some(FailureKind::Overloaded) => (
-                    "unavailable",
-                    "Service unavailable",
-                    format!("{dependency} is overloaded"),
-                ),
-                _ => (
-                    "unavailable",
-                    "Service unavailable",
-                    format!("{dependency} is unavailable"),
-                ),
+            let detail = match error.kind() {
+                Some(FailureKind::Rejected) => {
+                    format!("{dependency} is failing or overloaded; the request was not attempted")
+                }
+                Some(FailureKind::Overloaded) => format!("{dependency} is overloaded"),
+                _ => format!("{dependency} is unavailable"),
             };
-            let mut response = problem(status, slug, title, &detail);
-            if let Some(seconds) = retry_after
-                && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
-            {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
+            let mut response = problem(status, "unavailable", "Service unavailable", &detail);
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             response
         }
