@@ -79,22 +79,35 @@ impl Class {
         }
     }
 
-    /// `true` when this is a failure that counts against a breaker or an adaptive limit by
-    /// default (see [`FailureKind::is_fault`]).
+    /// A refusal by a Seawall layer (a breaker open, a limit reached): kind
+    /// [`FailureKind::Rejected`], with `retry_after` for the caller. The retry layer never
+    /// retries it and no breaker or limit counts it (see [`Policy`](crate::Policy)).
     #[must_use]
-    pub const fn is_fault(&self) -> bool {
-        match self {
-            Class::Failure(failure) => failure.is_fault(),
-            _ => false,
-        }
+    pub const fn rejected(retry_after: Duration) -> Self {
+        Class::failure(FailureKind::Rejected, RetryHint::RetryAfter(retry_after))
     }
 
-    /// `true` when this is a failure worth trying again (hint `Retry` or `RetryAfter`).
+    /// `true` when the [standard policy](crate::Policy::STANDARD) counts this as a fault of
+    /// the dependency (what a breaker counts).
+    #[must_use]
+    pub const fn is_fault(&self) -> bool {
+        crate::Policy::STANDARD.is_fault(*self)
+    }
+
+    /// `true` when the [standard policy](crate::Policy::STANDARD) lets the retry layer try
+    /// again: a failure with hint `Retry` or `RetryAfter`, of any kind but `Rejected`.
     #[must_use]
     pub const fn is_retryable(&self) -> bool {
+        crate::Policy::STANDARD.may_retry(*self)
+    }
+
+    /// When the caller may try again, if the failure says: a remote's `Retry-After`, or the
+    /// time until a local refusal (an open breaker's next probe) may clear.
+    #[must_use]
+    pub const fn retry_after(&self) -> Option<Duration> {
         match self {
-            Class::Failure(failure) => failure.is_retryable(),
-            _ => false,
+            Class::Failure(failure) => failure.retry_after(),
+            _ => None,
         }
     }
 
@@ -170,17 +183,19 @@ impl Failure {
         Failure { kind, retry }
     }
 
-    /// `true` when the failure counts against a breaker or an adaptive limit by default:
-    /// the same as [`FailureKind::is_fault`] of its kind.
+    /// `true` when the [standard policy](crate::Policy::STANDARD) counts the failure as a
+    /// fault: the same as [`FailureKind::is_fault`] of its kind.
     #[must_use]
     pub const fn is_fault(&self) -> bool {
         self.kind.is_fault()
     }
 
-    /// `true` when the hint is [`RetryHint::Retry`] or [`RetryHint::RetryAfter`].
+    /// `true` when the [standard policy](crate::Policy::STANDARD) lets the retry layer try
+    /// again: the hint is [`RetryHint::Retry`] or [`RetryHint::RetryAfter`] and the kind is
+    /// not `Rejected`.
     #[must_use]
     pub const fn is_retryable(&self) -> bool {
-        !matches!(self.retry, RetryHint::Never)
+        crate::Policy::STANDARD.may_retry(Class::Failure(*self))
     }
 
     /// The delay the remote asked for, if it asked for one.
@@ -209,13 +224,19 @@ impl fmt::Display for Failure {
 /// | `Overloaded` | the remote said it is too busy: 53300, 429, 503, pool exhausted | yes |
 /// | `Unavailable` | shutting down, starting up, read-only: 57P01, 57P03, 25006, LOADING | yes |
 /// | `Contention` | serialization failure or deadlock: retry the whole transaction | no |
-/// | `Rejected` | refused locally by a Seawall layer: breaker open, queue full, budget spent | no |
+/// | `Rejected` | refused locally by a Seawall layer: breaker open, concurrency limit reached, load shed | no |
 /// | `Invalid` | the caller's fault: syntax, constraint, auth, wrong type, 4xx | no |
 /// | `Internal` | anything else | yes |
 ///
 /// `Contention` is not a fault: a database that reports a serialization failure is healthy
 /// and arbitrating concurrent transactions; opening a breaker on it would turn one hot row
-/// into an outage. Layers can override the choice per instance.
+/// into an outage. The "fault?" column is the [standard policy](crate::Policy::STANDARD);
+/// a [`Policy`](crate::Policy) given to the layers can change it.
+///
+/// A `Rejected` failure is never retried by the retry layer, whatever its hint: its hint is
+/// for the caller (`RetryAfter` the time the refusal may last). A retry budget that runs out
+/// or a deadline that passes do not produce it: the first returns the last attempt's error,
+/// the second `Timeout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FailureKind {
     /// No answer in time.
@@ -230,7 +251,8 @@ pub enum FailureKind {
     Unavailable,
     /// A serialization failure or deadlock: retry the whole transaction.
     Contention,
-    /// Refused locally by a Seawall layer (breaker open, queue full, budget spent, deadline gone).
+    /// Refused locally by a Seawall layer (breaker open, concurrency limit reached, load shed):
+    /// the request never reached the remote. Never retried by the retry layer.
     Rejected,
     /// The caller's fault: syntax, constraint, authentication, wrong type, 4xx.
     Invalid,
@@ -253,14 +275,12 @@ impl FailureKind {
     ];
 
     /// `true` when failures of this kind say something about the remote's health, so that a
-    /// breaker or an adaptive limiter counts them by default. `Invalid` (the caller's fault),
-    /// `Rejected` (decided locally) and `Contention` (a healthy database arbitrating) are not.
+    /// breaker or an adaptive limiter counts them under the [standard
+    /// policy](crate::Policy::STANDARD). `Invalid` (the caller's fault), `Rejected` (decided
+    /// locally) and `Contention` (a healthy database arbitrating) are not.
     #[must_use]
     pub const fn is_fault(self) -> bool {
-        !matches!(
-            self,
-            FailureKind::Invalid | FailureKind::Rejected | FailureKind::Contention
-        )
+        crate::Policy::STANDARD.is_fault(Class::failure(self, RetryHint::Never))
     }
 
     /// A short, stable, lower-case name for telemetry (`error.type`, `seawall.failure.kind`).
@@ -341,6 +361,14 @@ mod tests {
                 prop_assert_eq!(class.for_request(false), class);
             }
         }
+    }
+
+    #[test]
+    fn a_local_refusal_is_not_retryable_but_says_when_to_come_back() {
+        let open = Class::rejected(Duration::from_secs(2));
+        assert!(!open.is_retryable());
+        assert!(!open.is_fault());
+        assert_eq!(open.retry_after(), Some(Duration::from_secs(2)));
     }
 
     #[test]

@@ -9,17 +9,22 @@ use crate::{BoxError, Class, Error, FailureKind, RetryHint};
 /// Turns a finished call into a [`Class`].
 ///
 /// A classifier looks at a response or an error and either recognises it (`Some(class)`) or
-/// has no opinion (`None`), so classifiers compose with [`or_classifier`](ClassifierExt::or_classifier): the first one
-/// with an opinion wins. [`classify`](Classifier::classify) fills in the fallbacks: a response
-/// nobody objects to is [`Class::Success`], an error nobody recognises is
-/// [`Class::UNKNOWN_ERROR`]. Classifying never allocates.
+/// has no opinion (`None`), so classifiers compose with
+/// [`or_classifier`](ClassifierExt::or_classifier): the first one with an opinion wins.
+/// [`classify`](Classifier::classify) fills in the fallbacks: a response nobody objects to is
+/// [`Class::Success`], an error nobody recognises is [`Class::UNKNOWN_ERROR`]. Classifying
+/// never allocates.
 ///
-/// Most users start from [`DefaultClassifier`] and add their own rules in front of it:
+/// Every Seawall layer hands its classifier the inner service's error as an [`Error`]
+/// (converted by [`Error::from_inner`], which already gives a known error type its class), so
+/// one classifier of `Result<&Res, &Error>` configures every layer, whatever the client's own
+/// error type: the error parameter `E` defaults to [`Error`]. Most users start from
+/// [`DefaultClassifier`] and add their own rules in front of it:
 ///
 /// ```
 /// use seawall_classify::{
-///     from_error_fn, BoxError, Class, Classifier, ClassifierExt, DefaultClassifier, FailureKind,
-///     RetryHint,
+///     cause_ref, from_error_fn, Class, Classifier, ClassifierExt, DefaultClassifier, Error,
+///     FailureKind, RetryHint,
 /// };
 ///
 /// #[derive(Debug)]
@@ -31,21 +36,26 @@ use crate::{BoxError, Class, Error, FailureKind, RetryHint};
 /// }
 /// impl std::error::Error for QuotaExceeded {}
 ///
-/// let classifier = from_error_fn(|e: &BoxError| {
-///     e.is::<QuotaExceeded>()
-///         .then_some(Class::failure(FailureKind::Overloaded, RetryHint::Retry))
+/// let classifier = from_error_fn(|e: &Error| {
+///     cause_ref::<QuotaExceeded>(e)
+///         .map(|_| Class::failure(FailureKind::Overloaded, RetryHint::Retry))
 /// })
 /// .or_classifier(DefaultClassifier);
 ///
-/// let err: BoxError = Box::new(QuotaExceeded);
-/// let class = Classifier::<(), _>::classify(&classifier, Err(&err));
+/// let err = Error::from_inner(QuotaExceeded);
+/// let class = Classifier::<()>::classify(&classifier, Err(&err));
 /// assert_eq!(class.kind(), Some(FailureKind::Overloaded));
 ///
-/// let refused: BoxError = std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into();
-/// let class = Classifier::<(), _>::classify(&classifier, Err(&refused));
+/// let refused = Error::from_inner(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+/// let class = Classifier::<()>::classify(&classifier, Err(&refused));
 /// assert_eq!(class.kind(), Some(FailureKind::Connect));
 /// ```
-pub trait Classifier<Res, E> {
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot classify calls answering `{Res}` or failing with `{E}`",
+    label = "not a classifier of these outcomes",
+    note = "Seawall layers classify `Result<&{Res}, &seawall_classify::Error>`: implement `Classifier<{Res}>`, or build one with `from_response_fn` / `from_error_fn(|e: &seawall_classify::Error| ..)`"
+)]
+pub trait Classifier<Res, E = Error> {
     /// Classifies a response, or `None` for no opinion (which [`classify`](Self::classify)
     /// reads as success). The default has no opinion.
     fn classify_response(&self, response: &Res) -> Option<Class> {
@@ -61,6 +71,41 @@ pub trait Classifier<Res, E> {
         match outcome {
             Ok(response) => self.classify_response(response).unwrap_or(Class::Success),
             Err(error) => self.classify_error(error).unwrap_or(Class::UNKNOWN_ERROR),
+        }
+    }
+}
+
+/// Classifies a finished call as every Seawall layer does, and converts its error: an error
+/// becomes an [`Error`] ([`Error::from_inner`]: moved, not boxed again, when it is one), the
+/// classifier is asked about it, and the error returned carries the class it was given.
+///
+/// ```
+/// use seawall_classify::{classify_outcome, DefaultClassifier, FailureKind};
+///
+/// let failed: Result<(), _> = Err(std::io::Error::from(std::io::ErrorKind::TimedOut));
+/// let (class, result) = classify_outcome(&DefaultClassifier, failed);
+/// assert_eq!(class.kind(), Some(FailureKind::Timeout));
+/// assert_eq!(result.unwrap_err().class(), class);
+/// ```
+#[inline]
+pub fn classify_outcome<T, E, C>(classifier: &C, result: Result<T, E>) -> (Class, Result<T, Error>)
+where
+    E: Into<BoxError> + 'static,
+    C: Classifier<T> + ?Sized,
+{
+    match result {
+        Ok(response) => {
+            let class = classifier
+                .classify_response(&response)
+                .unwrap_or(Class::Success);
+            (class, Ok(response))
+        }
+        Err(error) => {
+            let error = Error::from_inner(error);
+            let class = classifier
+                .classify_error(&error)
+                .unwrap_or(Class::UNKNOWN_ERROR);
+            (class, Err(error.with_class(class)))
         }
     }
 }
@@ -322,7 +367,7 @@ as_error_self!(redis::RedisError);
 /// | [`seawall_classify::Error`](crate::Error) (every Seawall layer's error) | its class |
 /// | [`DeadlineExceeded`](crate::DeadlineExceeded) | `Timeout`, never |
 /// | `tower::timeout::error::Elapsed`, `tokio::time::error::Elapsed` | `Timeout`, retry |
-/// | `tower::load_shed::error::Overloaded` | `Rejected`, retry |
+/// | `tower::load_shed::error::Overloaded` | `Rejected`, retry after zero (a local refusal) |
 /// | `std::io::Error` | by kind, see [`io::classify`](crate::io::classify) |
 /// | `tokio_postgres::Error` (feature `postgres`) | see [`postgres`](crate::postgres) |
 /// | `deadpool_postgres::PoolError` (feature `postgres`) | see [`postgres`](crate::postgres) |
@@ -373,7 +418,7 @@ fn known_type(error: &(dyn StdError + 'static)) -> Option<Class> {
         return Some(Class::failure(FailureKind::Timeout, RetryHint::Retry));
     }
     if error.is::<tower::load_shed::error::Overloaded>() {
-        return Some(Class::failure(FailureKind::Rejected, RetryHint::Retry));
+        return Some(Class::rejected(std::time::Duration::ZERO));
     }
     if let Some(err) = error.downcast_ref::<std::io::Error>() {
         // An `Other` io error usually wraps the real cause: keep walking.

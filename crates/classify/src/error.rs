@@ -1,17 +1,21 @@
 //! The classified error every Seawall layer returns, and helpers over `source()` chains.
 
+use std::any::Any;
 use std::error::Error as StdError;
 use std::fmt;
+use std::time::Duration;
 
 use crate::{BoxError, Class, Failure, FailureKind};
 
-/// An error together with its [`Class`].
+/// An error together with its [`Class`]: the `Service::Error` of every Seawall layer.
 ///
-/// [`ClassifyLayer`](crate::ClassifyLayer) turns a client's errors into this type, and every
-/// Seawall layer that adds a failure mode returns its own error (such as an attempt timeout's
-/// `Elapsed`) wrapped in it. Outer layers and handlers then read the class in O(1) with
-/// [`Error::class`], and the original error stays reachable through [`Error::source_ref`],
-/// [`std::error::Error::source`] and [`cause_ref`].
+/// [`ClassifyLayer`](crate::ClassifyLayer) turns a client's errors into this type, every
+/// Seawall layer accepts any inner error that is `Into<BoxError>` and returns this type, and
+/// a layer's own failure (such as an attempt timeout's `Elapsed`) is the source of one.
+/// Outer layers and handlers then read the class in O(1) with [`Error::class`] (or
+/// [`kind`](Error::kind) and [`retry_after`](Error::retry_after)), and the original error
+/// stays reachable through [`Error::source_ref`], [`std::error::Error::source`] and
+/// [`cause_ref`]. An `Error` passing through a stack of layers is moved, never boxed again.
 ///
 /// `Display` shows the source error's message unchanged; the class is data, not text.
 ///
@@ -37,6 +41,39 @@ impl Error {
         }
     }
 
+    /// Converts an inner service's error: an `Error` (or a boxed one) is returned as it is,
+    /// without allocating; anything else is classified as the
+    /// [`DefaultClassifier`](crate::DefaultClassifier) would (a known type anywhere in its
+    /// `source()` chain), or as [`Class::UNKNOWN_ERROR`].
+    ///
+    /// ```
+    /// use seawall_classify::{Error, FailureKind};
+    ///
+    /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    /// let err = Error::from_inner(refused);
+    /// assert_eq!(err.kind(), Some(FailureKind::Connect));
+    /// assert_eq!(Error::from_inner(err).kind(), Some(FailureKind::Connect));
+    /// ```
+    pub fn from_inner<E: Into<BoxError> + 'static>(error: E) -> Self {
+        match take_error(error) {
+            Ok(error) => error,
+            Err(other) => {
+                let class = crate::known_class(&*other).unwrap_or(Class::UNKNOWN_ERROR);
+                Error::new(class, other)
+            }
+        }
+    }
+
+    /// Converts an inner service's error that a classifier gave `class`: an `Error` (or a
+    /// boxed one) keeps its source and takes `class`, without allocating; anything else is
+    /// wrapped.
+    pub fn classified<E: Into<BoxError> + 'static>(class: Class, error: E) -> Self {
+        match take_error(error) {
+            Ok(error) => error.with_class(class),
+            Err(other) => Error::new(class, other),
+        }
+    }
+
     /// The class of this error.
     #[must_use]
     pub fn class(&self) -> Class {
@@ -53,6 +90,14 @@ impl Error {
     #[must_use]
     pub fn kind(&self) -> Option<FailureKind> {
         self.class.kind()
+    }
+
+    /// When the caller may try again, if the failure says so: a remote's `Retry-After`, or
+    /// the time a local refusal (an open breaker) may last. What an HTTP handler sends as
+    /// `Retry-After`.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.class.retry_after()
     }
 
     /// The wrapped error.
@@ -105,6 +150,20 @@ impl fmt::Display for Error {
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         Some(&*self.source)
+    }
+}
+
+/// `Ok` when `error` is a Seawall [`Error`], moved out without allocating (or unboxed, when it
+/// arrives boxed); otherwise the error, boxed.
+fn take_error<E: Into<BoxError> + 'static>(error: E) -> Result<Error, BoxError> {
+    let mut slot = Some(error);
+    if let Some(error) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Error>>() {
+        return Ok(error.take().expect("just filled"));
+    }
+    let boxed: BoxError = slot.take().expect("just filled").into();
+    match boxed.downcast::<Error>() {
+        Ok(error) => Ok(*error),
+        Err(other) => Err(other),
     }
 }
 
@@ -203,6 +262,29 @@ mod tests {
         assert!(!err.is::<std::io::Error>());
         assert!(err.is::<Outer>());
         assert_eq!(chain(&err).count(), 3);
+    }
+
+    #[test]
+    fn a_seawall_error_passes_through_unchanged() {
+        let err = Error::new(Class::rejected(Duration::from_secs(1)), "open");
+        let err = Error::from_inner(err);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+        let boxed: BoxError = Box::new(err);
+        let err = Error::from_inner(boxed);
+        assert_eq!(err.kind(), Some(FailureKind::Rejected));
+        assert_eq!(err.to_string(), "open");
+        let err = Error::classified(Class::UNKNOWN_ERROR, err);
+        assert_eq!(err.class(), Class::UNKNOWN_ERROR);
+        assert!(!is_caused_by::<Error>(err.source_ref()));
+    }
+
+    #[test]
+    fn foreign_errors_are_classified_by_their_chain() {
+        let err = Error::from_inner(Outer(std::io::ErrorKind::ConnectionReset.into()));
+        assert_eq!(err.kind(), Some(FailureKind::Disconnect));
+        assert!(err.is::<Outer>());
+        let err = Error::from_inner(std::fmt::Error);
+        assert_eq!(err.class(), Class::UNKNOWN_ERROR);
     }
 
     #[test]

@@ -39,8 +39,8 @@ impl<F, C> std::fmt::Debug for ResponseFuture<F, C> {
 impl<F, C, T, E> Future for ResponseFuture<F, C>
 where
     F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
-    C: Classifier<T, E>,
+    E: Into<BoxError> + 'static,
+    C: Classifier<T>,
 {
     type Output = Result<T, Error>;
 
@@ -49,12 +49,13 @@ where
         match ready!(this.inner.poll(cx)) {
             Ok(response) => Poll::Ready(Ok(response)),
             Err(error) => {
+                let error = Error::from_inner(error);
                 let class = this
                     .classifier
                     .classify_error(&error)
                     .unwrap_or(Class::UNKNOWN_ERROR)
                     .for_request(*this.idempotent);
-                Poll::Ready(Err(crate::classified(class, error.into())))
+                Poll::Ready(Err(error.with_class(class)))
             }
         }
     }

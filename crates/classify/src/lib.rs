@@ -84,6 +84,7 @@ pub mod future;
 mod idempotency;
 pub mod io;
 mod layer;
+mod policy;
 
 #[cfg(feature = "http")]
 pub mod http;
@@ -100,7 +101,7 @@ use tower_service::Service;
 pub use crate::class::{Class, Failure, FailureKind, RetryHint};
 pub use crate::classifier::{
     AsError, Classifier, ClassifierExt, DefaultClassifier, ErrorFn, Map, Or, ResponseFn,
-    from_error_fn, from_response_fn, known_class,
+    classify_outcome, from_error_fn, from_response_fn, known_class,
 };
 pub use crate::config::ConfigError;
 pub use crate::deadline::{DeadlineExceeded, HasDeadline, WithDeadline};
@@ -111,6 +112,7 @@ pub use crate::http::HttpClassifier;
 pub use crate::idempotency::HttpIdempotency;
 pub use crate::idempotency::{AssumeIdempotent, AssumeNotIdempotent, Idempotency};
 pub use crate::layer::ClassifyLayer;
+pub use crate::policy::{LimitSample, Policy};
 
 /// The boxed error type tower middleware passes around.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -163,8 +165,8 @@ impl<S: fmt::Debug, C: fmt::Debug, I> fmt::Debug for Classify<S, C, I> {
 impl<S, C, I, Req> Service<Req> for Classify<S, C, I>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
-    C: Classifier<S::Response, S::Error> + Clone,
+    S::Error: Into<BoxError> + 'static,
+    C: Classifier<S::Response> + Clone,
     I: Idempotency<Req>,
 {
     type Response = S::Response;
@@ -174,11 +176,12 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(|error| {
             // No request was sent yet, so nothing can have run twice: idempotent.
+            let error = Error::from_inner(error);
             let class = self
                 .classifier
                 .classify_error(&error)
                 .unwrap_or(Class::UNKNOWN_ERROR);
-            classified(class, error.into())
+            error.with_class(class)
         })
     }
 
@@ -189,14 +192,6 @@ where
             self.classifier.clone(),
             idempotent,
         )
-    }
-}
-
-/// Wraps `error` with `class`, re-classifying rather than nesting an already classified one.
-fn classified(class: Class, error: BoxError) -> Error {
-    match error.downcast::<Error>() {
-        Ok(inner) => inner.with_class(class),
-        Err(other) => Error::new(class, other),
     }
 }
 

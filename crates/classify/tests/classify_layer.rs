@@ -90,7 +90,7 @@ async fn idempotency_is_decided_per_request() {
 #[tokio::test(start_paused = true)]
 async fn custom_classifiers_decide_and_unknown_errors_are_internal() {
     let (service, mut handle) = mock::pair::<(), ()>();
-    let teapot = from_error_fn(|e: &BoxError| {
+    let teapot = from_error_fn(|e: &Error| {
         (e.to_string() == "teapot")
             .then_some(Class::failure(FailureKind::Invalid, RetryHint::Never))
     });

@@ -290,64 +290,83 @@ pub fn verdicts(results: &[ScenarioResult]) -> String {
     out
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// Rounds to `places` decimals, so the JSON carries the figures the table shows.
+fn rounded(value: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (value * scale).round() / scale
+}
+
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    seed: u64,
+    scenarios: Vec<JsonScenario<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonScenario<'a> {
+    name: &'a str,
+    reproduces: &'a str,
+    verdict: &'a str,
+    runs: Vec<JsonRun>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonRun {
+    stack: &'static str,
+    requests: usize,
+    success_pct: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    past_deadline: usize,
+    peak_in_flight: u64,
+    attempts_per_request: f64,
+    attempts_during_fault: f64,
+    /// `null` when the scenario has no fault, `"never"` when it did not recover.
+    recovery_s: serde_json::Value,
+    fast_rejections: usize,
+    caller_errors_retried: usize,
 }
 
 /// The results as JSON (stable field order and number formatting: the same seed gives the
 /// same bytes).
 pub fn json(seed: u64, results: &[ScenarioResult]) -> String {
-    let mut out = format!("{{\n  \"seed\": {seed},\n  \"scenarios\": [\n");
-    for (i, result) in results.iter().enumerate() {
-        let _ = write!(
-            out,
-            "    {{\n      \"name\": {},\n      \"reproduces\": {},\n      \"verdict\": {},\n      \"runs\": [\n",
-            json_string(result.scenario.name),
-            json_string(result.scenario.reproduces),
-            json_string(&result.verdict)
-        );
-        for (j, (stack, m)) in result.runs.iter().enumerate() {
-            let recovery = match m.recovery_s {
-                None => "null".to_owned(),
-                Some(None) => "\"never\"".to_owned(),
-                Some(Some(s)) => s.to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "        {{\"stack\": {}, \"requests\": {}, \"success_pct\": {:.3}, \"p50_ms\": {}, \"p99_ms\": {}, \"max_ms\": {}, \"past_deadline\": {}, \"peak_in_flight\": {}, \"attempts_per_request\": {:.4}, \"attempts_during_fault\": {:.4}, \"recovery_s\": {}, \"fast_rejections\": {}, \"caller_errors_retried\": {}}}{}",
-                json_string(stack.name()),
-                m.requests,
-                m.success_pct,
-                ms(m.p50),
-                ms(m.p99),
-                ms(m.max),
-                m.past_deadline,
-                m.peak_in_flight,
-                m.attempts_per_request,
-                m.attempts_during_fault,
-                recovery,
-                m.fast_rejections,
-                m.caller_errors_retried,
-                if j + 1 < result.runs.len() { "," } else { "" }
-            );
-        }
-        let _ = write!(
-            out,
-            "      ]\n    }}{}\n",
-            if i + 1 < results.len() { "," } else { "" }
-        );
-    }
-    out.push_str("  ]\n}\n");
+    let report = JsonReport {
+        seed,
+        scenarios: results
+            .iter()
+            .map(|result| JsonScenario {
+                name: result.scenario.name,
+                reproduces: result.scenario.reproduces,
+                verdict: &result.verdict,
+                runs: result
+                    .runs
+                    .iter()
+                    .map(|(stack, m)| JsonRun {
+                        stack: stack.name(),
+                        requests: m.requests,
+                        success_pct: rounded(m.success_pct, 3),
+                        p50_ms: rounded(m.p50.as_secs_f64() * 1e3, 1),
+                        p99_ms: rounded(m.p99.as_secs_f64() * 1e3, 1),
+                        max_ms: rounded(m.max.as_secs_f64() * 1e3, 1),
+                        past_deadline: m.past_deadline,
+                        peak_in_flight: m.peak_in_flight,
+                        attempts_per_request: rounded(m.attempts_per_request, 4),
+                        attempts_during_fault: rounded(m.attempts_during_fault, 4),
+                        recovery_s: match m.recovery_s {
+                            None => serde_json::Value::Null,
+                            Some(None) => "never".into(),
+                            Some(Some(s)) => s.into(),
+                        },
+                        fast_rejections: m.fast_rejections,
+                        caller_errors_retried: m.caller_errors_retried,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let mut out = serde_json::to_string_pretty(&report).expect("the report serializes");
+    out.push('\n');
     out
 }
 
