@@ -1,19 +1,18 @@
 //! Errors of the circuit breaker.
 //!
-//! Returned wrapped in a [`seawall_classify::Error`] carrying the class, inside the layer's
-//! `BoxError`.
+//! The source of the [`seawall_classify::Error`] the breaker returns, which carries its class.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall_classify::{Class, FailureKind, RetryHint};
+use seawall_classify::Class;
 
 /// The breaker is open (or all half-open probe slots are taken): the call was refused at once
 /// without reaching the service.
 ///
-/// Classified as [`FailureKind::Rejected`] (a local decision: a retry layer does not retry
-/// it, and no breaker counts it as a fault) with [`RetryHint::RetryAfter`] the time until the
+/// Classified as [`Class::rejected`]: kind `Rejected` (a local decision: a retry layer does
+/// not retry it, and no breaker counts it as a fault) with `RetryAfter` the time until the
 /// next probe may be admitted, which a handler can send as `Retry-After`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakerOpen {
@@ -42,10 +41,7 @@ impl BreakerOpen {
     /// The class of this error: `Rejected`, retry after [`retry_after`](Self::retry_after).
     #[must_use]
     pub fn class(&self) -> Class {
-        Class::failure(
-            FailureKind::Rejected,
-            RetryHint::RetryAfter(self.retry_after),
-        )
+        Class::rejected(self.retry_after)
     }
 }
 

@@ -7,19 +7,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use seawall_classify::{BoxError, Classifier};
+use seawall_classify::{BoxError, Classifier, Error, classify_outcome};
 use tokio::time::Instant;
 
-use crate::gate::{Gate, ProbeResult};
+use crate::gate::{Gate, ProbeResult, Ticket};
 use crate::policy::TripPolicy;
-
-/// How an admitted call's outcome is recorded. `Copy`, and read in place: the closed path
-/// moves nothing but this.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Ticket {
-    Closed { generation: u32, disabled: bool },
-    Probe { generation: u32 },
-}
 
 pin_project! {
     /// Drives the inner call and records its outcome with the breaker; or fails at once when
@@ -53,7 +45,7 @@ pin_project! {
             classifier: C,
         },
         Rejected {
-            error: Option<BoxError>,
+            error: Option<Error>,
         },
     }
 }
@@ -78,7 +70,7 @@ impl<F, C, P: TripPolicy> ResponseFuture<F, C, P> {
         }
     }
 
-    pub(crate) fn rejected(error: BoxError) -> Self {
+    pub(crate) fn rejected(error: Error) -> Self {
         ResponseFuture {
             state: State::Rejected { error: Some(error) },
         }
@@ -89,8 +81,8 @@ impl<F, C, P: TripPolicy> fmt::Debug for ResponseFuture<F, C, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Called { ticket, .. } => match ticket {
-                Ticket::Closed { .. } => "called",
                 Ticket::Probe { .. } => "probing",
+                _ => "called",
             },
             State::Rejected { .. } => "rejected",
         };
@@ -103,11 +95,11 @@ impl<F, C, P: TripPolicy> fmt::Debug for ResponseFuture<F, C, P> {
 impl<F, C, P, T, E> Future for ResponseFuture<F, C, P>
 where
     F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
-    C: Classifier<T, E>,
+    E: Into<BoxError> + 'static,
+    C: Classifier<T>,
     P: TripPolicy,
 {
-    type Output = Result<T, BoxError>;
+    type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
@@ -119,10 +111,9 @@ where
                 started,
                 classifier,
             } => {
-                let result = ready!(inner.poll(cx));
+                let (class, result) = classify_outcome(&*classifier, ready!(inner.poll(cx)));
                 if !*finished {
                     *finished = true;
-                    let class = classifier.classify(result.as_ref());
                     // Policies that need no clock get a fixed instant: no clock read per call.
                     let now = if gate.needs_clock {
                         Instant::now()
@@ -140,7 +131,6 @@ where
                         ) => {
                             gate.record(generation, disabled, outcome, now);
                         }
-                        (Ticket::Closed { .. }, None) => {}
                         (Ticket::Probe { generation }, outcome) => gate.finish_probe(
                             generation,
                             match outcome {
@@ -149,9 +139,11 @@ where
                                 None => ProbeResult::Released,
                             },
                         ),
+                        // Ignored, or (never admitted to a future) a rejection.
+                        _ => {}
                     }
                 }
-                Poll::Ready(result.map_err(Into::into))
+                Poll::Ready(result)
             }
             StateProj::Rejected { error } => {
                 Poll::Ready(Err(error.take().expect("polled after completion")))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use seawall_classify::Class;
+use seawall_classify::{Class, Policy};
 use tokio::time::Instant;
 
 use crate::policy::{Outcome, TripPolicy};
@@ -119,17 +119,20 @@ pub(crate) struct GateConfig {
     pub(crate) jitter: f64,
     pub(crate) probes: u16,
     pub(crate) slow_call: Option<Duration>,
-    pub(crate) is_fault: fn(&Class) -> bool,
+    pub(crate) policy: Policy,
     pub(crate) seed: u64,
 }
 
-/// What the gate decided for one call.
-#[derive(Debug)]
-pub(crate) enum Admission<P: TripPolicy> {
+/// What the gate decided for one call: taken in `poll_ready`, carried by the service to
+/// `call` and by the response future to the outcome. `Copy`: the closed path moves nothing
+/// else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ticket {
     /// Closed (or disabled): record the outcome in this generation.
-    Pass { generation: u32, disabled: bool },
-    /// A half-open probe; the slot is released if the call never finishes.
-    Probe(ProbeSlot<P>),
+    Closed { generation: u32, disabled: bool },
+    /// A half-open probe slot of this generation is reserved: whoever holds the ticket
+    /// finishes the probe or releases the slot (see [`ProbeSlot`]).
+    Probe { generation: u32 },
     /// Rejected; the next probe may come after this long.
     Reject(Duration),
 }
@@ -190,11 +193,11 @@ impl<P: TripPolicy> Gate<P> {
 
     /// Decides whether a call may go through.
     #[inline]
-    pub(crate) fn admit(self: &Arc<Self>) -> Admission<P> {
+    pub(crate) fn admit(&self) -> Ticket {
         let bits = self.word.load(Ordering::Acquire);
         let word = Word::unpack(bits);
         match word.state {
-            State::Closed => Admission::Pass {
+            State::Closed => Ticket::Closed {
                 generation: word.generation,
                 disabled: false,
             },
@@ -203,32 +206,32 @@ impl<P: TripPolicy> Gate<P> {
     }
 
     #[inline(never)]
-    fn admit_slow(self: &Arc<Self>, mut bits: u64) -> Admission<P> {
+    fn admit_slow(&self, mut bits: u64) -> Ticket {
         loop {
             let word = Word::unpack(bits);
             let (next, admission) = match word.state {
                 State::Closed => {
-                    return Admission::Pass {
+                    return Ticket::Closed {
                         generation: word.generation,
                         disabled: false,
                     };
                 }
                 State::Disabled => {
-                    return Admission::Pass {
+                    return Ticket::Closed {
                         generation: word.generation,
                         disabled: true,
                     };
                 }
-                State::ForcedOpen => return Admission::Reject(Duration::ZERO),
+                State::ForcedOpen => return Ticket::Reject(Duration::ZERO),
                 State::Open => {
                     let now = Instant::now();
                     let until = self.until();
                     if now < until {
-                        return Admission::Reject(until - now);
+                        return Ticket::Reject(until - now);
                     }
                     if word.in_flight >= self.config.probes {
                         // Probes of an earlier period are still out: wait for them.
-                        return Admission::Reject(Duration::ZERO);
+                        return Ticket::Reject(Duration::ZERO);
                     }
                     // The open period is over: this call is the first probe.
                     let mut next = word.next(State::HalfOpen);
@@ -240,7 +243,7 @@ impl<P: TripPolicy> Gate<P> {
                         >= u32::from(self.config.probes)
                     {
                         // Every probe slot is taken: their outcome decides.
-                        return Admission::Reject(Duration::ZERO);
+                        return Ticket::Reject(Duration::ZERO);
                     }
                     let mut next = word;
                     next.in_flight += 1;
@@ -255,11 +258,9 @@ impl<P: TripPolicy> Gate<P> {
                     if word.state != next.state {
                         self.announce(word.state, next.state);
                     }
-                    return Admission::Probe(ProbeSlot {
-                        gate: self.clone(),
+                    return Ticket::Probe {
                         generation: admission,
-                        armed: true,
-                    });
+                    };
                 }
                 Err(actual) => bits = actual,
             }
@@ -459,7 +460,7 @@ impl<P: TripPolicy> Gate<P> {
             Class::Ignored => return None,
             // No fault policy counts a success: skip the indirect call.
             Class::Success => false,
-            Class::Failure(_) => (self.config.is_fault)(class),
+            Class::Failure(_) => self.config.policy.is_fault(*class),
         };
         let slow = match (self.config.slow_call, started) {
             (Some(threshold), Some(started)) => now.saturating_duration_since(started) >= threshold,
@@ -489,8 +490,9 @@ pub(crate) enum ProbeResult {
     Released,
 }
 
-/// A half-open probe's slot. Dropping it unfinished releases the slot: the probe counts as
-/// neither success nor fault, and another caller may probe.
+/// The guard of a reserved half-open probe slot, held by the service between `poll_ready`
+/// and `call`. Dropping it unfinished releases the slot: the probe counts as neither success
+/// nor fault, and another caller may probe.
 pub(crate) struct ProbeSlot<P: TripPolicy> {
     gate: Arc<Gate<P>>,
     generation: u32,
@@ -498,11 +500,17 @@ pub(crate) struct ProbeSlot<P: TripPolicy> {
 }
 
 impl<P: TripPolicy> ProbeSlot<P> {
-    /// Hands the slot over to a response future, which then releases it; returns the
-    /// probe's generation.
-    pub(crate) fn hand_over(mut self) -> u32 {
+    pub(crate) fn new(gate: Arc<Gate<P>>, generation: u32) -> Self {
+        ProbeSlot {
+            gate,
+            generation,
+            armed: true,
+        }
+    }
+
+    /// Hands the slot over to a response future, which then finishes or releases it.
+    pub(crate) fn hand_over(mut self) {
         self.armed = false;
-        self.generation
     }
 }
 

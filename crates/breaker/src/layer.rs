@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall_classify::{Class, ConfigError, DefaultClassifier};
+use seawall_classify::{ConfigError, DefaultClassifier, Policy};
 use tower_layer::Layer;
 
 use crate::CircuitBreaker;
@@ -48,9 +48,9 @@ impl CircuitBreakerLayer {
     /// | `max_open_duration` | 60 s | a failing probe doubles the wait up to this |
     /// | `jitter` | 0.1 | open periods shortened by up to 10 %, so instances do not probe in lockstep |
     /// | `permitted_probes` | 1 | one probe per open period, like Polly; raise it for high-traffic dependencies |
-    /// | faults | [`Class::is_fault`] | `Invalid`, `Rejected`, `Contention` and cancellations do not count |
-    pub fn builder() -> Builder {
-        Builder {
+    /// | faults | [`Policy::STANDARD`] | `Invalid`, `Rejected`, `Contention` and cancellations do not count |
+    pub fn builder() -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder {
             name: Arc::from("default"),
             consecutive: None,
             count: None,
@@ -60,7 +60,7 @@ impl CircuitBreakerLayer {
             jitter: 0.1,
             probes: 1,
             slow_call: None,
-            is_fault: |class| class.is_fault(),
+            policy: Policy::STANDARD,
             seed: None,
             classifier: DefaultClassifier,
         }
@@ -114,7 +114,7 @@ impl<S, C: Clone, P: TripPolicy> Layer<S> for CircuitBreakerLayer<C, P> {
 
 /// Configures a [`CircuitBreakerLayer`]; see [`CircuitBreakerLayer::builder`].
 #[must_use]
-pub struct Builder<C = DefaultClassifier> {
+pub struct CircuitBreakerBuilder<C = DefaultClassifier> {
     name: Arc<str>,
     consecutive: Option<u32>,
     count: Option<CountWindow>,
@@ -124,14 +124,14 @@ pub struct Builder<C = DefaultClassifier> {
     jitter: f64,
     probes: u16,
     slow_call: Option<Duration>,
-    is_fault: fn(&Class) -> bool,
+    policy: Policy,
     seed: Option<u64>,
     classifier: C,
 }
 
-impl<C: fmt::Debug> fmt::Debug for Builder<C> {
+impl<C: fmt::Debug> fmt::Debug for CircuitBreakerBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
+        f.debug_struct("CircuitBreakerBuilder")
             .field("name", &self.name)
             .field("consecutive", &self.consecutive)
             .field("count", &self.count)
@@ -141,12 +141,13 @@ impl<C: fmt::Debug> fmt::Debug for Builder<C> {
             .field("jitter", &self.jitter)
             .field("probes", &self.probes)
             .field("slow_call", &self.slow_call)
+            .field("policy", &self.policy)
             .field("classifier", &self.classifier)
             .finish()
     }
 }
 
-impl<C> Builder<C> {
+impl<C> CircuitBreakerBuilder<C> {
     /// The breaker's name, for errors, telemetry and admin endpoints.
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.name = name.into();
@@ -201,9 +202,10 @@ impl<C> Builder<C> {
         self
     }
 
-    /// Which classes count as faults (default [`Class::is_fault`]).
-    pub fn count_as_fault(mut self, is_fault: fn(&Class) -> bool) -> Self {
-        self.is_fault = is_fault;
+    /// Which classes count as faults: [`Policy::is_fault`] (default [`Policy::STANDARD`]).
+    /// Give every layer of a pipeline the same policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
         self
     }
 
@@ -214,8 +216,8 @@ impl<C> Builder<C> {
     }
 
     /// Classifies outcomes with `classifier` (default [`DefaultClassifier`]).
-    pub fn classifier<C2>(self, classifier: C2) -> Builder<C2> {
-        Builder {
+    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerBuilder<C2> {
+        CircuitBreakerBuilder {
             name: self.name,
             consecutive: self.consecutive,
             count: self.count,
@@ -225,7 +227,7 @@ impl<C> Builder<C> {
             jitter: self.jitter,
             probes: self.probes,
             slow_call: self.slow_call,
-            is_fault: self.is_fault,
+            policy: self.policy,
             seed: self.seed,
             classifier,
         }
@@ -329,7 +331,7 @@ impl<C> Builder<C> {
             jitter: self.jitter,
             probes: self.probes,
             slow_call: self.slow_call,
-            is_fault: self.is_fault,
+            policy: self.policy,
             seed,
         };
         Ok(CircuitBreakerLayer {

@@ -5,7 +5,8 @@
 //! `ForcedOpen` and `Disabled` set by hand through a [`BreakerHandle`].
 //!
 //! - Outcomes come from the shared classification ([`seawall_classify`]): only faults
-//!   ([`Class::is_fault`](seawall_classify::Class::is_fault)) count by default, so the
+//!   ([`Policy::is_fault`](seawall_classify::Policy::is_fault), the policy every layer
+//!   shares; set it with [`CircuitBreakerBuilder::policy`]) count, so the
 //!   caller's own mistakes (`Invalid`), local refusals (`Rejected`, including another
 //!   breaker's) and cancelled calls never open a breaker. Slow calls can count too.
 //! - Trip policies ([`TripPolicy`]) are apart from the gate that admits calls:
@@ -43,7 +44,10 @@
 //! }
 //! assert_eq!(handle.state(), State::Open);
 //! let err = db.ready().await?.call(()).await.unwrap_err();
-//! let open = cause_ref::<BreakerOpen>(&*err).expect("rejected by the breaker");
+//! // One error type: the class in O(1), the breaker's own error as the source.
+//! assert_eq!(err.kind(), Some(seawall_classify::FailureKind::Rejected));
+//! assert!(err.retry_after().is_some());
+//! let open = cause_ref::<BreakerOpen>(&err).expect("rejected by the breaker");
 //! assert_eq!(open.name(), "db");
 //! # Ok(())
 //! # }
@@ -68,7 +72,7 @@ mod window;
 
 pub use crate::gate::State;
 pub use crate::handle::BreakerHandle;
-pub use crate::layer::{Builder, CircuitBreakerLayer, MAX_OPEN_DURATION};
+pub use crate::layer::{CircuitBreakerBuilder, CircuitBreakerLayer, MAX_OPEN_DURATION};
 pub use crate::policy::{AnyOf, ConsecutiveFaults, Outcome, TripPolicy};
 pub use crate::service::CircuitBreaker;
 pub use crate::window::{CountWindow, TimeWindow, WindowStats};

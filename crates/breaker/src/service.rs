@@ -3,7 +3,6 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use seawall_classify::{BoxError, Classifier, Error};
 use tokio::time::Instant;
@@ -11,7 +10,7 @@ use tower_service::Service;
 
 use crate::error::BreakerOpen;
 use crate::future::ResponseFuture;
-use crate::gate::{Admission, Gate, ProbeSlot};
+use crate::gate::{Gate, ProbeSlot, Ticket};
 use crate::handle::BreakerHandle;
 use crate::policy::TripPolicy;
 
@@ -31,14 +30,8 @@ pub struct CircuitBreaker<S, C = seawall_classify::DefaultClassifier, P: TripPol
     classifier: C,
     // What poll_ready decided: a small `Copy` value, so the closed path moves no guard.
     ticket: Option<Ticket>,
+    // The guard of a probe slot reserved by poll_ready, released if `call` never comes.
     probe: Option<ProbeSlot<P>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Ticket {
-    Pass { generation: u32, disabled: bool },
-    Probe,
-    Reject(Duration),
 }
 
 impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
@@ -99,12 +92,12 @@ impl<S: fmt::Debug, C, P: TripPolicy + fmt::Debug> fmt::Debug for CircuitBreaker
 impl<S, C, P, Req> Service<Req> for CircuitBreaker<S, C, P>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
-    C: Classifier<S::Response, S::Error> + Clone,
+    S::Error: Into<BoxError> + 'static,
+    C: Classifier<S::Response> + Clone,
     P: TripPolicy,
 {
     type Response = S::Response;
-    type Error = BoxError;
+    type Error = Error;
     type Future = ResponseFuture<S::Future, C, P>;
 
     #[inline]
@@ -112,20 +105,10 @@ where
         let ticket = match self.ticket {
             Some(ticket) => ticket,
             None => {
-                let ticket = match self.gate.admit() {
-                    Admission::Pass {
-                        generation,
-                        disabled,
-                    } => Ticket::Pass {
-                        generation,
-                        disabled,
-                    },
-                    Admission::Probe(slot) => {
-                        self.probe = Some(slot);
-                        Ticket::Probe
-                    }
-                    Admission::Reject(retry_after) => Ticket::Reject(retry_after),
-                };
+                let ticket = self.gate.admit();
+                if let Ticket::Probe { generation } = ticket {
+                    self.probe = Some(ProbeSlot::new(self.gate.clone(), generation));
+                }
                 self.ticket = Some(ticket);
                 ticket
             }
@@ -133,7 +116,7 @@ where
         if let Ticket::Reject(_) = ticket {
             return Poll::Ready(Ok(()));
         }
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx).map_err(Error::from_inner)
     }
 
     #[inline]
@@ -142,22 +125,14 @@ where
             .ticket
             .take()
             .expect("poll_ready must be called before call");
-        let ticket = match ticket {
-            Ticket::Pass {
-                generation,
-                disabled,
-            } => crate::future::Ticket::Closed {
-                generation,
-                disabled,
-            },
-            Ticket::Probe => crate::future::Ticket::Probe {
-                generation: self.probe.take().expect("probe slot reserved").hand_over(),
-            },
+        match ticket {
+            Ticket::Closed { .. } => {}
+            Ticket::Probe { .. } => self.probe.take().expect("probe slot reserved").hand_over(),
             Ticket::Reject(retry_after) => {
                 let open = BreakerOpen::new(self.gate.config.name.clone(), retry_after);
-                return ResponseFuture::rejected(Box::new(Error::new(open.class(), open)));
+                return ResponseFuture::rejected(Error::new(open.class(), open));
             }
-        };
+        }
         let started = self.gate.needs_clock.then(Instant::now);
         ResponseFuture::called(
             self.inner.call(request),

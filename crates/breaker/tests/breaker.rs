@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use seawall_breaker::{
-    Builder, CircuitBreaker, CircuitBreakerLayer, CountWindow, State, TimeWindow,
+    CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerLayer, CountWindow, State, TimeWindow,
     error::BreakerOpen,
 };
 use seawall_classify::{
@@ -33,7 +33,7 @@ fn invalid() -> Error {
     )
 }
 
-fn exact() -> Builder {
+fn exact() -> CircuitBreakerBuilder {
     CircuitBreakerLayer::builder()
         .name("test")
         .jitter(0.0)
@@ -41,7 +41,7 @@ fn exact() -> Builder {
         .max_open_duration(ms(8_000))
 }
 
-fn breaker(builder: Builder) -> (CircuitBreaker<Mock>, Handle, seawall_breaker::BreakerHandle) {
+fn breaker(builder: CircuitBreakerBuilder) -> (CircuitBreaker<Mock>, Handle, seawall_breaker::BreakerHandle) {
     let layer = builder.build().unwrap();
     let breaker = layer.handle();
     let (service, mut handle) = mock::pair::<u32, u32>();
@@ -54,7 +54,7 @@ async fn call_with(
     service: &mut CircuitBreaker<Mock>,
     handle: &mut Handle,
     outcome: Result<u32, BoxError>,
-) -> Result<u32, BoxError> {
+) -> Result<u32, Error> {
     let call = service.ready().await.unwrap().call(1);
     let mut call = task::spawn(call);
     if let std::task::Poll::Ready(result) = call.poll() {
@@ -72,11 +72,11 @@ async fn call_with(
     call.await
 }
 
-fn is_open_error(result: &Result<u32, BoxError>) -> bool {
+fn is_open_error(result: &Result<u32, Error>) -> bool {
     result
         .as_ref()
         .err()
-        .is_some_and(|e| cause_ref::<BreakerOpen>(&**e).is_some())
+        .is_some_and(|e| cause_ref::<BreakerOpen>(e).is_some())
 }
 
 #[tokio::test(start_paused = true)]
@@ -90,10 +90,10 @@ async fn opens_after_five_consecutive_failures_and_rejects_without_calling() {
     assert_eq!(breaker.state(), State::Open);
 
     let err = service.ready().await.unwrap().call(1).await.unwrap_err();
-    let open = cause_ref::<BreakerOpen>(&*err).expect("BreakerOpen");
+    let open = cause_ref::<BreakerOpen>(&err).expect("BreakerOpen");
     assert_eq!(open.name(), "test");
     assert_eq!(open.retry_after(), ms(1_000));
-    let class = err.downcast_ref::<Error>().unwrap().class();
+    let class = err.class();
     assert_eq!(
         class,
         Class::failure(FailureKind::Rejected, RetryHint::RetryAfter(ms(1_000)))
@@ -135,7 +135,7 @@ async fn caller_errors_and_rejections_never_count() {
 #[tokio::test(start_paused = true)]
 async fn ignored_outcomes_count_nowhere() {
     let ignore_all =
-        from_error_fn(|_: &BoxError| Some(Class::Ignored)).or_classifier(DefaultClassifier);
+        from_error_fn(|_: &Error| Some(Class::Ignored)).or_classifier(DefaultClassifier);
     let (mut service, mut handle, breaker) =
         breaker_with(exact().consecutive_faults(1).classifier(ignore_all));
     for _ in 0..5 {
@@ -147,7 +147,7 @@ async fn ignored_outcomes_count_nowhere() {
 }
 
 fn breaker_with<C: Clone>(
-    builder: Builder<C>,
+    builder: CircuitBreakerBuilder<C>,
 ) -> (
     CircuitBreaker<Mock, C>,
     Handle,
@@ -360,7 +360,7 @@ async fn manual_controls_force_open_disable_and_reset() {
 
 #[test]
 fn impossible_configurations_are_errors() {
-    let field = |b: Builder| b.build().unwrap_err().field();
+    let field = |b: CircuitBreakerBuilder| b.build().unwrap_err().field();
     assert_eq!(field(exact().consecutive_faults(0)), "consecutive_faults");
     assert_eq!(
         field(exact().open_duration(Duration::ZERO)),

@@ -139,11 +139,11 @@ proptest! {
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let classifier = from_error_fn(|e: &BoxError| {
+            let classifier = from_error_fn(|e: &Error| {
                 if e.to_string() == "ignored" {
                     Some(Class::Ignored)
                 } else {
-                    seawall_classify::known_class(&**e)
+                    Some(e.class())
                 }
             });
             let layer = CircuitBreakerLayer::builder()
@@ -172,7 +172,7 @@ proptest! {
                         let mut call = task::spawn(service.ready().await.unwrap().call(1));
                         if let std::task::Poll::Ready(result) = call.poll() {
                             let err = result.unwrap_err();
-                            prop_assert!(cause_ref::<BreakerOpen>(&*err).is_some());
+                            prop_assert!(cause_ref::<BreakerOpen>(&err).is_some());
                             prop_assert!(!admitted, "the breaker refused a call the model admits");
                         } else {
                             prop_assert!(admitted, "the breaker admitted a call the model refuses");

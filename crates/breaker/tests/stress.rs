@@ -65,7 +65,7 @@ fn half_open_never_admits_more_than_the_permitted_probes() {
                     for i in 0..2_000u32 {
                         let result = service.ready().await.unwrap().call(i).await;
                         let err = result.unwrap_err();
-                        if seawall_classify::cause_ref::<seawall_breaker::error::BreakerOpen>(&*err)
+                        if seawall_classify::cause_ref::<seawall_breaker::error::BreakerOpen>(&err)
                             .is_some()
                         {
                             rejected += 1;

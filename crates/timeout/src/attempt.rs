@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use seawall_classify::{BoxError, ConfigError, HasDeadline};
+use seawall_classify::{BoxError, ConfigError, Error, HasDeadline};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -52,7 +52,8 @@ pub(crate) fn check_duration(
 ///     }));
 ///
 /// let err = slow.ready().await?.call(WithDeadline::new(())).await.unwrap_err();
-/// assert!(cause_ref::<Elapsed>(&*err).is_some());
+/// assert!(cause_ref::<Elapsed>(&err).is_some());
+/// assert_eq!(err.kind(), Some(seawall_classify::FailureKind::Timeout));
 /// # Ok(())
 /// # }
 /// ```
@@ -176,16 +177,16 @@ impl<S> AttemptTimeout<S> {
 impl<S, Req> Service<Req> for AttemptTimeout<S>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
     Req: HasDeadline,
 {
     type Response = S::Response;
-    type Error = BoxError;
+    type Error = Error;
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if !self.include_readiness {
-            return self.inner.poll_ready(cx).map_err(Into::into);
+            return self.inner.poll_ready(cx).map_err(Error::from_inner);
         }
         let started = match &self.readiness {
             Readiness::Idle => Instant::now(),
@@ -199,7 +200,7 @@ where
             }
             Poll::Ready(Err(error)) => {
                 self.readiness = Readiness::Idle;
-                Poll::Ready(Err(error.into()))
+                Poll::Ready(Err(Error::from_inner(error)))
             }
             Poll::Pending => {
                 let sleep = match &mut self.readiness {

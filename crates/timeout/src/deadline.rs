@@ -3,7 +3,7 @@
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use seawall_classify::{BoxError, ConfigError, HasDeadline};
+use seawall_classify::{BoxError, ConfigError, Error, HasDeadline};
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -37,7 +37,7 @@ use crate::future::{Bound, ResponseFuture};
 ///     }));
 ///
 /// let err = service.ready().await?.call(WithDeadline::new("query")).await.unwrap_err();
-/// assert!(cause_ref::<DeadlineExceeded>(&*err).is_some());
+/// assert!(cause_ref::<DeadlineExceeded>(&err).is_some());
 /// # Ok(())
 /// # }
 /// ```
@@ -104,15 +104,15 @@ impl<S> Deadline<S> {
 impl<S, Req> Service<Req> for Deadline<S>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
     Req: HasDeadline,
 {
     type Response = S::Response;
-    type Error = BoxError;
+    type Error = Error;
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx).map_err(Error::from_inner)
     }
 
     fn call(&mut self, mut request: Req) -> Self::Future {

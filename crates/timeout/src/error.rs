@@ -1,7 +1,7 @@
 //! Errors of the timeout layers.
 //!
-//! Both are returned wrapped in a [`seawall_classify::Error`] carrying their class, inside the
-//! layers' `BoxError`; find them with [`seawall_classify::cause_ref`] or read the class.
+//! Both are the source of the [`seawall_classify::Error`] the layers return, which carries
+//! their class; read the class, or find them with [`seawall_classify::cause_ref`].
 
 use std::fmt;
 use std::time::Duration;

@@ -22,8 +22,8 @@ pub(crate) enum Bound {
 }
 
 impl Bound {
-    fn error(self) -> BoxError {
-        let error = match self {
+    fn error(self) -> Error {
+        match self {
             Bound::Attempt(timeout) => {
                 tracing::debug!(
                     target: "seawall::timeout",
@@ -40,8 +40,7 @@ impl Bound {
                 );
                 DeadlineExceeded::classified()
             }
-        };
-        Box::new(error)
+        }
     }
 }
 
@@ -98,9 +97,9 @@ impl<F> ResponseFuture<F> {
 impl<F, T, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
+    E: Into<BoxError> + 'static,
 {
-    type Output = Result<T, BoxError>;
+    type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
@@ -113,7 +112,7 @@ where
                 // The inner future first: a response that is ready wins over a timer that
                 // fired in the same instant.
                 if let Poll::Ready(result) = inner.poll(cx) {
-                    return Poll::Ready(result.map_err(Into::into));
+                    return Poll::Ready(result.map_err(Error::from_inner));
                 }
                 if sleep.is_none() {
                     sleep.set(Some(sleep_until(*until)));

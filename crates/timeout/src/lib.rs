@@ -15,8 +15,10 @@
 //!   deadline cut the attempt short, it is `DeadlineExceeded`. It can also count the wait for
 //!   the inner service's readiness ([`AttemptTimeoutLayer::include_readiness`]).
 //!
-//! Both errors arrive wrapped in [`seawall_classify::Error`], so outer layers read their class
-//! in O(1).
+//! Both layers' `Service::Error` is [`seawall_classify::Error`], the one error type of every
+//! Seawall layer: outer layers and handlers read the class in O(1), and the inner service's
+//! error may be anything `Into<BoxError>`, passed through unchanged when it is already a
+//! Seawall error.
 //!
 //! Requests carry the deadline through [`HasDeadline`],
 //! implemented for `http::Request<B>` (feature `http`, in the extensions) and for

@@ -32,9 +32,9 @@ fn run(
         }
         let result = service.ready().await.unwrap().call(request).await;
         let outcome = result.map_err(|err| {
-            if cause_ref::<DeadlineExceeded>(&*err).is_some() {
+            if cause_ref::<DeadlineExceeded>(&err).is_some() {
                 "deadline".to_owned()
-            } else if cause_ref::<Elapsed>(&*err).is_some() {
+            } else if cause_ref::<Elapsed>(&err).is_some() {
                 "elapsed".to_owned()
             } else {
                 err.to_string()
