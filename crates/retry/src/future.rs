@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use seawall_classify::{
-    BoxError, Classifier, DeadlineExceeded, FailureKind, HasDeadline, RetryHint,
+    BoxError, Classifier, DeadlineExceeded, Error, HasDeadline, RetryHint, classify_outcome,
 };
 use tokio::time::{Instant, Sleep, sleep};
 use tower_service::Service;
@@ -98,11 +98,11 @@ impl<S: Service<Req>, Req, C> fmt::Debug for ResponseFuture<S, Req, C> {
 impl<S, Req, C> Future for ResponseFuture<S, Req, C>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
-    C: Classifier<S::Response, S::Error>,
+    S::Error: Into<BoxError> + 'static,
+    C: Classifier<S::Response>,
     Req: Clone + HasDeadline,
 {
-    type Output = Result<S::Response, BoxError>;
+    type Output = Result<S::Response, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -111,9 +111,8 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    let result = ready!(future.poll(cx));
                     let shared = &**this.shared;
-                    let class = shared.classifier.classify(result.as_ref());
+                    let (class, result) = classify_outcome(&shared.classifier, ready!(future.poll(cx)));
                     tracing::debug!(
                         target: "seawall::retry",
                         parent: &*this.span,
@@ -132,17 +131,20 @@ where
                         this.backoff,
                     );
                     match next {
-                        Next::Return => return Poll::Ready(result.map_err(Into::into)),
+                        Next::Return => return Poll::Ready(result),
                         Next::OutOfTime => {
-                            shared.stopped_by_deadline.fetch_add(1, Ordering::Relaxed);
-                            let error: BoxError = match result {
-                                Ok(_) => Box::new(DeadlineExceeded::classified()),
-                                Err(error) => Box::new(DeadlineExceeded::classified_after(error)),
+                            shared
+                                .counters
+                                .stopped_by_deadline
+                                .fetch_add(1, Ordering::Relaxed);
+                            let error = match result {
+                                Ok(_) => DeadlineExceeded::classified(),
+                                Err(error) => DeadlineExceeded::classified_after(error),
                             };
                             return Poll::Ready(Err(error));
                         }
                         Next::Retry(delay) => {
-                            shared.retries.fetch_add(1, Ordering::Relaxed);
+                            shared.counters.retries.fetch_add(1, Ordering::Relaxed);
                             if delay.is_zero() {
                                 this.state.set(State::Readying);
                             } else {
@@ -158,7 +160,7 @@ where
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => {
-                    ready!(this.service.poll_ready(cx)).map_err(Into::into)?;
+                    ready!(this.service.poll_ready(cx)).map_err(Error::from_inner)?;
                     *this.attempt += 1;
                     let request = if *this.attempt < this.shared.max_attempts {
                         this.request.clone()
@@ -182,12 +184,12 @@ fn decide<C, Req: HasDeadline>(
     request: Option<&Req>,
     backoff: &mut Option<BackoffState>,
 ) -> Next {
+    // The one policy decides; it never retries a refusal by a Seawall layer (an open
+    // breaker, a limit reached): retrying would only hammer the layer that said no.
     let Some(failure) = class.as_failure() else {
         return Next::Return;
     };
-    // A refusal by a Seawall layer (an open breaker, a full queue) is never retried: retrying
-    // it would only hammer the layer that said no.
-    if failure.kind == FailureKind::Rejected {
+    if !shared.policy.may_retry(class) {
         return Next::Return;
     }
     let remote_wait = match failure.retry {
@@ -217,7 +219,7 @@ fn decide<C, Req: HasDeadline>(
         );
         return Next::OutOfTime;
     }
-    if let Some(budget) = &shared.budget
+    if let Some(budget) = &shared.counters.budget
         && !budget.withdraw()
     {
         tracing::debug!(

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use seawall_classify::{ConfigError, DefaultClassifier};
+use seawall_classify::{ConfigError, DefaultClassifier, Policy};
 use tower_layer::Layer;
 
 use crate::{Backoff, Retry, RetryBudget};
@@ -17,11 +17,54 @@ pub const MAX_ATTEMPTS: u32 = 100;
 pub(crate) struct Shared<C> {
     pub(crate) max_attempts: u32,
     pub(crate) backoff: Backoff,
-    pub(crate) budget: Option<Arc<RetryBudget>>,
     pub(crate) classifier: C,
+    pub(crate) policy: Policy,
     seeds: AtomicU64,
+    pub(crate) counters: Arc<Counters>,
+}
+
+/// What the layer's [`RetryHandle`] reads.
+#[derive(Debug)]
+pub(crate) struct Counters {
+    pub(crate) budget: Option<Arc<RetryBudget>>,
     pub(crate) retries: AtomicU64,
     pub(crate) stopped_by_deadline: AtomicU64,
+}
+
+/// A cheap handle reading a retry layer's state: its budget and counters. Clones share it.
+///
+/// ```
+/// use seawall_retry::RetryLayer;
+///
+/// let retry = RetryLayer::builder().build().unwrap();
+/// let handle = retry.handle();
+/// assert_eq!(handle.retries(), 0);
+/// assert!(handle.budget().is_some_and(|b| b.available() > 0));
+/// ```
+#[derive(Debug, Clone)]
+pub struct RetryHandle {
+    counters: Arc<Counters>,
+}
+
+impl RetryHandle {
+    /// The budget shared by the layer's services, if it has one.
+    #[must_use]
+    pub fn budget(&self) -> Option<&Arc<RetryBudget>> {
+        self.counters.budget.as_ref()
+    }
+
+    /// Retries started so far by the layer's services.
+    #[must_use]
+    pub fn retries(&self) -> u64 {
+        self.counters.retries.load(Ordering::Relaxed)
+    }
+
+    /// Requests whose retrying stopped because their deadline left no time for another
+    /// attempt.
+    #[must_use]
+    pub fn stopped_by_deadline(&self) -> u64 {
+        self.counters.stopped_by_deadline.load(Ordering::Relaxed)
+    }
 }
 
 impl<C> Shared<C> {
@@ -37,7 +80,8 @@ impl<C: fmt::Debug> fmt::Debug for Shared<C> {
         f.debug_struct("Retry")
             .field("max_attempts", &self.max_attempts)
             .field("backoff", &self.backoff)
-            .field("budget", &self.budget)
+            .field("budget", &self.counters.budget)
+            .field("policy", &self.policy)
             .field("classifier", &self.classifier)
             .finish()
     }
@@ -69,37 +113,28 @@ impl RetryLayer {
     /// | `max_attempts` | 3 (two retries) | enough to ride out a blip; more multiplies load in an outage |
     /// | `backoff` | exponential from 100 ms, ×2, capped at 5 s, decorrelated jitter | spreads retries without long tails |
     /// | `budget` | 20 % of requests + 10 retries/s over 10 s | Finagle's, Linkerd's and tower's: caps amplification at 1.2× when everything fails |
-    /// | classifier | [`DefaultClassifier`] | retries `Retry` and `RetryAfter` hints only; never `Never` or `Rejected` |
-    pub fn builder() -> Builder {
-        Builder {
+    /// | classifier | [`DefaultClassifier`] | the shared vocabulary |
+    /// | policy | [`Policy::STANDARD`] | retries `Retry` and `RetryAfter` hints only; never `Never` or `Rejected` |
+    pub fn builder() -> RetryBuilder {
+        RetryBuilder {
             max_attempts: 3,
             backoff: Backoff::exponential(Duration::from_millis(100))
                 .max_delay(Duration::from_secs(5)),
             budget: Some(Arc::new(RetryBudget::standard())),
             classifier: DefaultClassifier,
+            policy: Policy::STANDARD,
             seed: None,
         }
     }
 }
 
 impl<C> RetryLayer<C> {
-    /// The budget shared by this layer's services, if it has one.
+    /// A handle reading this layer's budget and counters.
     #[must_use]
-    pub fn budget(&self) -> Option<&Arc<RetryBudget>> {
-        self.shared.budget.as_ref()
-    }
-
-    /// Retries started so far by this layer's services.
-    #[must_use]
-    pub fn retries(&self) -> u64 {
-        self.shared.retries.load(Ordering::Relaxed)
-    }
-
-    /// Requests whose retrying stopped because their deadline left no time for another
-    /// attempt.
-    #[must_use]
-    pub fn stopped_by_deadline(&self) -> u64 {
-        self.shared.stopped_by_deadline.load(Ordering::Relaxed)
+    pub fn handle(&self) -> RetryHandle {
+        RetryHandle {
+            counters: self.shared.counters.clone(),
+        }
     }
 }
 
@@ -129,26 +164,28 @@ impl<S, C> Layer<S> for RetryLayer<C> {
 
 /// Configures a [`RetryLayer`]; see [`RetryLayer::builder`].
 #[must_use]
-pub struct Builder<C = DefaultClassifier> {
+pub struct RetryBuilder<C = DefaultClassifier> {
     max_attempts: u32,
     backoff: Backoff,
     budget: Option<Arc<RetryBudget>>,
     classifier: C,
+    policy: Policy,
     seed: Option<u64>,
 }
 
-impl<C: fmt::Debug> fmt::Debug for Builder<C> {
+impl<C: fmt::Debug> fmt::Debug for RetryBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
+        f.debug_struct("RetryBuilder")
             .field("max_attempts", &self.max_attempts)
             .field("backoff", &self.backoff)
             .field("budget", &self.budget)
+            .field("policy", &self.policy)
             .field("classifier", &self.classifier)
             .finish()
     }
 }
 
-impl<C> Builder<C> {
+impl<C> RetryBuilder<C> {
     /// Attempts per request in all, the first included (1 turns retrying off).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
@@ -186,13 +223,21 @@ impl<C> Builder<C> {
         self
     }
 
-    /// Decides what is retried with `classifier` (default [`DefaultClassifier`]).
-    pub fn classifier<C2>(self, classifier: C2) -> Builder<C2> {
-        Builder {
+    /// Which classes are retried: [`Policy::may_retry`] (default [`Policy::STANDARD`]). Give
+    /// every layer of a pipeline the same policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Classifies outcomes with `classifier` (default [`DefaultClassifier`]).
+    pub fn classifier<C2>(self, classifier: C2) -> RetryBuilder<C2> {
+        RetryBuilder {
             max_attempts: self.max_attempts,
             backoff: self.backoff,
             budget: self.budget,
             classifier,
+            policy: self.policy,
             seed: self.seed,
         }
     }
@@ -216,11 +261,14 @@ impl<C> Builder<C> {
             shared: Arc::new(Shared {
                 max_attempts: self.max_attempts,
                 backoff: self.backoff,
-                budget: self.budget,
                 classifier: self.classifier,
+                policy: self.policy,
                 seeds: AtomicU64::new(seed),
-                retries: AtomicU64::new(0),
-                stopped_by_deadline: AtomicU64::new(0),
+                counters: Arc::new(Counters {
+                    budget: self.budget,
+                    retries: AtomicU64::new(0),
+                    stopped_by_deadline: AtomicU64::new(0),
+                }),
             }),
         })
     }

@@ -6,8 +6,9 @@
 //!
 //! - it retries failures whose hint is `Retry`, and waits at least the remote's
 //!   `RetryAfter(d)` (capped by the backoff's `max_delay`);
-//! - it never retries `Never`, and never retries `Rejected`: an open breaker or a full queue
-//!   said no, and retrying would only hammer it;
+//! - it never retries `Never`, and never retries `Rejected`: an open breaker or a reached
+//!   limit said no, and retrying would only hammer it (the [`Policy`](seawall_classify::Policy)
+//!   every layer shares decides; [`RetryBuilder::policy`] changes it);
 //! - at most `max_attempts` attempts in all;
 //! - delays from a [`Backoff`]: constant or exponential, with jitter `None`, `Full`, `Equal`
 //!   or `Decorrelated` ([`Jitter`]), cap first and jitter after, seedable for exact tests;
@@ -82,5 +83,5 @@ mod service;
 
 pub use crate::backoff::{Backoff, BackoffState, Jitter};
 pub use crate::budget::RetryBudget;
-pub use crate::layer::{Builder, MAX_ATTEMPTS, RetryLayer};
+pub use crate::layer::{MAX_ATTEMPTS, RetryBuilder, RetryHandle, RetryLayer};
 pub use crate::service::Retry;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use seawall_classify::{BoxError, Classifier, HasDeadline};
+use seawall_classify::{BoxError, Classifier, Error, HasDeadline};
 use tower_service::Service;
 
 use crate::future::ResponseFuture;
@@ -62,20 +62,20 @@ impl<S: fmt::Debug, C: fmt::Debug> fmt::Debug for Retry<S, C> {
 impl<S, C, Req> Service<Req> for Retry<S, C>
 where
     S: Service<Req> + Clone,
-    S::Error: Into<BoxError>,
-    C: Classifier<S::Response, S::Error>,
+    S::Error: Into<BoxError> + 'static,
+    C: Classifier<S::Response>,
     Req: Clone + HasDeadline,
 {
     type Response = S::Response;
-    type Error = BoxError;
+    type Error = Error;
     type Future = ResponseFuture<S, Req, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx).map_err(Error::from_inner)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        if let Some(budget) = &self.shared.budget {
+        if let Some(budget) = &self.shared.counters.budget {
             budget.deposit();
         }
         let again = (self.shared.max_attempts > 1).then(|| request.clone());

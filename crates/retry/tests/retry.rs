@@ -51,7 +51,7 @@ fn scripted(
     (service, times)
 }
 
-fn exact(attempts: u32) -> seawall_retry::Builder {
+fn exact(attempts: u32) -> seawall_retry::RetryBuilder {
     RetryLayer::builder()
         .max_attempts(attempts)
         .backoff(
@@ -125,7 +125,7 @@ async fn attempts_are_counted_exactly_and_the_last_error_returned() {
     let errors = (0..10)
         .map(|i| -> BoxError { std::io::Error::other(format!("failure {i}")).into() })
         .collect();
-    let classifier = seawall_classify::from_error_fn(|_: &BoxError| {
+    let classifier = seawall_classify::from_error_fn(|_: &seawall_classify::Error| {
         Some(Class::failure(FailureKind::Internal, RetryHint::Retry))
     });
     let (service, times) = scripted(errors);
@@ -199,14 +199,11 @@ async fn the_deadline_stops_retrying_with_deadline_exceeded_and_the_last_error()
         .unwrap_err();
     // Attempt 1 at 0 ms, attempt 2 at 100 ms; the next would start at 300 ms, past 250 ms.
     assert_eq!(*times.lock().unwrap(), [ms(0), ms(100)]);
-    let deadline = cause_ref::<DeadlineExceeded>(&*err).expect("DeadlineExceeded");
+    let deadline = cause_ref::<DeadlineExceeded>(&err).expect("DeadlineExceeded");
     let last = std::error::Error::source(deadline).expect("the last attempt's error");
     assert!(last.to_string().contains("refused"), "{last}");
-    assert_eq!(
-        err.downcast_ref::<Error>().unwrap().class(),
-        DeadlineExceeded::CLASS
-    );
-    assert_eq!(layer.stopped_by_deadline(), 1);
+    assert_eq!(err.class(), DeadlineExceeded::CLASS);
+    assert_eq!(layer.handle().stopped_by_deadline(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -226,9 +223,10 @@ async fn a_spent_budget_returns_the_last_error() {
     }
     assert_eq!(times.lock().unwrap().len(), 3, "2 first attempts + 1 retry");
     // Refused: the first request's only retry, and the second request's second retry.
-    let budget = layer.budget().unwrap();
+    let handle = layer.handle();
+    let budget = handle.budget().unwrap();
     assert_eq!(budget.exhausted(), 2);
-    assert_eq!(layer.retries(), 1);
+    assert_eq!(layer.handle().retries(), 1);
 }
 
 #[tokio::test(start_paused = true)]
