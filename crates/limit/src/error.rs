@@ -1,23 +1,23 @@
 //! Errors of the concurrency limit.
 //!
-//! Returned wrapped in a [`seawall_classify::Error`] carrying the class, inside the layer's
-//! `BoxError`. A caller whose request deadline ran out while queued gets
-//! [`DeadlineExceeded`] instead of [`Overloaded`].
+//! The source of the [`seawall_classify::Error`] the limit returns, which carries the class.
+//! A caller whose request deadline ran out while queued gets [`DeadlineExceeded`] instead of
+//! [`LimitReached`].
 
 use std::fmt;
 use std::time::Duration;
 
-use seawall_classify::{Class, FailureKind, RetryHint};
+use seawall_classify::{Class, Error};
 
 pub use seawall_classify::DeadlineExceeded;
 
 /// The limit was reached and the call was refused without reaching the service.
 ///
-/// Classified as [`FailureKind::Rejected`] (a local decision: not a fault of the dependency,
-/// so breakers and adaptive limits do not count it) with [`RetryHint::Retry`]: the same call
-/// may be admitted later.
+/// Classified as [`Class::rejected`] (a local refusal: never retried by the retry layer, not
+/// a fault of the dependency, so breakers and adaptive limits do not count it), with the
+/// limit's `max_wait` as the time after which the caller may try again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overloaded {
+pub struct LimitReached {
     reason: Reason,
 }
 
@@ -30,12 +30,10 @@ pub enum Reason {
     WaitedTooLong(Duration),
 }
 
-impl Overloaded {
-    /// The class of this error: `Rejected`, retryable.
-    pub const CLASS: Class = Class::failure(FailureKind::Rejected, RetryHint::Retry);
-
-    pub(crate) fn new(reason: Reason) -> Self {
-        Overloaded { reason }
+impl LimitReached {
+    /// This error with its class, as the limit returns it.
+    pub(crate) fn error(reason: Reason, retry_after: Duration) -> Error {
+        Error::new(Class::rejected(retry_after), LimitReached { reason })
     }
 
     /// Why the call was refused.
@@ -45,7 +43,7 @@ impl Overloaded {
     }
 }
 
-impl fmt::Display for Overloaded {
+impl fmt::Display for LimitReached {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.reason {
             Reason::QueueFull => f.write_str("concurrency limit reached and its queue is full"),
@@ -56,4 +54,4 @@ impl fmt::Display for Overloaded {
     }
 }
 
-impl std::error::Error for Overloaded {}
+impl std::error::Error for LimitReached {}

@@ -5,14 +5,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use seawall_classify::{BoxError, DeadlineExceeded, Error};
+use seawall_classify::{BoxError, Classifier, DeadlineExceeded, Error, classify_outcome};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 
-use crate::error::{Overloaded, Reason};
+use crate::error::{LimitReached, Reason};
 use crate::permit::Permit;
 use crate::state::{QueueSlot, Shared};
 
@@ -22,12 +23,14 @@ type Acquire =
 pin_project! {
     /// Waits for a permit if the call was queued, then drives the inner call, holding the
     /// permit until the call completes or this future is dropped.
-    pub struct ResponseFuture<S, Req>
+    pub struct ResponseFuture<S, Req, C>
     where
         S: Service<Req>,
     {
         #[pin]
         state: State<S, Req>,
+        // Asked about the outcome only in adaptive mode.
+        classifier: C,
     }
 }
 
@@ -48,7 +51,7 @@ pin_project! {
             permit: Option<Permit>,
         },
         Failed {
-            error: Option<BoxError>,
+            error: Option<Error>,
         },
         Done,
     }
@@ -70,30 +73,29 @@ pin_project! {
     }
 }
 
-impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
-    pub(crate) fn running(inner: S::Future, permit: Permit) -> Self {
+impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
+    pub(crate) fn running(inner: S::Future, permit: Permit, classifier: C) -> Self {
         ResponseFuture {
             state: State::Running {
                 inner,
                 permit: Some(permit),
             },
+            classifier,
         }
     }
 
-    pub(crate) fn overloaded(reason: Reason) -> Self {
-        Self::failed(Box::new(Error::new(
-            Overloaded::CLASS,
-            Overloaded::new(reason),
-        )))
+    pub(crate) fn limit_reached(reason: Reason, retry_after: Duration, classifier: C) -> Self {
+        Self::failed(LimitReached::error(reason, retry_after), classifier)
     }
 
-    pub(crate) fn deadline_exceeded() -> Self {
-        Self::failed(Box::new(DeadlineExceeded::classified()))
+    pub(crate) fn deadline_exceeded(classifier: C) -> Self {
+        Self::failed(DeadlineExceeded::classified(), classifier)
     }
 
-    fn failed(error: BoxError) -> Self {
+    fn failed(error: Error, classifier: C) -> Self {
         ResponseFuture {
             state: State::Failed { error: Some(error) },
+            classifier,
         }
     }
 
@@ -105,6 +107,7 @@ impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
         queued_at: Instant,
         until: Instant,
         by_deadline: bool,
+        classifier: C,
     ) -> Self {
         let mut acquire: Acquire = Box::pin(shared.semaphore.clone().acquire_owned());
         // Join the semaphore's queue now, so that FIFO order is the order of `call`s, not of
@@ -131,13 +134,14 @@ impl<S: Service<Req>, Req> ResponseFuture<S, Req> {
                     by_deadline,
                 }),
             },
+            classifier,
         }
     }
 }
 
 impl<S: Service<Req>, Req> Waiting<S, Req>
 where
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
 {
     /// Waits for a permit and for the service; then calls it. Out of line, like the queueing
     /// in `call`, to keep the admitted-at-once path small.
@@ -145,7 +149,7 @@ where
     fn poll_admit(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<(S::Future, Permit), BoxError>> {
+    ) -> Poll<Result<(S::Future, Permit), Error>> {
         let this = self.project();
         if this.permit.is_none() {
             // The permit first: one granted in the same instant the wait ends is kept.
@@ -163,17 +167,17 @@ where
                 }
                 // The semaphore is never closed; refuse rather than panic if it were.
                 Poll::Ready(Err(_)) => {
-                    return Poll::Ready(Err(Box::new(Error::new(
-                        Overloaded::CLASS,
-                        Overloaded::new(Reason::QueueFull),
-                    ))));
+                    return Poll::Ready(Err(LimitReached::error(
+                        Reason::QueueFull,
+                        this.shared.max_wait,
+                    )));
                 }
                 Poll::Pending => {
                     ready!(this.sleep.poll(cx));
                     drop(this.slot.take());
                     this.shared.record_rejected();
                     if *this.by_deadline {
-                        return Poll::Ready(Err(Box::new(DeadlineExceeded::classified())));
+                        return Poll::Ready(Err(DeadlineExceeded::classified()));
                     }
                     tracing::debug!(
                         target: "seawall::limit",
@@ -185,14 +189,14 @@ where
                         },
                         "call refused: no permit within max_wait"
                     );
-                    return Poll::Ready(Err(Box::new(Error::new(
-                        Overloaded::CLASS,
-                        Overloaded::new(Reason::WaitedTooLong(this.shared.max_wait)),
-                    ))));
+                    return Poll::Ready(Err(LimitReached::error(
+                        Reason::WaitedTooLong(this.shared.max_wait),
+                        this.shared.max_wait,
+                    )));
                 }
             }
         }
-        ready!(this.service.poll_ready(cx)).map_err(Into::into)?;
+        ready!(this.service.poll_ready(cx)).map_err(Error::from_inner)?;
         let request = this.request.take().expect("request present until called");
         let permit = this.permit.take().expect("permit taken above");
         let permit = Permit::admitted(permit, this.shared);
@@ -200,7 +204,7 @@ where
     }
 }
 
-impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
+impl<S: Service<Req>, Req, C> fmt::Debug for ResponseFuture<S, Req, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Waiting { waiting } if waiting.permit.is_some() => "admitted",
@@ -215,12 +219,13 @@ impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
     }
 }
 
-impl<S, Req> Future for ResponseFuture<S, Req>
+impl<S, Req, C> Future for ResponseFuture<S, Req, C>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
+    C: Classifier<S::Response>,
 {
-    type Output = Result<S::Response, BoxError>;
+    type Output = Result<S::Response, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
@@ -234,11 +239,21 @@ where
                     Err(error) => State::Failed { error: Some(error) },
                 },
                 StateProj::Running { inner, permit } => {
-                    let result = ready!(inner.poll(cx)).map_err(Into::into);
-                    // Release the permit now, not when the caller drops this future.
-                    if let Some(permit) = permit.take() {
-                        permit.finish(result.as_ref());
-                    }
+                    let result = ready!(inner.poll(cx));
+                    // Release the permit now, not when the caller drops this future. Only an
+                    // adaptive limit asks the classifier what the outcome means.
+                    let result = match permit.take() {
+                        Some(permit) if permit.is_adaptive() => {
+                            let (class, result) = classify_outcome(&*this.classifier, result);
+                            permit.finish(Some(class));
+                            result
+                        }
+                        Some(permit) => {
+                            permit.finish(None);
+                            result.map_err(Error::from_inner)
+                        }
+                        None => result.map_err(Error::from_inner),
+                    };
                     this.state.set(State::Done);
                     return Poll::Ready(result);
                 }

@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use seawall_classify::ConfigError;
+use seawall_classify::{ConfigError, DefaultClassifier, Policy};
 use tokio::sync::Semaphore;
 use tower_layer::Layer;
 
@@ -48,8 +48,9 @@ pub const MAX_QUEUE: usize = 1 << 20;
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct ConcurrencyLimitLayer {
+pub struct ConcurrencyLimitLayer<C = DefaultClassifier> {
     shared: Arc<Shared>,
+    classifier: C,
 }
 
 impl ConcurrencyLimitLayer {
@@ -58,15 +59,19 @@ impl ConcurrencyLimitLayer {
     /// Defaults: a queue as long as the limit (`queue = max`: one more round of work may
     /// wait) and `max_wait` of one second (longer than that, an immediate "overloaded" serves
     /// the caller better than a slow one).
-    pub fn builder(max: usize) -> Builder {
-        Builder {
+    pub fn builder(max: usize) -> ConcurrencyLimitBuilder {
+        ConcurrencyLimitBuilder {
             max,
             queue: max,
             max_wait: Duration::from_secs(1),
             algorithm: None,
+            classifier: DefaultClassifier,
+            policy: Policy::STANDARD,
         }
     }
+}
 
+impl<C> ConcurrencyLimitLayer<C> {
     /// A handle reading this limit's state.
     #[must_use]
     pub fn handle(&self) -> LimitHandle {
@@ -76,7 +81,7 @@ impl ConcurrencyLimitLayer {
     }
 }
 
-impl fmt::Debug for ConcurrencyLimitLayer {
+impl<C> fmt::Debug for ConcurrencyLimitLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConcurrencyLimitLayer")
             .field("max", &self.shared.max)
@@ -86,36 +91,61 @@ impl fmt::Debug for ConcurrencyLimitLayer {
     }
 }
 
-impl<S> Layer<S> for ConcurrencyLimitLayer {
-    type Service = ConcurrencyLimit<S>;
+impl<S, C: Clone> Layer<S> for ConcurrencyLimitLayer<C> {
+    type Service = ConcurrencyLimit<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ConcurrencyLimit::new(inner, self.shared.clone())
+        ConcurrencyLimit::new(inner, self.classifier.clone(), self.shared.clone())
     }
 }
 
 /// Configures a [`ConcurrencyLimitLayer`]; see [`ConcurrencyLimitLayer::builder`].
 #[derive(Clone)]
 #[must_use]
-pub struct Builder {
+pub struct ConcurrencyLimitBuilder<C = DefaultClassifier> {
     max: usize,
     queue: usize,
     max_wait: Duration,
     algorithm: Option<Arc<dyn LimitAlgorithm>>,
+    classifier: C,
+    policy: Policy,
 }
 
-impl fmt::Debug for Builder {
+impl<C: fmt::Debug> fmt::Debug for ConcurrencyLimitBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
+        f.debug_struct("ConcurrencyLimitBuilder")
             .field("max", &self.max)
             .field("queue", &self.queue)
             .field("max_wait", &self.max_wait)
             .field("algorithm", &self.algorithm)
+            .field("policy", &self.policy)
+            .field("classifier", &self.classifier)
             .finish()
     }
 }
 
-impl Builder {
+impl<C> ConcurrencyLimitBuilder<C> {
+    /// Classifies outcomes with `classifier` (default [`DefaultClassifier`]); an adaptive
+    /// limit learns from what it says, through the [`policy`](Self::policy).
+    pub fn classifier<C2>(self, classifier: C2) -> ConcurrencyLimitBuilder<C2> {
+        ConcurrencyLimitBuilder {
+            max: self.max,
+            queue: self.queue,
+            max_wait: self.max_wait,
+            algorithm: self.algorithm,
+            classifier,
+            policy: self.policy,
+        }
+    }
+
+    /// What an outcome means to an adaptive algorithm: [`Policy::limit_sample`] (default
+    /// [`Policy::STANDARD`]: faults are drops). Give every layer of a pipeline the same
+    /// policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// How many calls may wait for a permit, in FIFO order. `0` refuses at once any call
     /// beyond `max`.
     pub fn queue(mut self, queue: usize) -> Self {
@@ -141,7 +171,7 @@ impl Builder {
     }
 
     /// Checks the configuration and builds the layer.
-    pub fn build(self) -> Result<ConcurrencyLimitLayer, ConfigError> {
+    pub fn build(self) -> Result<ConcurrencyLimitLayer<C>, ConfigError> {
         if self.max == 0 {
             return Err(ConfigError::new(LAYER, "max", "must be at least 1"));
         }
@@ -186,7 +216,9 @@ impl Builder {
                 self.queue,
                 self.max_wait,
                 self.algorithm,
+                self.policy,
             )),
+            classifier: self.classifier,
         })
     }
 }

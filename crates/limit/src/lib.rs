@@ -9,14 +9,17 @@
 //! - at most `max` calls in flight, across every clone of the service;
 //! - callers beyond that wait in a FIFO queue of bounded length, for at most `max_wait`, and
 //!   never past their request's deadline ([`HasDeadline`](seawall_classify::HasDeadline));
-//! - then fail fast with [`Overloaded`](error::Overloaded) (class `Rejected`, retryable: a
-//!   local decision that no breaker counts as a fault), or with
+//! - then fail fast with [`LimitReached`](error::LimitReached) (class `Rejected`: a local
+//!   refusal that the retry layer never retries and no breaker counts as a fault, with
+//!   `max_wait` as its `retry_after` for the caller), or with
 //!   [`DeadlineExceeded`](error::DeadlineExceeded) when the deadline ended the wait;
 //! - `queue(0)` refuses at once any call beyond the limit;
 //! - permits are released as soon as the response future completes or is dropped.
 //!
 //! A [`LimitHandle`] reads in-flight calls, queue length and totals. A call admitted at once
-//! allocates nothing; a queued call allocates its wait.
+//! allocates nothing; a queued call allocates its wait. The service's error is
+//! [`seawall_classify::Error`], like every Seawall layer's; an adaptive limit learns from the
+//! configured classifier and [`Policy`](seawall_classify::Policy), as the breaker does.
 //!
 //! Size `max` to the client's pool: then the pool never waits and never times out, and the
 //! queue, whose bounds you chose, is the only place anything waits.
@@ -26,7 +29,7 @@
 //! ```
 //! use std::time::Duration;
 //! use seawall_classify::{cause_ref, WithDeadline};
-//! use seawall_limit::{error::Overloaded, ConcurrencyLimitLayer};
+//! use seawall_limit::{error::LimitReached, ConcurrencyLimitLayer};
 //! use tower::{service_fn, Service, ServiceExt, Layer};
 //!
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -40,7 +43,8 @@
 //! let first = service.ready().await?.call(WithDeadline::new(()));
 //! // The only permit is taken and there is no queue: the second call is refused at once.
 //! let err = service.ready().await?.call(WithDeadline::new(())).await.unwrap_err();
-//! assert!(cause_ref::<Overloaded>(&*err).is_some());
+//! assert_eq!(err.kind(), Some(seawall_classify::FailureKind::Rejected));
+//! assert!(cause_ref::<LimitReached>(&err).is_some());
 //! first.await?;
 //! # Ok(())
 //! # }
@@ -62,6 +66,6 @@ mod permit;
 mod service;
 mod state;
 
-pub use crate::layer::{Builder, ConcurrencyLimitLayer, MAX_QUEUE, MAX_WAIT_LIMIT};
+pub use crate::layer::{ConcurrencyLimitBuilder, ConcurrencyLimitLayer, MAX_QUEUE, MAX_WAIT_LIMIT};
 pub use crate::service::ConcurrencyLimit;
 pub use crate::state::LimitHandle;

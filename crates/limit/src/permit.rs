@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use seawall_classify::{BoxError, FailureKind, known_class};
+use seawall_classify::{Class, LimitSample};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
@@ -52,30 +52,24 @@ impl Permit {
     }
 
     /// The call finished with `result`: sample it (adaptive mode) and give the permit back.
-    pub(crate) fn finish<T>(mut self, result: Result<&T, &BoxError>) {
+    /// `true` when the call's outcome moves the limit, so the caller should classify it.
+    pub(crate) fn is_adaptive(&self) -> bool {
+        matches!(self, Permit::Adaptive(Some(_)))
+    }
+
+    /// The call finished with `class` (given in adaptive mode): sample it, as the shared
+    /// `Policy` says, and give the permit back.
+    pub(crate) fn finish(mut self, class: Option<Class>) {
         if let Permit::Adaptive(adaptive) = &mut self
             && let Some(adaptive) = adaptive.take()
         {
-            let dropped = match result {
-                Ok(_) => Some(false),
-                Err(error) => match known_class(&**error) {
-                    Some(class) if class.is_fault() => Some(true),
-                    Some(class) if class.kind() == Some(FailureKind::Timeout) => Some(true),
-                    // The caller's mistakes, local refusals, cancellations: no information
-                    // about the dependency's capacity.
-                    Some(class)
-                        if matches!(
-                            class.kind(),
-                            Some(FailureKind::Invalid | FailureKind::Rejected) | None
-                        ) =>
-                    {
-                        None
-                    }
-                    // Contention: the dependency answered; its capacity is fine.
-                    Some(_) => Some(false),
-                    None => Some(true),
-                },
-            };
+            let dropped = class.and_then(|class| match adaptive.shared.policy.limit_sample(class) {
+                LimitSample::Success => Some(false),
+                LimitSample::Drop => Some(true),
+                // The caller's mistakes, local refusals, cancellations: no information about
+                // the dependency's capacity.
+                LimitSample::Ignore => None,
+            });
             if let Some(dropped) = dropped {
                 let sample = Sample {
                     rtt: adaptive.admitted.elapsed(),

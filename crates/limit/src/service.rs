@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use seawall_classify::{BoxError, HasDeadline};
+use seawall_classify::{BoxError, Classifier, DefaultClassifier, Error, HasDeadline};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower_service::Service;
@@ -22,18 +22,20 @@ use crate::state::{LimitHandle, Shared};
 /// queues in its response future, where the request's deadline is known, and fails fast when
 /// the queue is full. `poll_ready` never blocks on the limit. A queued call drives a clone of
 /// the inner service once admitted, so the inner service must be `Clone`.
-pub struct ConcurrencyLimit<S> {
+pub struct ConcurrencyLimit<S, C = DefaultClassifier> {
     inner: S,
+    classifier: C,
     // Also in `shared`; kept here to save a pointer chase on every call.
     semaphore: Arc<Semaphore>,
     shared: Arc<Shared>,
     permit: Option<OwnedSemaphorePermit>,
 }
 
-impl<S> ConcurrencyLimit<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
+impl<S, C> ConcurrencyLimit<S, C> {
+    pub(crate) fn new(inner: S, classifier: C, shared: Arc<Shared>) -> Self {
         ConcurrencyLimit {
             inner,
+            classifier,
             semaphore: shared.semaphore.clone(),
             shared,
             permit: None,
@@ -63,14 +65,18 @@ impl<S> ConcurrencyLimit<S> {
     }
 }
 
-impl<S: Clone> Clone for ConcurrencyLimit<S> {
+impl<S: Clone, C: Clone> Clone for ConcurrencyLimit<S, C> {
     fn clone(&self) -> Self {
         // A clone never inherits a reserved permit.
-        ConcurrencyLimit::new(self.inner.clone(), self.shared.clone())
+        ConcurrencyLimit::new(
+            self.inner.clone(),
+            self.classifier.clone(),
+            self.shared.clone(),
+        )
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for ConcurrencyLimit<S> {
+impl<S: fmt::Debug, C> fmt::Debug for ConcurrencyLimit<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConcurrencyLimit")
             .field("inner", &self.inner)
@@ -82,15 +88,16 @@ impl<S: fmt::Debug> fmt::Debug for ConcurrencyLimit<S> {
     }
 }
 
-impl<S, Req> Service<Req> for ConcurrencyLimit<S>
+impl<S, C, Req> Service<Req> for ConcurrencyLimit<S, C>
 where
     S: Service<Req> + Clone,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
+    C: Classifier<S::Response> + Clone,
     Req: HasDeadline,
 {
     type Response = S::Response;
-    type Error = BoxError;
-    type Future = ResponseFuture<S, Req>;
+    type Error = Error;
+    type Future = ResponseFuture<S, Req, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.permit.is_none() {
@@ -100,24 +107,28 @@ where
                 Err(_) => return Poll::Ready(Ok(())),
             }
         }
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx).map_err(Error::from_inner)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
         if let Some(permit) = self.permit.take() {
             self.shared.record_admitted();
             let permit = crate::permit::Permit::admitted(permit, &self.shared);
-            return ResponseFuture::running(self.inner.call(request), permit);
+            return ResponseFuture::running(
+                self.inner.call(request),
+                permit,
+                self.classifier.clone(),
+            );
         }
         self.call_queued(request)
     }
 }
 
-impl<S> ConcurrencyLimit<S> {
+impl<S, C: Clone> ConcurrencyLimit<S, C> {
     /// No permit was free at `poll_ready`: queue the call, or refuse it. Kept out of line so
     /// the admitted-at-once path stays small enough to inline.
     #[inline(never)]
-    fn call_queued<Req>(&mut self, request: Req) -> ResponseFuture<S, Req>
+    fn call_queued<Req>(&mut self, request: Req) -> ResponseFuture<S, Req, C>
     where
         S: Service<Req> + Clone,
         Req: HasDeadline,
@@ -126,7 +137,7 @@ impl<S> ConcurrencyLimit<S> {
         let deadline = request.deadline();
         if deadline.is_some_and(|deadline| deadline <= now) {
             self.shared.record_rejected();
-            return ResponseFuture::deadline_exceeded();
+            return ResponseFuture::deadline_exceeded(self.classifier.clone());
         }
         let Some(slot) = self.shared.enter_queue() else {
             self.shared.record_rejected();
@@ -141,7 +152,11 @@ impl<S> ConcurrencyLimit<S> {
                 },
                 "call refused: concurrency limit reached and queue full"
             );
-            return ResponseFuture::overloaded(Reason::QueueFull);
+            return ResponseFuture::limit_reached(
+                Reason::QueueFull,
+                self.shared.max_wait,
+                self.classifier.clone(),
+            );
         };
         let max_wait_ends = now + self.shared.max_wait;
         let (until, by_deadline) = match deadline {
@@ -156,6 +171,7 @@ impl<S> ConcurrencyLimit<S> {
             now,
             until,
             by_deadline,
+            self.classifier.clone(),
         )
     }
 }

@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     pub(crate) algorithm: Option<Arc<dyn LimitAlgorithm>>,
     pub(crate) queue: usize,
     pub(crate) max_wait: Duration,
+    /// What an outcome means to an adaptive algorithm.
+    pub(crate) policy: seawall_classify::Policy,
     queued: AtomicUsize,
     admitted: AtomicU64,
     rejected: AtomicU64,
@@ -34,6 +36,7 @@ impl Shared {
         queue: usize,
         max_wait: Duration,
         algorithm: Option<Arc<dyn LimitAlgorithm>>,
+        policy: seawall_classify::Policy,
     ) -> Self {
         let (limit, max) = match &algorithm {
             Some(algorithm) => (algorithm.initial(), algorithm.bounds().1),
@@ -48,6 +51,7 @@ impl Shared {
             algorithm,
             queue,
             max_wait,
+            policy,
             queued: AtomicUsize::new(0),
             admitted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -117,7 +121,7 @@ impl Shared {
             self.debt.fetch_add(shrink - retired, Ordering::AcqRel);
         }
         self.limit.store(limit, Ordering::Release);
-        tracing::debug!(target: "seawall::limit", { seawall.limit.limit = limit }, "limit changed");
+        tracing::debug!(target: "seawall::limit", { seawall.limit.value = limit }, "limit changed");
     }
 
     /// Gives a permit back, or retires it if the limit shrank while it was held.

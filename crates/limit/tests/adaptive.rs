@@ -94,7 +94,7 @@ async fn drive(layer: ConcurrencyLimitLayer, dependency: &Dependency, seconds: u
     limits
 }
 
-fn layer(builder: seawall_limit::Builder) -> ConcurrencyLimitLayer {
+fn layer(builder: seawall_limit::ConcurrencyLimitBuilder) -> ConcurrencyLimitLayer {
     builder.queue(0).max_wait(Duration::ZERO).build().unwrap()
 }
 

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use seawall_classify::{BoxError, DeadlineExceeded, Error, WithDeadline, cause_ref};
+use seawall_classify::{DeadlineExceeded, Error, WithDeadline, cause_ref};
 use seawall_limit::{
     ConcurrencyLimit, ConcurrencyLimitLayer, LimitHandle,
-    error::{Overloaded, Reason},
+    error::{LimitReached, Reason},
 };
 use tokio::time::{Instant, advance};
 use tokio_test::{assert_pending, assert_ready, assert_ready_ok, task};
@@ -35,8 +35,8 @@ fn limit(
     (layer.layer(service), handle, limits)
 }
 
-fn overloaded_reason(err: &BoxError) -> Option<Reason> {
-    cause_ref::<Overloaded>(&**err).map(Overloaded::reason)
+fn overloaded_reason(err: &Error) -> Option<Reason> {
+    cause_ref::<LimitReached>(err).map(LimitReached::reason)
 }
 
 #[tokio::test(start_paused = true)]
@@ -121,10 +121,11 @@ async fn a_full_queue_refuses_at_once() {
     let mut refused = task::spawn(service.ready().await.unwrap().call(WithDeadline::new(3)));
     let err = assert_ready!(refused.poll()).unwrap_err();
     assert_eq!(overloaded_reason(&err), Some(Reason::QueueFull));
-    let class = err.downcast_ref::<Error>().unwrap().class();
-    assert_eq!(class, Overloaded::CLASS);
+    assert_eq!(err.kind(), Some(seawall_classify::FailureKind::Rejected));
+    assert!(!err.class().is_retryable(), "a local refusal is never retried");
+    assert!(err.retry_after().is_some(), "but the caller is told when to come back");
     assert!(
-        !class.is_fault(),
+        !err.class().is_fault(),
         "a local rejection is not the dependency's fault"
     );
     assert_eq!(limits.rejected(), 1);
@@ -176,13 +177,13 @@ async fn no_call_waits_past_its_deadline() {
     assert_pending!(waiting.poll());
     advance(ms(1)).await;
     let err = assert_ready!(waiting.poll()).unwrap_err();
-    assert!(cause_ref::<DeadlineExceeded>(&*err).is_some(), "{err:?}");
+    assert!(cause_ref::<DeadlineExceeded>(&err).is_some(), "{err:?}");
     assert_eq!(limits.queued(), 0);
 
     // A deadline already gone is refused without queueing.
     let expired = WithDeadline::new(2).deadline_at(Instant::now());
     let err = service.call(expired).await.unwrap_err();
-    assert!(cause_ref::<DeadlineExceeded>(&*err).is_some());
+    assert!(cause_ref::<DeadlineExceeded>(&err).is_some());
 }
 
 #[tokio::test(start_paused = true)]
