@@ -185,12 +185,43 @@ impl ChaosLayer {
     /// What the layer's services did so far.
     #[must_use]
     pub fn stats(&self) -> ChaosStats {
+        self.handle().stats()
+    }
+
+    /// A cheap handle reading what this layer's services did, for tests that hand the layer
+    /// away.
+    #[must_use]
+    pub fn handle(&self) -> ChaosHandle {
+        ChaosHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Reads a [`ChaosLayer`]'s counts; clones share them.
+#[derive(Clone)]
+pub struct ChaosHandle {
+    shared: Arc<Shared>,
+}
+
+impl ChaosHandle {
+    /// What the layer's services did so far.
+    #[must_use]
+    pub fn stats(&self) -> ChaosStats {
         ChaosStats {
             calls: self.shared.calls.load(Ordering::Relaxed),
             errors: self.shared.errors.load(Ordering::Relaxed),
             hangs: self.shared.hangs.load(Ordering::Relaxed),
             delayed: self.shared.delayed.load(Ordering::Relaxed),
         }
+    }
+}
+
+impl fmt::Debug for ChaosHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChaosHandle")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -324,14 +355,14 @@ impl<S: fmt::Debug> fmt::Debug for Chaos<S> {
 impl<S, Req> Service<Req> for Chaos<S>
 where
     S: Service<Req>,
-    S::Error: Into<BoxError>,
+    S::Error: Into<BoxError> + 'static,
 {
     type Response = S::Response;
-    type Error = BoxError;
+    type Error = Error;
     type Future = ResponseFuture<S::Future, S::Response>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx).map_err(Error::from_inner)
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
@@ -376,9 +407,9 @@ impl<F, T> fmt::Debug for ResponseFuture<F, T> {
 impl<F, T, E> Future for ResponseFuture<F, T>
 where
     F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
+    E: Into<BoxError> + 'static,
 {
-    type Output = Result<T, BoxError>;
+    type Output = Result<T, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
@@ -391,7 +422,7 @@ where
                             response: Some(response),
                             sleep: sleep(delay),
                         }),
-                        (result, _) => return Poll::Ready(result.map_err(Into::into)),
+                        (result, _) => return Poll::Ready(result.map_err(Error::from_inner)),
                     }
                 }
                 StateProj::Delaying { response, sleep } => {
@@ -401,7 +432,7 @@ where
                 }
                 StateProj::Failed { class } => {
                     let class = class.take().expect("polled after completion");
-                    return Poll::Ready(Err(Box::new(Error::new(class, InjectedFault { class }))));
+                    return Poll::Ready(Err(Error::new(class, InjectedFault { class })));
                 }
                 StateProj::Hanging => return Poll::Pending,
             }

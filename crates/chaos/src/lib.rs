@@ -27,5 +27,5 @@ mod layer;
 pub mod proxy;
 
 pub use crate::layer::{
-    Chaos, ChaosBuilder, ChaosLayer, ChaosStats, InjectedFault, ResponseFuture,
+    Chaos, ChaosBuilder, ChaosHandle, ChaosLayer, ChaosStats, InjectedFault, ResponseFuture,
 };

@@ -20,7 +20,7 @@ async fn run_calls(layer: &ChaosLayer, n: u32) -> (u32, u32, u32) {
         match tokio::time::timeout(Duration::from_secs(1), call).await {
             Err(_) => hung += 1,
             Ok(Err(err)) => {
-                assert!(cause_ref::<InjectedFault>(&*err).is_some());
+                assert!(cause_ref::<InjectedFault>(&err).is_some());
                 errors += 1;
             }
             Ok(Ok(x)) => {
@@ -108,7 +108,7 @@ async fn injected_errors_carry_their_class() {
     ));
     let err = service.ready().await.unwrap().call(1).await.unwrap_err();
     assert_eq!(err.downcast_ref::<Error>().unwrap().class(), unavailable());
-    assert_eq!(seawall_classify::known_class(&*err), Some(unavailable()));
+    assert_eq!(seawall_classify::known_class(&err), Some(unavailable()));
 }
 
 #[tokio::test(start_paused = true)]
