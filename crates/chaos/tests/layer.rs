@@ -107,7 +107,7 @@ async fn injected_errors_carry_their_class() {
         |x: u32| async move { Ok::<_, std::io::Error>(x) },
     ));
     let err = service.ready().await.unwrap().call(1).await.unwrap_err();
-    assert_eq!(err.downcast_ref::<Error>().unwrap().class(), unavailable());
+    assert_eq!(err.class(), unavailable());
     assert_eq!(seawall_classify::known_class(&err), Some(unavailable()));
 }
 
