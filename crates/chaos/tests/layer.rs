@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use seawall_chaos::{ChaosLayer, InjectedFault, proxy::Delay};
-use seawall_classify::{Class, Error, FailureKind, RetryHint, cause_ref};
+use seawall_classify::{Class, FailureKind, RetryHint, cause_ref};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
 

@@ -267,6 +267,56 @@ impl<Res, E, F: Fn(&Res) -> Option<Class>> Classifier<Res, E> for ResponseFn<F> 
     }
 }
 
+/// The classifier of the layers above a [`ClassifyLayer`](crate::ClassifyLayer): an error
+/// was classified below (idempotency included), so its class is read as it is, in O(1);
+/// only responses are asked of `C`.
+///
+/// The standard pipeline gives it to its retry, breaker and limit, so that a 503 response
+/// counts the same at every layer while a lost connection on a write, which the
+/// `ClassifyLayer` marked never to retry, stays so.
+///
+/// ```
+/// use seawall_classify::{
+///     from_response_fn, Class, Classifier, Error, FailureKind, ResponsesOnly, RetryHint,
+/// };
+///
+/// let busy = from_response_fn(|code: &u16| {
+///     (*code == 503).then_some(Class::failure(FailureKind::Overloaded, RetryHint::Retry))
+/// });
+/// let above = ResponsesOnly::new(busy);
+/// assert!(above.classify(Ok(&503)).is_fault());
+/// let lost = Error::new(Class::failure(FailureKind::Disconnect, RetryHint::Never), "reset");
+/// assert_eq!(above.classify(Err(&lost)), lost.class());
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResponsesOnly<C> {
+    inner: C,
+}
+
+impl<C> ResponsesOnly<C> {
+    /// Reads errors by their class and asks `inner` about responses.
+    pub const fn new(inner: C) -> Self {
+        ResponsesOnly { inner }
+    }
+
+    /// The classifier asked about responses.
+    pub fn get_ref(&self) -> &C {
+        &self.inner
+    }
+}
+
+impl<Res, C: Classifier<Res>> Classifier<Res> for ResponsesOnly<C> {
+    #[inline]
+    fn classify_response(&self, response: &Res) -> Option<Class> {
+        self.inner.classify_response(response)
+    }
+
+    #[inline]
+    fn classify_error(&self, error: &Error) -> Option<Class> {
+        Some(error.class())
+    }
+}
+
 /// Errors whose `source()` chain the [`DefaultClassifier`] can walk.
 ///
 /// Implemented for boxed errors and for the error types of the clients Seawall knows. For

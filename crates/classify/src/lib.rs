@@ -101,7 +101,7 @@ use tower_service::Service;
 pub use crate::class::{Class, Failure, FailureKind, RetryHint};
 pub use crate::classifier::{
     AsError, Classifier, ClassifierExt, DefaultClassifier, ErrorFn, Map, Or, ResponseFn,
-    classify_outcome, from_error_fn, from_response_fn, known_class,
+    ResponsesOnly, classify_outcome, from_error_fn, from_response_fn, known_class,
 };
 pub use crate::config::ConfigError;
 pub use crate::deadline::{DeadlineExceeded, HasDeadline, WithDeadline};

@@ -64,10 +64,10 @@ pub trait ServiceBuilderExt<L>: sealed::Sealed + Sized {
     ) -> ServiceBuilder<Stack<CircuitBreakerLayer<C, AnyOf>, L>>;
 
     /// Adds a concurrency limit.
-    fn limit_concurrency(
+    fn limit_concurrency<C>(
         self,
-        layer: ConcurrencyLimitLayer,
-    ) -> ServiceBuilder<Stack<ConcurrencyLimitLayer, L>>;
+        layer: ConcurrencyLimitLayer<C>,
+    ) -> ServiceBuilder<Stack<ConcurrencyLimitLayer<C>, L>>;
 
     /// Adds error classification (innermost, next to the client).
     fn classify<C, I>(
@@ -102,10 +102,10 @@ impl<L> ServiceBuilderExt<L> for ServiceBuilder<L> {
         self.layer(layer)
     }
 
-    fn limit_concurrency(
+    fn limit_concurrency<C>(
         self,
-        layer: ConcurrencyLimitLayer,
-    ) -> ServiceBuilder<Stack<ConcurrencyLimitLayer, L>> {
+        layer: ConcurrencyLimitLayer<C>,
+    ) -> ServiceBuilder<Stack<ConcurrencyLimitLayer<C>, L>> {
         self.layer(layer)
     }
 

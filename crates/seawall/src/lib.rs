@@ -127,7 +127,7 @@ pub use crate::builder_ext::ServiceBuilderExt;
     feature = "breaker",
     feature = "retry"
 ))]
-pub use crate::pipeline::{Standard, StandardLayer, StandardPipeline};
+pub use crate::pipeline::{NoRetry, Standard, StandardLayer, StandardPipeline, WithRetry};
 
 /// The names most code needs, for `use seawall::prelude::*`.
 pub mod prelude {

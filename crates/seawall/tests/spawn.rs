@@ -1,7 +1,8 @@
 //! Futures of every layer, and of the whole pipeline, can be handed to `tokio::spawn` after
 //! `ready().await` in the same task, even over a client whose error is already a `BoxError`.
 //! The check is the compilation itself: the compiler's `Send` proof for such futures is
-//! fragile (a function-pointer type in the stack once broke it).
+//! fragile (a function-pointer type in the stack once broke it). Both retry modes of the
+//! pipeline, and a pipeline with stages switched off, are probed.
 
 use seawall::prelude::*;
 use std::time::Duration;
@@ -75,14 +76,13 @@ probe!(
 );
 
 probe!(
-    either_pair,
-    tower::util::option_layer(Some(
-        DeadlineLayer::try_new(Duration::from_secs(1)).unwrap()
-    ))
-    .layer(tower::util::MapErr::new(
-        ClassifyLayer::new().layer(client()),
-        |e: seawall::Error| -> seawall::BoxError { Box::new(e) }
-    ))
+    standard_without_retry,
+    StandardPipeline::new("x", 4)
+        .no_retry()
+        .no_deadline()
+        .build()
+        .unwrap()
+        .layer(client())
 );
 
 probe!(

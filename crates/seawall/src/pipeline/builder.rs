@@ -1,0 +1,341 @@
+//! The pipeline's configuration and its presets.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use seawall_breaker::{CircuitBreakerBuilder, CircuitBreakerLayer, CountWindow};
+use seawall_classify::{
+    AssumeNotIdempotent, ClassifyLayer, ConfigError, DefaultClassifier, Policy, ResponsesOnly,
+};
+use seawall_limit::{ConcurrencyLimitBuilder, ConcurrencyLimitLayer};
+use seawall_retry::{Backoff, Jitter, RetryBudget, RetryBuilder, RetryLayer};
+use seawall_timeout::{AttemptTimeoutLayer, DeadlineLayer};
+
+use super::layer::StandardLayer;
+use super::service::{NoRetry, WithRetry};
+
+const LAYER: &str = "standard pipeline";
+
+/// Configures the standard pipeline; see the [crate docs](crate) for the order and why.
+///
+/// Start from a preset ([`postgres`](Self::postgres), [`redis`](Self::redis),
+/// [`http`](Self::http)) or from [`new`](Self::new), change what you need, and
+/// [`build`](Self::build). Every part can be replaced (`.retry(builder)`) or switched off
+/// (`.no_retry()`). One classifier and one [`Policy`] configure every layer.
+///
+/// The last type parameter says whether the pipeline retries ([`WithRetry`], the presets, or
+/// [`NoRetry`] after [`no_retry`](Self::no_retry)): only a retrying pipeline needs a `Clone`
+/// request.
+#[must_use]
+pub struct StandardPipeline<C = DefaultClassifier, I = AssumeNotIdempotent, R = WithRetry> {
+    deadline: Option<Duration>,
+    retry: Option<RetryBuilder>,
+    breaker: Option<CircuitBreakerBuilder>,
+    limit: Option<ConcurrencyLimitBuilder>,
+    attempt_timeout: Option<Duration>,
+    classifier: C,
+    idempotency: I,
+    policy: Policy,
+    mode: PhantomData<R>,
+}
+
+impl<C: fmt::Debug, I, R> fmt::Debug for StandardPipeline<C, I, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StandardPipeline")
+            .field("deadline", &self.deadline)
+            .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
+            .field("limit", &self.limit)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("classifier", &self.classifier)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl StandardPipeline {
+    /// The general defaults, for a dependency whose client can run `max_in_flight` calls at
+    /// once (its pool size). See the table in the [crate docs](crate#defaults).
+    pub fn new(name: &str, max_in_flight: usize) -> Self {
+        StandardPipeline {
+            deadline: Some(Duration::from_secs(30)),
+            retry: Some(
+                RetryLayer::builder()
+                    .max_attempts(3)
+                    .backoff(
+                        Backoff::exponential(Duration::from_millis(100))
+                            .max_delay(Duration::from_secs(5))
+                            .jitter(Jitter::Decorrelated),
+                    )
+                    .budget(RetryBudget::standard()),
+            ),
+            breaker: Some(
+                CircuitBreakerLayer::builder()
+                    .name(name)
+                    .consecutive_faults(5)
+                    .count_window(CountWindow::new(100).min_calls(20).failure_rate(0.5))
+                    .open_duration(Duration::from_secs(1))
+                    .max_open_duration(Duration::from_secs(5)),
+            ),
+            limit: Some(
+                ConcurrencyLimitLayer::builder(max_in_flight)
+                    .queue(max_in_flight.saturating_mul(2))
+                    .max_wait(Duration::from_secs(1)),
+            ),
+            attempt_timeout: Some(Duration::from_secs(5)),
+            classifier: DefaultClassifier,
+            idempotency: AssumeNotIdempotent,
+            policy: Policy::STANDARD,
+            mode: PhantomData,
+        }
+    }
+
+    /// PostgreSQL through a pool of `pool_size` connections: the limit is the pool, so the
+    /// pool itself never waits; 5 s per attempt (a query), 30 s per request; retries from
+    /// 50 ms (a restarted server accepts connections within a second or two).
+    pub fn postgres(pool_size: usize) -> Self {
+        let mut pipeline = Self::new("postgres", pool_size);
+        pipeline.retry = pipeline.retry.map(|retry| {
+            retry.backoff(
+                Backoff::exponential(Duration::from_millis(50)).max_delay(Duration::from_secs(2)),
+            )
+        });
+        pipeline
+    }
+
+    /// Redis over a multiplexed connection: many calls in flight (`max_in_flight`), each
+    /// fast: 500 ms per attempt, 2 s per request, retries from 10 ms capped at 200 ms, a
+    /// short queue (a cache that cannot answer quickly is better skipped).
+    pub fn redis(max_in_flight: usize) -> Self {
+        let mut pipeline = Self::new("redis", max_in_flight);
+        pipeline.deadline = Some(Duration::from_secs(2));
+        pipeline.attempt_timeout = Some(Duration::from_millis(500));
+        pipeline.retry = pipeline.retry.map(|retry| {
+            retry.backoff(
+                Backoff::exponential(Duration::from_millis(10))
+                    .max_delay(Duration::from_millis(200)),
+            )
+        });
+        pipeline.limit = Some(
+            ConcurrencyLimitLayer::builder(max_in_flight)
+                .queue(max_in_flight)
+                .max_wait(Duration::from_millis(100)),
+        );
+        pipeline
+    }
+}
+
+#[cfg(feature = "http")]
+impl StandardPipeline<seawall_classify::HttpClassifier, seawall_classify::HttpIdempotency> {
+    /// An HTTP upstream: responses classified by status and `Retry-After`, lost connections
+    /// retried for idempotent methods and keyed requests only; 10 s per attempt, 30 s per
+    /// request.
+    pub fn http(name: &str, max_in_flight: usize) -> Self {
+        let mut pipeline = StandardPipeline::new(name, max_in_flight)
+            .classifier(seawall_classify::HttpClassifier)
+            .idempotency(seawall_classify::HttpIdempotency);
+        pipeline.attempt_timeout = Some(Duration::from_secs(10));
+        pipeline
+    }
+}
+
+impl<C, I, R> StandardPipeline<C, I, R> {
+    /// The end-to-end budget of each request, retries and waits included.
+    pub fn deadline(mut self, budget: Duration) -> Self {
+        self.deadline = Some(budget);
+        self
+    }
+
+    /// No deadline layer: requests are bounded only by a deadline they already carry.
+    pub fn no_deadline(mut self) -> Self {
+        self.deadline = None;
+        self
+    }
+
+    /// The retry configuration (its classifier and policy are replaced by the pipeline's).
+    pub fn retry(self, retry: RetryBuilder) -> StandardPipeline<C, I, WithRetry> {
+        StandardPipeline {
+            retry: Some(retry),
+            ..self.into_mode()
+        }
+    }
+
+    /// No retries: the pipeline then wraps clients whose requests are not `Clone`.
+    pub fn no_retry(self) -> StandardPipeline<C, I, NoRetry> {
+        StandardPipeline {
+            retry: None,
+            ..self.into_mode()
+        }
+    }
+
+    fn into_mode<R2>(self) -> StandardPipeline<C, I, R2> {
+        StandardPipeline {
+            deadline: self.deadline,
+            retry: self.retry,
+            breaker: self.breaker,
+            limit: self.limit,
+            attempt_timeout: self.attempt_timeout,
+            classifier: self.classifier,
+            idempotency: self.idempotency,
+            policy: self.policy,
+            mode: PhantomData,
+        }
+    }
+
+    /// The breaker configuration (its classifier and policy are replaced by the pipeline's).
+    pub fn circuit_breaker(mut self, breaker: CircuitBreakerBuilder) -> Self {
+        self.breaker = Some(breaker);
+        self
+    }
+
+    /// No circuit breaker.
+    pub fn no_circuit_breaker(mut self) -> Self {
+        self.breaker = None;
+        self
+    }
+
+    /// The concurrency limit configuration (its classifier and policy are replaced by the
+    /// pipeline's).
+    pub fn concurrency_limit(mut self, limit: ConcurrencyLimitBuilder) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// No concurrency limit.
+    pub fn no_concurrency_limit(mut self) -> Self {
+        self.limit = None;
+        self
+    }
+
+    /// The bound on each attempt (shortened further by the time left before the deadline).
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// No attempt timeout: attempts are bounded only by the deadline.
+    pub fn no_attempt_timeout(mut self) -> Self {
+        self.attempt_timeout = None;
+        self
+    }
+
+    /// Seeds the jitter of the retry and the breaker, so that simulations and tests repeat
+    /// exactly. (Without it each layer seeds itself from the clock.)
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.retry = self.retry.map(|retry| retry.seed(seed));
+        self.breaker = self
+            .breaker
+            .map(|breaker| breaker.seed(seed.rotate_left(32) ^ 0x0B4E_ACE4));
+        self
+    }
+
+    /// The classifier every layer reads: the innermost classification asks it about the
+    /// client's responses and errors; the retry, breaker and limit read an error's class as
+    /// classified and ask it about responses only
+    /// ([`ResponsesOnly`](seawall_classify::ResponsesOnly)).
+    pub fn classifier<C2>(self, classifier: C2) -> StandardPipeline<C2, I, R> {
+        StandardPipeline {
+            deadline: self.deadline,
+            retry: self.retry,
+            breaker: self.breaker,
+            limit: self.limit,
+            attempt_timeout: self.attempt_timeout,
+            classifier,
+            idempotency: self.idempotency,
+            policy: self.policy,
+            mode: PhantomData,
+        }
+    }
+
+    /// What each class means to the retry, the breaker and an adaptive limit (default
+    /// [`Policy::STANDARD`]); every layer gets this one policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Which requests survive a lost connection (see
+    /// [`Idempotency`](seawall_classify::Idempotency)).
+    pub fn idempotency<I2>(self, idempotency: I2) -> StandardPipeline<C, I2, R> {
+        StandardPipeline {
+            deadline: self.deadline,
+            retry: self.retry,
+            breaker: self.breaker,
+            limit: self.limit,
+            attempt_timeout: self.attempt_timeout,
+            classifier: self.classifier,
+            idempotency,
+            policy: self.policy,
+            mode: PhantomData,
+        }
+    }
+
+    /// Checks the whole configuration and builds the layer. Fails, naming the field, on a
+    /// configuration that cannot work: any part's own errors (zero attempts, a zero limit, a
+    /// window smaller than its minimum calls...), an attempt timeout longer than the
+    /// deadline, or a breaker time window shorter than two attempt timeouts (it could open on
+    /// a single slow attempt's worth of data).
+    pub fn build(self) -> Result<StandardLayer<C, I, R>, ConfigError>
+    where
+        C: Clone,
+    {
+        let above = ResponsesOnly::new(self.classifier.clone());
+        if let (Some(deadline), Some(attempt)) = (self.deadline, self.attempt_timeout)
+            && attempt > deadline
+        {
+            return Err(ConfigError::new(
+                LAYER,
+                "attempt_timeout",
+                format!("is {attempt:?}, longer than the whole deadline of {deadline:?}"),
+            ));
+        }
+        let deadline = self.deadline.map(DeadlineLayer::try_new).transpose()?;
+        let attempt_timeout = self
+            .attempt_timeout
+            .map(AttemptTimeoutLayer::try_new)
+            .transpose()?;
+        let retry = self
+            .retry
+            .map(|retry| retry.classifier(above.clone()).policy(self.policy).build())
+            .transpose()?;
+        let breaker = self
+            .breaker
+            .map(|breaker| {
+                breaker
+                    .classifier(above.clone())
+                    .policy(self.policy)
+                    .build()
+            })
+            .transpose()?;
+        if let (Some(breaker), Some(attempt)) = (&breaker, self.attempt_timeout)
+            && let Some(window) = breaker.time_window_length()
+            && window < attempt * 2
+        {
+            return Err(ConfigError::new(
+                LAYER,
+                "circuit_breaker.time_window",
+                format!(
+                    "is {window:?}, shorter than two attempt timeouts ({:?})",
+                    attempt * 2
+                ),
+            ));
+        }
+        let limit = self
+            .limit
+            .map(|limit| limit.classifier(above).policy(self.policy).build())
+            .transpose()?;
+        Ok(StandardLayer {
+            deadline,
+            retry,
+            breaker,
+            limit,
+            attempt_timeout,
+            classify: ClassifyLayer::new()
+                .classifier(self.classifier)
+                .idempotency(self.idempotency),
+            mode: PhantomData,
+        })
+    }
+}
+

@@ -1,0 +1,89 @@
+//! The built pipeline as one tower `Layer`: [`StandardLayer`].
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use seawall_breaker::{AnyOf, BreakerHandle, CircuitBreakerLayer};
+use seawall_classify::{AssumeNotIdempotent, ClassifyLayer, DefaultClassifier, ResponsesOnly};
+use seawall_limit::{ConcurrencyLimitLayer, LimitHandle};
+use seawall_retry::{RetryHandle, RetryLayer};
+use seawall_timeout::{AttemptTimeoutLayer, DeadlineLayer};
+use tower_layer::Layer;
+
+use super::service::{RetryMode, Standard, WithRetry};
+use super::stage::stage;
+
+/// The standard pipeline as one tower [`Layer`]; built by
+/// [`StandardPipeline::build`](crate::StandardPipeline::build).
+///
+/// Every service it builds shares one breaker, one limit and one retry budget: build one per
+/// dependency.
+pub struct StandardLayer<C = DefaultClassifier, I = AssumeNotIdempotent, R = WithRetry> {
+    pub(super) deadline: Option<DeadlineLayer>,
+    pub(super) retry: Option<RetryLayer<ResponsesOnly<C>>>,
+    pub(super) breaker: Option<CircuitBreakerLayer<ResponsesOnly<C>, AnyOf>>,
+    pub(super) limit: Option<ConcurrencyLimitLayer<ResponsesOnly<C>>>,
+    pub(super) attempt_timeout: Option<AttemptTimeoutLayer>,
+    pub(super) classify: ClassifyLayer<C, I>,
+    pub(super) mode: PhantomData<R>,
+}
+
+impl<C: Clone, I: Clone, R> Clone for StandardLayer<C, I, R> {
+    fn clone(&self) -> Self {
+        StandardLayer {
+            deadline: self.deadline,
+            retry: self.retry.clone(),
+            breaker: self.breaker.clone(),
+            limit: self.limit.clone(),
+            attempt_timeout: self.attempt_timeout,
+            classify: self.classify.clone(),
+            mode: PhantomData,
+        }
+    }
+}
+
+impl<C: fmt::Debug, I, R> fmt::Debug for StandardLayer<C, I, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StandardLayer")
+            .field("deadline", &self.deadline)
+            .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
+            .field("limit", &self.limit)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("mode", &std::any::type_name::<R>())
+            .finish()
+    }
+}
+
+impl<C, I, R> StandardLayer<C, I, R> {
+    /// The breaker's handle, if the pipeline has a breaker.
+    #[must_use]
+    pub fn breaker(&self) -> Option<BreakerHandle> {
+        self.breaker.as_ref().map(CircuitBreakerLayer::handle)
+    }
+
+    /// The limit's handle, if the pipeline has a limit.
+    #[must_use]
+    pub fn limit(&self) -> Option<LimitHandle> {
+        self.limit.as_ref().map(ConcurrencyLimitLayer::handle)
+    }
+
+    /// The retry layer's handle (its budget and counters), if the pipeline retries.
+    #[must_use]
+    pub fn retry(&self) -> Option<RetryHandle> {
+        self.retry.as_ref().map(RetryLayer::handle)
+    }
+}
+
+impl<S, C: Clone, I: Clone, R: RetryMode> Layer<S> for StandardLayer<C, I, R> {
+    type Service = Standard<S, C, I, R>;
+
+    fn layer(&self, client: S) -> Self::Service {
+        let classified = self.classify.layer(client);
+        let timed = stage(self.attempt_timeout.as_ref(), classified);
+        let limited = stage(self.limit.as_ref(), timed);
+        let guarded = stage(self.breaker.as_ref(), limited);
+        let retried = R::wrap(self.retry.as_ref(), guarded);
+        Standard::new(stage(self.deadline.as_ref(), retried))
+    }
+}
