@@ -312,3 +312,85 @@ fn configurations_that_cannot_work_are_errors_naming_the_field() {
     assert_eq!(err.field(), "circuit_breaker.time_window");
     assert!(pipeline().no_retry().no_circuit_breaker().build().is_ok());
 }
+
+/// A request type that cannot be cloned, such as one with a streaming body.
+struct Streaming(u32);
+
+#[tokio::test(start_paused = true)]
+async fn without_retries_a_request_need_not_be_clone() {
+    let layer = StandardPipeline::new("dep", 2).no_retry().build().unwrap();
+    assert!(layer.retry().is_none());
+    let client = tower::service_fn(|req: WithDeadline<Streaming>| async move {
+        Ok::<_, std::io::Error>(req.into_inner().0 * 2)
+    });
+    let answer = layer
+        .layer(client)
+        .oneshot(WithDeadline::new(Streaming(21)))
+        .await
+        .unwrap();
+    assert_eq!(answer, 42);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_classifier_and_one_policy_reach_every_layer() {
+    use seawall::classify::{Policy, from_response_fn};
+    use seawall::limit::adaptive::Aimd;
+
+    // The client answers with a status code; 503 is a failure only the classifier knows of.
+    let busy = from_response_fn(|status: &u16| {
+        (*status == 503).then_some(Class::failure(FailureKind::Overloaded, RetryHint::Never))
+    });
+    let layer = StandardPipeline::new("dep", 8)
+        .no_retry()
+        .classifier(busy)
+        .policy(Policy::standard())
+        .concurrency_limit(
+            ConcurrencyLimitLayer::builder(8).adaptive(Aimd::new(8, 1, 8).unwrap()),
+        )
+        .circuit_breaker(
+            CircuitBreakerLayer::builder()
+                .consecutive_faults(3)
+                .jitter(0.0),
+        )
+        .build()
+        .unwrap();
+    let limit = layer.limit().unwrap();
+    let breaker = layer.breaker().unwrap();
+    let mut service = layer.layer(tower::service_fn(|_: WithDeadline<u32>| async {
+        Ok::<u16, std::io::Error>(503)
+    }));
+    for _ in 0..3 {
+        let status = service
+            .ready()
+            .await
+            .unwrap()
+            .call(WithDeadline::new(1))
+            .await
+            .unwrap();
+        assert_eq!(status, 503);
+    }
+    // The same responses shrank the adaptive limit and opened the breaker.
+    assert!(limit.limit() < 8, "limit {}", limit.limit());
+    assert_eq!(breaker.state(), State::Open);
+
+    // A policy that does not count `Overloaded` leaves both alone.
+    let lenient = Policy::standard().fault(FailureKind::Overloaded, false);
+    let layer = StandardPipeline::new("dep", 8)
+        .no_retry()
+        .classifier(busy)
+        .policy(lenient)
+        .concurrency_limit(
+            ConcurrencyLimitLayer::builder(8).adaptive(Aimd::new(8, 1, 8).unwrap()),
+        )
+        .build()
+        .unwrap();
+    let (limit, breaker) = (layer.limit().unwrap(), layer.breaker().unwrap());
+    let mut service = layer.layer(tower::service_fn(|_: WithDeadline<u32>| async {
+        Ok::<u16, std::io::Error>(503)
+    }));
+    for _ in 0..10 {
+        let _ = service.ready().await.unwrap().call(WithDeadline::new(1)).await;
+    }
+    assert_eq!(limit.limit(), 8);
+    assert_eq!(breaker.state(), State::Closed);
+}
