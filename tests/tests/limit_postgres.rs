@@ -8,7 +8,7 @@ use std::time::Duration;
 use seawall_classify::{BoxError, WithDeadline, cause_ref};
 use seawall_limit::{
     ConcurrencyLimitLayer,
-    error::{Overloaded, Reason},
+    error::{LimitReached, Reason},
 };
 use seawall_tests::{database_url, pg_connect, unique_name};
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -90,7 +90,7 @@ async fn the_limit_keeps_the_pool_from_ever_exhausting() {
         match caller.await.unwrap() {
             Ok(()) => succeeded += 1,
             Err(err) => {
-                let overloaded = cause_ref::<Overloaded>(&*err)
+                let overloaded = cause_ref::<LimitReached>(&err)
                     .unwrap_or_else(|| panic!("only the limiter may refuse a call, got: {err:?}"));
                 assert!(
                     matches!(

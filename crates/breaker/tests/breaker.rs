@@ -41,7 +41,9 @@ fn exact() -> CircuitBreakerBuilder {
         .max_open_duration(ms(8_000))
 }
 
-fn breaker(builder: CircuitBreakerBuilder) -> (CircuitBreaker<Mock>, Handle, seawall_breaker::BreakerHandle) {
+fn breaker(
+    builder: CircuitBreakerBuilder,
+) -> (CircuitBreaker<Mock>, Handle, seawall_breaker::BreakerHandle) {
     let layer = builder.build().unwrap();
     let breaker = layer.handle();
     let (service, mut handle) = mock::pair::<u32, u32>();

@@ -283,7 +283,10 @@ mod tests {
             RetryHint::RetryAfter(Duration::ZERO)
         )));
         assert_eq!(
-            format!("{:?}", Policy::standard().fault(FailureKind::Timeout, false)),
+            format!(
+                "{:?}",
+                Policy::standard().fault(FailureKind::Timeout, false)
+            ),
             "Policy { faults: {Connect, Disconnect, Overloaded, Unavailable, Internal}, retried: {Timeout, Connect, Disconnect, Overloaded, Unavailable, Contention, Invalid, Internal} }"
         );
     }

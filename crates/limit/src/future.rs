@@ -104,11 +104,14 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
         slot: QueueSlot,
         service: S,
         request: Req,
-        queued_at: Instant,
-        until: Instant,
-        by_deadline: bool,
+        wait: QueueWait,
         classifier: C,
     ) -> Self {
+        let QueueWait {
+            queued_at,
+            until,
+            by_deadline,
+        } = wait;
         let mut acquire: Acquire = Box::pin(shared.semaphore.clone().acquire_owned());
         // Join the semaphore's queue now, so that FIFO order is the order of `call`s, not of
         // first polls. The real waker replaces this one at the first poll.
@@ -137,6 +140,15 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
             classifier,
         }
     }
+}
+
+/// When a queued call joined the queue, when its wait ends, and whether the request's
+/// deadline (rather than `max_wait`) ends it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueWait {
+    pub(crate) queued_at: Instant,
+    pub(crate) until: Instant,
+    pub(crate) by_deadline: bool,
 }
 
 impl<S: Service<Req>, Req> Waiting<S, Req>

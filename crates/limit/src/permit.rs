@@ -63,13 +63,14 @@ impl Permit {
         if let Permit::Adaptive(adaptive) = &mut self
             && let Some(adaptive) = adaptive.take()
         {
-            let dropped = class.and_then(|class| match adaptive.shared.policy.limit_sample(class) {
-                LimitSample::Success => Some(false),
-                LimitSample::Drop => Some(true),
-                // The caller's mistakes, local refusals, cancellations: no information about
-                // the dependency's capacity.
-                LimitSample::Ignore => None,
-            });
+            let dropped =
+                class.and_then(|class| match adaptive.shared.policy.limit_sample(class) {
+                    LimitSample::Success => Some(false),
+                    LimitSample::Drop => Some(true),
+                    // The caller's mistakes, local refusals, cancellations: no information about
+                    // the dependency's capacity.
+                    LimitSample::Ignore => None,
+                });
             if let Some(dropped) = dropped {
                 let sample = Sample {
                     rtt: adaptive.admitted.elapsed(),

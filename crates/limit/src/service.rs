@@ -168,9 +168,11 @@ impl<S, C: Clone> ConcurrencyLimit<S, C> {
             slot,
             self.inner.clone(),
             request,
-            now,
-            until,
-            by_deadline,
+            crate::future::QueueWait {
+                queued_at: now,
+                until,
+                by_deadline,
+            },
             self.classifier.clone(),
         )
     }

@@ -122,8 +122,14 @@ async fn a_full_queue_refuses_at_once() {
     let err = assert_ready!(refused.poll()).unwrap_err();
     assert_eq!(overloaded_reason(&err), Some(Reason::QueueFull));
     assert_eq!(err.kind(), Some(seawall_classify::FailureKind::Rejected));
-    assert!(!err.class().is_retryable(), "a local refusal is never retried");
-    assert!(err.retry_after().is_some(), "but the caller is told when to come back");
+    assert!(
+        !err.class().is_retryable(),
+        "a local refusal is never retried"
+    );
+    assert!(
+        err.retry_after().is_some(),
+        "but the caller is told when to come back"
+    );
     assert!(
         !err.class().is_fault(),
         "a local rejection is not the dependency's fault"

@@ -112,7 +112,8 @@ where
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
                     let shared = &**this.shared;
-                    let (class, result) = classify_outcome(&shared.classifier, ready!(future.poll(cx)));
+                    let (class, result) =
+                        classify_outcome(&shared.classifier, ready!(future.poll(cx)));
                     tracing::debug!(
                         target: "seawall::retry",
                         parent: &*this.span,

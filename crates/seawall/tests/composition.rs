@@ -344,9 +344,7 @@ async fn one_classifier_and_one_policy_reach_every_layer() {
         .no_retry()
         .classifier(busy)
         .policy(Policy::standard())
-        .concurrency_limit(
-            ConcurrencyLimitLayer::builder(8).adaptive(Aimd::new(8, 1, 8).unwrap()),
-        )
+        .concurrency_limit(ConcurrencyLimitLayer::builder(8).adaptive(Aimd::new(8, 1, 8).unwrap()))
         .circuit_breaker(
             CircuitBreakerLayer::builder()
                 .consecutive_faults(3)
@@ -379,9 +377,7 @@ async fn one_classifier_and_one_policy_reach_every_layer() {
         .no_retry()
         .classifier(busy)
         .policy(lenient)
-        .concurrency_limit(
-            ConcurrencyLimitLayer::builder(8).adaptive(Aimd::new(8, 1, 8).unwrap()),
-        )
+        .concurrency_limit(ConcurrencyLimitLayer::builder(8).adaptive(Aimd::new(8, 1, 8).unwrap()))
         .build()
         .unwrap();
     let (limit, breaker) = (layer.limit().unwrap(), layer.breaker().unwrap());
@@ -389,7 +385,12 @@ async fn one_classifier_and_one_policy_reach_every_layer() {
         Ok::<u16, std::io::Error>(503)
     }));
     for _ in 0..10 {
-        let _ = service.ready().await.unwrap().call(WithDeadline::new(1)).await;
+        let _ = service
+            .ready()
+            .await
+            .unwrap()
+            .call(WithDeadline::new(1))
+            .await;
     }
     assert_eq!(limit.limit(), 8);
     assert_eq!(breaker.state(), State::Closed);

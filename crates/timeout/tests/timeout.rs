@@ -3,8 +3,7 @@
 use std::time::Duration;
 
 use seawall_classify::{
-    Class, DeadlineExceeded, Error, FailureKind, HasDeadline, RetryHint, WithDeadline,
-    cause_ref,
+    Class, DeadlineExceeded, Error, FailureKind, HasDeadline, RetryHint, WithDeadline, cause_ref,
 };
 use seawall_timeout::{AttemptTimeoutLayer, DeadlineLayer, MAX_TIMEOUT, error::Elapsed};
 use tokio::time::{Instant, advance};

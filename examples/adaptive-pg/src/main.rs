@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use seawall_classify::{BoxError, WithDeadline};
+use seawall_classify::{BoxError, ClassifyLayer, Error, WithDeadline};
 use seawall_limit::ConcurrencyLimitLayer;
 use seawall_limit::adaptive::{Aimd, Gradient2};
 use tokio::time::Instant;
@@ -22,7 +22,7 @@ use tower::{Layer, ServiceExt};
 const TASKS: usize = 64;
 const QUERY: &str = "SELECT count(*) FROM generate_series(1, 300000)";
 
-type Client = BoxCloneSyncService<WithDeadline<()>, (), BoxError>;
+type Client = BoxCloneSyncService<WithDeadline<()>, (), Error>;
 
 struct Outcome {
     requests: usize,
@@ -105,14 +105,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let client: Client = BoxCloneSyncService::new(tower::service_fn(move |_: WithDeadline<()>| {
-        let pool = pool.clone();
-        async move {
-            let client = pool.get().await?;
-            client.simple_query(QUERY).await?;
-            Ok::<_, BoxError>(())
-        }
-    }));
+    // Classified once, next to the client, as in every Seawall stack.
+    let client: Client = BoxCloneSyncService::new(ClassifyLayer::new().layer(tower::service_fn(
+        move |_: WithDeadline<()>| {
+            let pool = pool.clone();
+            async move {
+                let client = pool.get().await?;
+                client.simple_query(QUERY).await?;
+                Ok::<_, BoxError>(())
+            }
+        },
+    )));
     if let Err(error) = client.clone().oneshot(WithDeadline::new(())).await {
         eprintln!("error: cannot query the database: {error}");
         return ExitCode::FAILURE;
@@ -121,7 +124,7 @@ async fn main() -> ExitCode {
     println!("{TASKS} tasks, {seconds} s each, `{QUERY}`\n");
     println!("| stack | queries/s | errors | p50 ms | p99 ms | limit at the end |");
     println!("|---|---:|---:|---:|---:|---:|");
-    let limited = |builder: seawall_limit::Builder| {
+    let limited = |builder: seawall_limit::ConcurrencyLimitBuilder| {
         let layer = builder
             .queue(TASKS)
             .max_wait(Duration::from_secs(60))

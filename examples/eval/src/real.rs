@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use seawall::BoxError;
 use seawall_chaos::proxy::{Delay, Mode, Proxy};
-use tower::util::BoxCloneSyncService;
 
 use crate::scenario::{Client, Run, Scenario, Stack, drive};
 use crate::sim::{Log, Request, SharedLog, recorded};
@@ -123,7 +122,7 @@ async fn run_async(
 
     let db_log: SharedLog = Arc::new(Mutex::new(Log::default()));
     let db: Client = recorded(
-        BoxCloneSyncService::new(tower::service_fn(move |request: Request| {
+        tower::service_fn(move |request: Request| {
             let pool = pool.clone();
             async move {
                 let id = *request.get_ref();
@@ -131,11 +130,11 @@ async fn run_async(
                 let row = client.query_one("SELECT $1::int8", &[&(id as i64)]).await?;
                 Ok::<_, BoxError>(row.get::<_, i64>(0) as u64)
             }
-        })),
+        }),
         db_log.clone(),
     );
     let cache: Client = recorded(
-        BoxCloneSyncService::new(tower::service_fn(move |request: Request| {
+        tower::service_fn(move |request: Request| {
             let mut manager = manager.clone();
             async move {
                 let id = *request.get_ref();
@@ -145,7 +144,7 @@ async fn run_async(
                     .await?;
                 Ok::<_, BoxError>(id)
             }
-        })),
+        }),
         Arc::new(Mutex::new(Log::default())),
     );
 

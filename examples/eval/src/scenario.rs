@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seawall::breaker::State;
-use seawall::{BoxError, Class, FailureKind, RetryHint, StandardPipeline, WithDeadline};
+use seawall::{Class, Error, FailureKind, RetryHint, StandardPipeline, WithDeadline};
 use seawall_chaos::ChaosLayer;
 use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
@@ -195,8 +195,9 @@ pub struct Run {
     pub breaker_by_second: Vec<Option<State>>,
 }
 
-/// A client of the database or of the cache, as the stacks wrap it.
-pub type Client = BoxCloneSyncService<Request, u64, BoxError>;
+/// A client of the database or of the cache, as the stacks wrap it. Every stack answers with
+/// Seawall's one error type, so they are compared on the same classes.
+pub type Client = BoxCloneSyncService<Request, u64, Error>;
 
 /// The fault layers: (database network, database server, cache network).
 type FaultLayers = (Vec<ChaosLayer>, Vec<ChaosLayer>, Vec<ChaosLayer>);
@@ -245,14 +246,10 @@ fn faults(scenario: &Scenario, seed: u64) -> FaultLayers {
 #[derive(Debug, Clone, Copy)]
 struct RetryEverything(u32);
 
-impl tower::retry::Policy<Request, u64, BoxError> for RetryEverything {
+impl tower::retry::Policy<Request, u64, Error> for RetryEverything {
     type Future = std::future::Ready<()>;
 
-    fn retry(
-        &mut self,
-        _: &mut Request,
-        result: &mut Result<u64, BoxError>,
-    ) -> Option<Self::Future> {
+    fn retry(&mut self, _: &mut Request, result: &mut Result<u64, Error>) -> Option<Self::Future> {
         match result {
             Err(_) if self.0 > 0 => {
                 self.0 -= 1;
@@ -271,7 +268,9 @@ fn naive(client: Client) -> Client {
     let stack = tower::ServiceBuilder::new()
         .layer(tower::timeout::TimeoutLayer::new(secs(30)))
         .layer(tower::retry::RetryLayer::new(RetryEverything(3)))
-        .service(client);
+        .service(client)
+        // tower's timeout answers with a `BoxError`: classify it like any other error.
+        .map_err(Error::from_inner);
     BoxCloneSyncService::new(stack)
 }
 
@@ -281,10 +280,7 @@ fn seawall(
 ) -> (Client, Option<seawall::breaker::BreakerHandle>) {
     let layer = pipeline.build().expect("the presets are valid");
     let breaker = layer.breaker();
-    let stack = layer
-        .layer(client)
-        .map_err(|e: seawall::Error| -> BoxError { Box::new(e) });
-    (BoxCloneSyncService::new(stack), breaker)
+    (BoxCloneSyncService::new(layer.layer(client)), breaker)
 }
 
 /// Runs `scenario` with `stack` on tokio's paused clock: minutes of traffic in moments, and
@@ -408,9 +404,7 @@ pub async fn drive(
                 Ok(_) if latency <= deadline => Outcome::Success,
                 Ok(_) => Outcome::Failure,
                 Err(error) => {
-                    let rejected = seawall_classify::known_class(&*error)
-                        .and_then(|class| class.kind())
-                        == Some(FailureKind::Rejected);
+                    let rejected = error.kind() == Some(FailureKind::Rejected);
                     if rejected && latency < Duration::from_millis(1) {
                         Outcome::Rejected
                     } else {

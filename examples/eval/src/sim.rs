@@ -54,7 +54,7 @@ pub type SharedLog = Arc<Mutex<Log>>;
 struct Capacity {
     /// Decides the answer once the call has been served: server-side faults live here, so
     /// failed calls still take a slot for their service time.
-    answer: BoxCloneSyncService<Request, u64, BoxError>,
+    answer: BoxCloneSyncService<Request, u64, Error>,
     model: Arc<Model>,
     slots: Arc<Semaphore>,
     draws: Arc<AtomicU64>,
@@ -82,11 +82,10 @@ impl Capacity {
 
 impl Service<Request> for Capacity {
     type Response = u64;
-    type Error = BoxError;
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, BoxError>> + Send>>;
+    type Error = Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, Error>> + Send>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(()))
     }
 
@@ -96,11 +95,11 @@ impl Service<Request> for Capacity {
             let permit =
                 tokio::time::timeout(this.model.pool_wait, this.slots.clone().acquire_owned())
                     .await
-                    .map_err(|_| -> BoxError {
-                        Box::new(Error::new(
+                    .map_err(|_| {
+                        Error::new(
                             Class::failure(FailureKind::Overloaded, RetryHint::Retry),
                             "timed out waiting for a pool connection",
-                        ))
+                        )
                     })?
                     .expect("the slot semaphore is never closed");
             let time = this.service_time(this.start.elapsed());
@@ -154,16 +153,16 @@ impl Drop for Outstanding {
 
 impl<S> Service<Request> for Recorder<S>
 where
-    S: Service<Request, Response = u64, Error = BoxError> + Clone + Send + 'static,
+    S: Service<Request, Response = u64> + Clone + Send + 'static,
+    S::Error: Into<BoxError> + 'static,
     S::Future: Send,
 {
     type Response = u64;
-    type Error = BoxError;
-    type Future =
-        std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, BoxError>> + Send>>;
+    type Error = Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, Error>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx).map_err(Error::from_inner)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
@@ -178,13 +177,11 @@ where
         let outstanding = Outstanding::enter(&log, self.start);
         let call = self.inner.call(request);
         Box::pin(async move {
-            let result = call.await;
+            let result = call.await.map_err(Error::from_inner);
             drop(outstanding);
             let class = match &result {
                 Ok(_) => Class::Success,
-                Err(error) => {
-                    seawall_classify::known_class(&**error).unwrap_or(Class::UNKNOWN_ERROR)
-                }
+                Err(error) => error.class(),
             };
             log.lock().unwrap().calls.entry(id).or_default()[index] = Some(class);
             result
@@ -200,16 +197,16 @@ pub fn dependency(
     network: Vec<ChaosLayer>,
     server: Vec<ChaosLayer>,
     log: SharedLog,
-) -> BoxCloneSyncService<Request, u64, BoxError> {
+) -> BoxCloneSyncService<Request, u64, Error> {
     let (share, seed) = (model.caller_errors, model.seed);
-    let mut answer: BoxCloneSyncService<Request, u64, BoxError> =
+    let mut answer: BoxCloneSyncService<Request, u64, Error> =
         BoxCloneSyncService::new(tower::service_fn(move |request: Request| async move {
             let id = *request.get_ref();
             if unit(splitmix(seed ^ id.wrapping_mul(0xA24B_AED4_963E_E407))) < share {
-                return Err::<u64, BoxError>(Box::new(Error::new(
+                return Err(Error::new(
                     Class::failure(FailureKind::Invalid, RetryHint::Never),
                     "duplicate key value violates unique constraint",
-                )));
+                ));
             }
             Ok(id)
         }));
@@ -231,11 +228,14 @@ pub fn dependency(
 }
 
 /// Wraps a client so that every call it makes is recorded in `log`: counted per request,
-/// classified, and tracked while outstanding.
-pub fn recorded(
-    client: BoxCloneSyncService<Request, u64, BoxError>,
-    log: SharedLog,
-) -> BoxCloneSyncService<Request, u64, BoxError> {
+/// classified, and tracked while outstanding. Its errors, of any type, come out as Seawall's
+/// one [`Error`].
+pub fn recorded<S>(client: S, log: SharedLog) -> BoxCloneSyncService<Request, u64, Error>
+where
+    S: Service<Request, Response = u64> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError> + 'static,
+    S::Future: Send,
+{
     BoxCloneSyncService::new(Recorder {
         inner: client,
         log,

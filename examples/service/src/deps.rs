@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use seawall::breaker::BreakerHandle;
-use seawall::classify::{AssumeIdempotent, known_class};
+use seawall::classify::AssumeIdempotent;
 use seawall::limit::{ConcurrencyLimitLayer, LimitHandle};
 use seawall::retry::{Backoff, Jitter, RetryBudget, RetryLayer};
-use seawall::{BoxError, Class, Error, FailureKind, HasDeadline, StandardPipeline, WithDeadline};
+use seawall::{BoxError, Error, FailureKind, HasDeadline, StandardPipeline, WithDeadline};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -175,13 +175,6 @@ impl std::fmt::Debug for Cache {
     }
 }
 
-/// Classifies a client's error the way the pipeline's innermost layer does (for the bare
-/// baseline, and for pings).
-pub fn classify(error: BoxError) -> Error {
-    let class = known_class(&*error).unwrap_or(Class::UNKNOWN_ERROR);
-    Error::new(class, error)
-}
-
 /// The PostgreSQL pipeline: the preset for a pool of `DB_POOL_MAX`, whose limit queues for at
 /// most `DB_POOL_WAIT_MS` (so the pool itself never has to), attempts of `DB_TIMEOUT_MS`,
 /// and every call marked idempotent: reads are, and writes are made so by their key.
@@ -283,14 +276,14 @@ pub fn build(config: &Config, layers: Layers) -> Result<(Database, Cache), seawa
                 pool,
                 breaker: None,
                 limit: None,
-                service: BoxCloneSyncService::new(db_client.map_err(classify)),
+                service: BoxCloneSyncService::new(db_client.map_err(Error::from_inner)),
                 last_failure: database_failure,
             },
             Cache {
                 client,
                 breaker: None,
                 limit: None,
-                service: BoxCloneSyncService::new(cache_client.map_err(classify)),
+                service: BoxCloneSyncService::new(cache_client.map_err(Error::from_inner)),
                 last_failure: cache_failure,
             },
         ),

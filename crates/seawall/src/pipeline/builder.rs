@@ -338,4 +338,3 @@ impl<C, I, R> StandardPipeline<C, I, R> {
         })
     }
 }
-

@@ -66,7 +66,8 @@ impl RetryMode for NoRetry {
 // `Classify` read an error's class as it is and ask the classifier about responses only.
 type Above<C> = ResponsesOnly<C>;
 pub(super) type Timed<S, C, I> = Stage<AttemptTimeout<Classify<S, C, I>>, Classify<S, C, I>>;
-pub(super) type Limited<S, C, I> = Stage<ConcurrencyLimit<Timed<S, C, I>, Above<C>>, Timed<S, C, I>>;
+pub(super) type Limited<S, C, I> =
+    Stage<ConcurrencyLimit<Timed<S, C, I>, Above<C>>, Timed<S, C, I>>;
 pub(super) type Guarded<S, C, I> =
     Stage<CircuitBreaker<Limited<S, C, I>, Above<C>, AnyOf>, Limited<S, C, I>>;
 type Retried<S, C, I, R> = <R as RetryMode>::Wrap<Guarded<S, C, I>, C>;
@@ -86,8 +87,7 @@ type Stack<S, C, I, R> = Stage<Deadline<Retried<S, C, I, R>>, Retried<S, C, I, R
 /// | `I: Idempotency<Req> + Clone` | which requests survive a lost connection |
 /// | `Req: HasDeadline` | the deadline every layer bounds its waiting by |
 /// | `Req: Clone`, only with [`WithRetry`] | each attempt sends its own copy |
-pub struct Standard<S, C = DefaultClassifier, I = AssumeNotIdempotent, R: RetryMode = WithRetry>
-{
+pub struct Standard<S, C = DefaultClassifier, I = AssumeNotIdempotent, R: RetryMode = WithRetry> {
     stack: Stack<S, C, I, R>,
 }
 
