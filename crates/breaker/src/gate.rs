@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use seawall_classify::schema;
 use seawall_classify::{Class, Policy};
 use tokio::time::Instant;
 
@@ -323,7 +324,7 @@ impl<P: TripPolicy> Gate<P> {
         self.announce(from.state, State::Open);
         tracing::debug!(
             target: "seawall::breaker",
-            { seawall.breaker.name = %self.config.name, open_ms = period.as_millis() as u64 },
+            { { schema::BREAKER_NAME } = %self.config.name, { schema::BREAKER_OPEN_MS } = period.as_millis() as u64 },
             "breaker open"
         );
         Ok(())
@@ -439,10 +440,10 @@ impl<P: TripPolicy> Gate<P> {
         tracing::info!(
             target: "seawall::breaker",
             {
-                monotonic_counter.seawall.breaker.transitions = 1u64,
-                seawall.breaker.name = %self.config.name,
-                seawall.breaker.state = to.as_str(),
-                seawall.breaker.previous_state = from.as_str()
+                { schema::FIELD_BREAKER_TRANSITIONS } = 1u64,
+                { schema::BREAKER_NAME } = %self.config.name,
+                { schema::BREAKER_STATE } = to.as_str(),
+                { schema::BREAKER_PREVIOUS_STATE } = from.as_str()
             },
             "breaker state changed"
         );

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use seawall_classify::{BoxError, Classifier, Error};
+use seawall_classify::{BoxError, Classifier, Error, schema};
 use tokio::time::Instant;
 use tower_service::Service;
 
@@ -129,6 +129,16 @@ where
             Ticket::Closed { .. } => {}
             Ticket::Probe { .. } => self.probe.take().expect("probe slot reserved").hand_over(),
             Ticket::Reject(retry_after) => {
+                tracing::debug!(
+                    target: "seawall::breaker",
+                    {
+                        { schema::FIELD_REJECTIONS } = 1u64,
+                        { schema::LAYER } = "breaker",
+                        { schema::ERROR_TYPE } = "rejected",
+                        { schema::BREAKER_NAME } = &*self.gate.config.name
+                    },
+                    "call refused: circuit breaker open"
+                );
                 let open = BreakerOpen::new(self.gate.config.name.clone(), retry_after);
                 return ResponseFuture::rejected(Error::new(open.class(), open));
             }

@@ -85,6 +85,7 @@ mod idempotency;
 pub mod io;
 mod layer;
 mod policy;
+pub mod schema;
 
 #[cfg(feature = "http")]
 pub mod http;

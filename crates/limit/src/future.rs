@@ -8,6 +8,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
+use seawall_classify::schema;
 use seawall_classify::{BoxError, Classifier, DeadlineExceeded, Error, classify_outcome};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 use tokio::time::{Instant, Sleep, sleep_until};
@@ -172,7 +173,7 @@ where
                     this.shared.record_admitted_after(waited);
                     tracing::trace!(
                         target: "seawall::limit",
-                        { histogram.seawall.limit.queue_wait = waited.as_secs_f64() },
+                        { { schema::FIELD_LIMIT_QUEUE_WAIT } = waited.as_secs_f64() },
                         "admitted from the queue"
                     );
                     *this.permit = Some(permit);
@@ -194,10 +195,10 @@ where
                     tracing::debug!(
                         target: "seawall::limit",
                         {
-                            monotonic_counter.seawall.rejections = 1u64,
-                            seawall.layer = "limit",
-                            error.type = "rejected",
-                            seawall.limit.queue_wait_ms = this.shared.max_wait.as_millis() as u64
+                            { schema::FIELD_REJECTIONS } = 1u64,
+                            { schema::LAYER } = "limit",
+                            { schema::ERROR_TYPE } = "rejected",
+                            { schema::LIMIT_QUEUE_WAIT_MS } = this.shared.max_wait.as_millis() as u64
                         },
                         "call refused: no permit within max_wait"
                     );

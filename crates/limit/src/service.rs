@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use seawall_classify::schema;
 use seawall_classify::{BoxError, Classifier, DefaultClassifier, Error, HasDeadline};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -144,11 +145,11 @@ impl<S, C: Clone> ConcurrencyLimit<S, C> {
             tracing::debug!(
                 target: "seawall::limit",
                 {
-                    monotonic_counter.seawall.rejections = 1u64,
-                    seawall.layer = "limit",
-                    error.type = "rejected",
-                    seawall.limit.in_flight = self.shared.in_flight(),
-                    seawall.limit.queued = self.shared.queued()
+                    { schema::FIELD_REJECTIONS } = 1u64,
+                    { schema::LAYER } = "limit",
+                    { schema::ERROR_TYPE } = "rejected",
+                    { schema::LIMIT_IN_FLIGHT } = self.shared.in_flight(),
+                    { schema::LIMIT_QUEUED_ATTR } = self.shared.queued()
                 },
                 "call refused: concurrency limit reached and queue full"
             );

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use seawall_classify::schema;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::adaptive::LimitAlgorithm;
@@ -121,7 +122,7 @@ impl Shared {
             self.debt.fetch_add(shrink - retired, Ordering::AcqRel);
         }
         self.limit.store(limit, Ordering::Release);
-        tracing::debug!(target: "seawall::limit", { seawall.limit.value = limit }, "limit changed");
+        tracing::debug!(target: "seawall::limit", { { schema::LIMIT_VALUE_ATTR } = limit }, "limit changed");
     }
 
     /// Gives a permit back, or retires it if the limit shrank while it was held.

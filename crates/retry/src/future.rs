@@ -9,6 +9,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
+use seawall_classify::schema;
 use seawall_classify::{
     BoxError, Classifier, DeadlineExceeded, Error, HasDeadline, RetryHint, classify_outcome,
 };
@@ -118,9 +119,9 @@ where
                         target: "seawall::retry",
                         parent: &*this.span,
                         {
-                            seawall.retry.attempt = *this.attempt,
-                            seawall.class = class.as_str(),
-                            error.type = class.kind().map(|k| k.as_str())
+                            { schema::RETRY_ATTEMPT } = *this.attempt,
+                            { schema::CLASS } = class.as_str(),
+                            { schema::ERROR_TYPE } = class.kind().map(|k| k.as_str())
                         },
                         "attempt"
                     );
@@ -215,7 +216,7 @@ fn decide<C, Req: HasDeadline>(
     {
         tracing::debug!(
             target: "seawall::retry",
-            { seawall.retry.attempt = attempt, seawall.retry.delay_ms = delay.as_millis() as u64 },
+            { { schema::RETRY_ATTEMPT } = attempt, { schema::RETRY_DELAY_MS } = delay.as_millis() as u64 },
             "retrying stopped: the deadline leaves no time for another attempt"
         );
         return Next::OutOfTime;
@@ -226,9 +227,9 @@ fn decide<C, Req: HasDeadline>(
         tracing::debug!(
             target: "seawall::retry",
             {
-                monotonic_counter.seawall.retry.budget.exhausted = 1u64,
-                seawall.retry.attempt = attempt,
-                seawall.failure.kind = failure.kind.as_str()
+                { schema::FIELD_BUDGET_EXHAUSTED } = 1u64,
+                { schema::RETRY_ATTEMPT } = attempt,
+                { schema::FAILURE_KIND } = failure.kind.as_str()
             },
             "retrying stopped: retry budget exhausted"
         );
@@ -237,11 +238,11 @@ fn decide<C, Req: HasDeadline>(
     tracing::debug!(
         target: "seawall::retry",
         {
-            monotonic_counter.seawall.retries = 1u64,
-            error.type = failure.kind.as_str(),
-            seawall.retry.attempt = attempt + 1,
-            seawall.retry.delay_ms = delay.as_millis() as u64,
-            seawall.failure.kind = failure.kind.as_str()
+            { schema::FIELD_RETRIES } = 1u64,
+            { schema::ERROR_TYPE } = failure.kind.as_str(),
+            { schema::RETRY_ATTEMPT } = attempt + 1,
+            { schema::RETRY_DELAY_MS } = delay.as_millis() as u64,
+            { schema::FAILURE_KIND } = failure.kind.as_str()
         },
         "retrying"
     );

@@ -21,6 +21,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use seawall_classify::FailureKind;
+use seawall_classify::schema;
 use tokio_postgres::{Client, IsolationLevel, Transaction};
 
 use crate::Backoff;
@@ -157,7 +158,7 @@ where
         let delay = backoff.next_delay(&retry.backoff);
         tracing::debug!(
             target: "seawall::retry",
-            { seawall.retry.attempt = attempt + 1, seawall.retry.delay_ms = delay.as_millis() as u64 },
+            { { schema::RETRY_ATTEMPT } = attempt + 1, { schema::RETRY_DELAY_MS } = delay.as_millis() as u64 },
             "retrying transaction after contention"
         );
         tokio::time::sleep(delay).await;

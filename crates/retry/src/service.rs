@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use seawall_classify::schema;
 use seawall_classify::{BoxError, Classifier, Error, HasDeadline};
 use tower_service::Service;
 
@@ -84,9 +85,9 @@ where
         let future = self.inner.call(request);
         let span = tracing::debug_span!(
             target: "seawall::retry",
-            "seawall.request",
-            seawall.layer = "retry",
-            seawall.retry.max_attempts = self.shared.max_attempts
+            schema::SPAN_REQUEST,
+            { schema::LAYER } = "retry",
+            { schema::RETRY_MAX_ATTEMPTS } = self.shared.max_attempts
         );
         ResponseFuture::new(future, service, again, self.shared.clone(), span)
     }

@@ -24,7 +24,7 @@
 
 mod init;
 mod recorder;
-pub mod schema;
+pub use seawall_classify::schema;
 
 pub use crate::init::{
     Config, Exporter, InitError, TelemetryGuard, init, init_with_metrics_reader,

@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
+use seawall_classify::schema;
 use seawall_classify::{BoxError, DeadlineExceeded, Error};
 use tokio::time::{Instant, Sleep, sleep_until};
 
@@ -27,7 +28,7 @@ impl Bound {
             Bound::Attempt(timeout) => {
                 tracing::debug!(
                     target: "seawall::timeout",
-                    { seawall.layer = "attempt_timeout", error.type = "timeout", timeout_ms = timeout.as_millis() as u64 },
+                    { { schema::LAYER } = "attempt_timeout", { schema::ERROR_TYPE } = "timeout", { schema::TIMEOUT_MS } = timeout.as_millis() as u64 },
                     "attempt timed out"
                 );
                 Error::new(Elapsed::CLASS, Elapsed::new(timeout))
@@ -35,7 +36,7 @@ impl Bound {
             Bound::Deadline => {
                 tracing::debug!(
                     target: "seawall::timeout",
-                    { seawall.layer = "deadline", error.type = "timeout" },
+                    { { schema::LAYER } = "deadline", { schema::ERROR_TYPE } = "timeout" },
                     "request deadline exceeded"
                 );
                 DeadlineExceeded::classified()

@@ -1,0 +1,220 @@
+//! The names Seawall reports under: span and event names, attribute keys, and metric
+//! instruments. OpenTelemetry semantic-convention names where they exist, `seawall.`
+//! otherwise.
+//!
+//! | attribute | meaning |
+//! |---|---|
+//! | `error.type` | the failure kind of a failed call (`timeout`, `connect`...) |
+//! | `db.system.name` | `postgresql`, `redis` |
+//! | `server.address`, `server.port` | the dependency's address |
+//! | `seawall.layer` | which layer reports: `deadline`, `retry`, `breaker`, `limit`, `attempt_timeout`, `classify` |
+//! | `seawall.class` | `success`, `failure`, `ignored` |
+//! | `seawall.failure.kind` | the failure kind |
+//! | `seawall.retry.attempt` | the attempt number, 1 for the first |
+//! | `seawall.retry.delay_ms` | the backoff before this attempt |
+//! | `seawall.breaker.name`, `seawall.breaker.state` | a breaker and its state |
+//! | `seawall.breaker.previous_state` | the state a breaker left |
+//! | `seawall.breaker.open_ms` | how long a breaker stays open this time |
+//! | `seawall.retry.max_attempts` | a request's attempts at most |
+//! | `seawall.timeout_ms` | the attempt timeout that fired |
+//! | `seawall.limit.in_flight`, `seawall.limit.queued`, `seawall.limit.value` | the limit's load and its value |
+//! | `seawall.limit.queue_wait_ms` | a call's wait in the queue |
+//! | `seawall.deadline.remaining_ms` | time left before the request's deadline |
+//!
+//! | span | meaning |
+//! |---|---|
+//! | `seawall.request` | one request through a retry layer, with an event per attempt |
+//!
+//! | metric | instrument | unit | attributes |
+//! |---|---|---|---|
+//! | `seawall.calls` | counter | `{call}` | `seawall.layer`, `seawall.class`, `error.type` |
+//! | `seawall.retries` | counter | `{retry}` | `error.type` |
+//! | `seawall.retry.budget.exhausted` | counter | `{retry}` | |
+//! | `seawall.breaker.transitions` | counter | `{transition}` | `seawall.breaker.name`, `seawall.breaker.state` |
+//! | `seawall.breaker.state` | gauge | `1` (0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled) | `seawall.breaker.name` |
+//! | `seawall.rejections` | counter | `{call}` | `seawall.layer`, `error.type` |
+//! | `seawall.limit.in_flight` | gauge | `{call}` | |
+//! | `seawall.limit.queued` | gauge | `{call}` | |
+//! | `seawall.limit.queue_wait` | histogram | `s` | |
+//! | `seawall.limit.value` | gauge | `{call}` | |
+//!
+//! Durations are in seconds, as OpenTelemetry's conventions say; the `_ms` attributes exist
+//! for log readers. Nothing sensitive is ever recorded: no connection strings, passwords,
+//! query text or parameters, request bodies.
+//!
+//! The names live in this crate, the one every layer depends on, so that layers emit them
+//! as constants (`tracing::debug!({ { schema::LIMIT_VALUE } = n }, ..)`), and
+//! `seawall-telemetry` re-exports them. Metrics travel on `tracing` events as fields named
+//! `monotonic_counter.<metric>` or `histogram.<metric>` (the `tracing-opentelemetry`
+//! convention): the `FIELD_*` constants. [`ATTRIBUTES`], [`METRICS`] and [`SPANS`] list every
+//! name; a test runs every layer and fails on any name it emits that is not listed.
+
+/// Attribute: the failure kind of a failed call.
+pub const ERROR_TYPE: &str = "error.type";
+/// Attribute: the database system (`postgresql`, `redis`).
+pub const DB_SYSTEM_NAME: &str = "db.system.name";
+/// Attribute: the dependency's host.
+pub const SERVER_ADDRESS: &str = "server.address";
+/// Attribute: the dependency's port.
+pub const SERVER_PORT: &str = "server.port";
+/// Attribute: which layer reports.
+pub const LAYER: &str = "seawall.layer";
+/// Attribute: the class of a finished call.
+pub const CLASS: &str = "seawall.class";
+/// Attribute: the failure kind.
+pub const FAILURE_KIND: &str = "seawall.failure.kind";
+/// Attribute: the attempt number.
+pub const RETRY_ATTEMPT: &str = "seawall.retry.attempt";
+/// Attribute: the backoff before an attempt, in milliseconds.
+pub const RETRY_DELAY_MS: &str = "seawall.retry.delay_ms";
+/// Attribute: a breaker's name.
+pub const BREAKER_NAME: &str = "seawall.breaker.name";
+/// Attribute: a breaker's state.
+pub const BREAKER_STATE: &str = "seawall.breaker.state";
+/// Attribute: calls in flight at a limit.
+pub const LIMIT_IN_FLIGHT: &str = "seawall.limit.in_flight";
+/// Attribute: a call's wait in a limit's queue, in milliseconds.
+pub const LIMIT_QUEUE_WAIT_MS: &str = "seawall.limit.queue_wait_ms";
+/// Attribute: time left before the request's deadline, in milliseconds.
+pub const DEADLINE_REMAINING_MS: &str = "seawall.deadline.remaining_ms";
+/// Attribute: the state a breaker left.
+pub const BREAKER_PREVIOUS_STATE: &str = "seawall.breaker.previous_state";
+/// Attribute: how long a breaker stays open this time, in milliseconds.
+pub const BREAKER_OPEN_MS: &str = "seawall.breaker.open_ms";
+/// Attribute: a request's attempts at most.
+pub const RETRY_MAX_ATTEMPTS: &str = "seawall.retry.max_attempts";
+/// Attribute: the attempt timeout that fired, in milliseconds.
+pub const TIMEOUT_MS: &str = "seawall.timeout_ms";
+/// Attribute: calls queued at a limit.
+pub const LIMIT_QUEUED_ATTR: &str = "seawall.limit.queued";
+/// Attribute: a limit's value.
+pub const LIMIT_VALUE_ATTR: &str = "seawall.limit.value";
+
+/// Span: one request through a retry layer.
+pub const SPAN_REQUEST: &str = "seawall.request";
+
+/// Metric: calls by layer and class.
+pub const CALLS: &str = "seawall.calls";
+/// Metric: retries started.
+pub const RETRIES: &str = "seawall.retries";
+/// Metric: retries refused because the budget was spent.
+pub const BUDGET_EXHAUSTED: &str = "seawall.retry.budget.exhausted";
+/// Metric: breaker state changes.
+pub const BREAKER_TRANSITIONS: &str = "seawall.breaker.transitions";
+/// Metric: a breaker's current state.
+pub const BREAKER_STATE_GAUGE: &str = "seawall.breaker.state";
+/// Metric: calls refused by a layer.
+pub const REJECTIONS: &str = "seawall.rejections";
+/// Metric: calls in flight at a limit.
+pub const LIMIT_IN_FLIGHT_GAUGE: &str = "seawall.limit.in_flight";
+/// Metric: calls queued at a limit.
+pub const LIMIT_QUEUED: &str = "seawall.limit.queued";
+/// Metric: time calls waited in a limit's queue.
+pub const LIMIT_QUEUE_WAIT: &str = "seawall.limit.queue_wait";
+/// Metric: a limit's current value.
+pub const LIMIT_VALUE: &str = "seawall.limit.value";
+
+/// Event field carrying [`RETRIES`] (a counter increment).
+pub const FIELD_RETRIES: &str = "monotonic_counter.seawall.retries";
+/// Event field carrying [`BUDGET_EXHAUSTED`] (a counter increment).
+pub const FIELD_BUDGET_EXHAUSTED: &str = "monotonic_counter.seawall.retry.budget.exhausted";
+/// Event field carrying [`BREAKER_TRANSITIONS`] (a counter increment).
+pub const FIELD_BREAKER_TRANSITIONS: &str = "monotonic_counter.seawall.breaker.transitions";
+/// Event field carrying [`REJECTIONS`] (a counter increment).
+pub const FIELD_REJECTIONS: &str = "monotonic_counter.seawall.rejections";
+/// Event field carrying [`LIMIT_QUEUE_WAIT`] (a histogram sample, in seconds).
+pub const FIELD_LIMIT_QUEUE_WAIT: &str = "histogram.seawall.limit.queue_wait";
+
+/// Every attribute name.
+pub const ATTRIBUTES: &[&str] = &[
+    ERROR_TYPE,
+    DB_SYSTEM_NAME,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    LAYER,
+    CLASS,
+    FAILURE_KIND,
+    RETRY_ATTEMPT,
+    RETRY_DELAY_MS,
+    RETRY_MAX_ATTEMPTS,
+    BREAKER_NAME,
+    BREAKER_STATE,
+    BREAKER_PREVIOUS_STATE,
+    BREAKER_OPEN_MS,
+    TIMEOUT_MS,
+    LIMIT_IN_FLIGHT,
+    LIMIT_QUEUED_ATTR,
+    LIMIT_VALUE_ATTR,
+    LIMIT_QUEUE_WAIT_MS,
+    DEADLINE_REMAINING_MS,
+];
+
+/// Every metric name.
+pub const METRICS: &[&str] = &[
+    CALLS,
+    RETRIES,
+    BUDGET_EXHAUSTED,
+    BREAKER_TRANSITIONS,
+    BREAKER_STATE_GAUGE,
+    REJECTIONS,
+    LIMIT_IN_FLIGHT_GAUGE,
+    LIMIT_QUEUED,
+    LIMIT_QUEUE_WAIT,
+    LIMIT_VALUE,
+];
+
+/// Every span name.
+pub const SPANS: &[&str] = &[SPAN_REQUEST];
+
+/// `true` when `field`, a field of a `tracing` event or span a layer emits, is in the
+/// schema: an attribute, or a metric behind its `monotonic_counter.` / `histogram.` prefix.
+/// (`message`, the event's text, is not a name.)
+#[must_use]
+pub fn is_known_field(field: &str) -> bool {
+    if field == "message" || ATTRIBUTES.contains(&field) {
+        return true;
+    }
+    ["monotonic_counter.", "histogram.", "counter.", "gauge."]
+        .iter()
+        .filter_map(|prefix| field.strip_prefix(prefix))
+        .any(|metric| METRICS.contains(&metric))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_fields_name_metrics_of_the_schema() {
+        for field in [
+            FIELD_RETRIES,
+            FIELD_BUDGET_EXHAUSTED,
+            FIELD_BREAKER_TRANSITIONS,
+            FIELD_REJECTIONS,
+            FIELD_LIMIT_QUEUE_WAIT,
+        ] {
+            assert!(is_known_field(field), "{field}");
+        }
+        assert!(!is_known_field("seawall.limit.limit"));
+        assert!(!is_known_field("monotonic_counter.seawall.unknown"));
+    }
+
+    #[test]
+    fn names_are_unique_and_prefixed() {
+        let mut all: Vec<_> = ATTRIBUTES.iter().chain(METRICS).chain(SPANS).collect();
+        for name in &all {
+            assert!(
+                name.starts_with("seawall.")
+                    || ["error.", "db.", "server."]
+                        .iter()
+                        .any(|p| name.starts_with(p)),
+                "{name}"
+            );
+        }
+        all.sort();
+        let before = all.len();
+        all.dedup();
+        // An attribute and a metric may share a name (a limit's value is both).
+        assert!(before - all.len() <= 4, "{before} vs {}", all.len());
+    }
+}
