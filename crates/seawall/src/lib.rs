@@ -31,6 +31,48 @@
 //! Every failure comes back as one type, [`Error`], whose [`Class`] is read in O(1): map it to
 //! a response in one place (with feature `http`, [`http::response_parts`] does it for you).
 //!
+//! # One error type, from any layer
+//!
+//! Each layer's `Service::Error` is [`Error`], and each accepts a client whose error is
+//! anything `Into<BoxError>`, so an individual layer answers a caller the same way as the
+//! whole pipeline:
+//!
+//! ```
+//! use std::time::Duration;
+//! use seawall::prelude::*;
+//! use seawall::FailureKind;
+//! use tower::{service_fn, Layer, Service, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), seawall::ConfigError> {
+//! // A client whose own error type is `std::io::Error`: no `map_err` needed.
+//! let refused = service_fn(|_: WithDeadline<&'static str>| async {
+//!     Err::<u64, _>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+//! });
+//!
+//! let answer = |err: &seawall::Error| match err.kind() {
+//!     Some(FailureKind::Rejected) => format!("503, retry after {:?}", err.retry_after()),
+//!     Some(FailureKind::Timeout) => "504".to_owned(),
+//!     Some(FailureKind::Invalid) => "400".to_owned(),
+//!     _ => "503".to_owned(),
+//! };
+//!
+//! // One layer on its own...
+//! let breaker = CircuitBreakerLayer::builder().consecutive_faults(1).build()?;
+//! let mut db = breaker.layer(refused);
+//! let err = db.ready().await.unwrap().call(WithDeadline::new("SELECT 1")).await.unwrap_err();
+//! assert_eq!(answer(&err), "503");
+//! let err = db.ready().await.unwrap().call(WithDeadline::new("SELECT 1")).await.unwrap_err();
+//! assert!(answer(&err).starts_with("503, retry after")); // the breaker is open now
+//!
+//! // ...or the whole pipeline: the same error type, the same answer.
+//! let db = StandardPipeline::postgres(10).no_retry().build()?.layer(refused);
+//! let err = db.oneshot(WithDeadline::new("SELECT 1")).await.unwrap_err();
+//! assert_eq!(answer(&err), "503");
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # The order, and why
 //!
 //! Outer to inner, around the client of one remote dependency:
@@ -52,7 +94,13 @@
 //! When to deviate: put a cache lookup outside the whole pipeline (a hit should not take a
 //! permit); share one breaker between several pipelines only when they reach the same
 //! backend; drop the retry for non-idempotent calls that cannot be deduplicated (or mark
-//! idempotency per request, [`StandardPipeline::idempotency`]).
+//! idempotency per request, [`StandardPipeline::idempotency`]), and for requests that cannot
+//! be cloned ([`StandardPipeline::no_retry`] gives a pipeline whose requests need not be
+//! `Clone`).
+//!
+//! One classifier ([`StandardPipeline::classifier`]) and one [`Policy`](classify::Policy)
+//! ([`StandardPipeline::policy`]) configure every layer: what is retried, what a breaker
+//! counts and what an adaptive limit learns are never decided twice.
 //!
 //! # Defaults
 //!
