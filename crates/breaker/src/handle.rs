@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::gate::{Gate, State};
 use crate::policy::TripPolicy;
-use crate::window::WindowStats;
+use crate::policy::WindowStats;
 
 /// What a handle can do with a gate, whatever its policy.
 pub(crate) trait Control: Send + Sync + fmt::Debug {

@@ -6,9 +6,10 @@ use seawall_classify::{ConfigError, DefaultClassifier, Policy};
 use tower_layer::Layer;
 
 use crate::CircuitBreaker;
+use crate::any_of::AnyOf;
 use crate::gate::{Gate, GateConfig};
 use crate::handle::BreakerHandle;
-use crate::policy::{AnyOf, ConsecutiveFaults, TripPolicy};
+use crate::policy::{ConsecutiveFaults, TripPolicy};
 use crate::window::{CountWindow, TimeWindow};
 
 const LAYER: &str = "circuit breaker";

@@ -61,6 +61,7 @@
 )]
 #![forbid(unsafe_code)]
 
+mod any_of;
 pub mod error;
 pub mod future;
 mod gate;
@@ -70,9 +71,10 @@ mod policy;
 mod service;
 mod window;
 
+pub use crate::any_of::AnyOf;
 pub use crate::gate::State;
 pub use crate::handle::BreakerHandle;
 pub use crate::layer::{CircuitBreakerBuilder, CircuitBreakerLayer, MAX_OPEN_DURATION};
-pub use crate::policy::{AnyOf, ConsecutiveFaults, Outcome, TripPolicy};
+pub use crate::policy::{ConsecutiveFaults, Outcome, TripPolicy, WindowStats};
 pub use crate::service::CircuitBreaker;
-pub use crate::window::{CountWindow, TimeWindow, WindowStats};
+pub use crate::window::{CountWindow, TimeWindow};

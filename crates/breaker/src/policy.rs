@@ -1,12 +1,20 @@
 //! Trip policies: what decides that a closed breaker opens. The gate does not know which one
 //! drives it.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::time::Instant;
 
-use crate::window::{CountWindow, TimeWindow, WindowStats};
+/// Counts in a window, as read by [`BreakerHandle::stats`](crate::BreakerHandle::stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WindowStats {
+    /// Calls in the window.
+    pub calls: u64,
+    /// Faults among them.
+    pub faults: u64,
+    /// Slow calls among them.
+    pub slow: u64,
+}
 
 /// One finished call, as a trip policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +43,8 @@ impl Outcome {
 ///
 /// Implementations are shared by every clone of a breaker and called concurrently, so they
 /// keep their state in atomics. Seawall's own policies are [`ConsecutiveFaults`],
-/// [`CountWindow`], [`TimeWindow`], and [`AnyOf`] combining them; implement this trait for a
+/// [`CountWindow`](crate::CountWindow), [`TimeWindow`](crate::TimeWindow), and
+/// [`AnyOf`](crate::AnyOf) combining them; implement this trait for a
 /// policy of your own.
 ///
 /// ```
@@ -130,90 +139,6 @@ impl TripPolicy for ConsecutiveFaults {
 
     fn needs_clock(&self) -> bool {
         false
-    }
-}
-
-/// Several policies together: the breaker opens when any of them says so.
-///
-/// Every policy records every outcome, so each keeps an accurate view.
-pub struct AnyOf {
-    consecutive: Option<ConsecutiveFaults>,
-    count: Option<CountWindow>,
-    time: Option<TimeWindow>,
-    needs_clock: bool,
-}
-
-impl AnyOf {
-    pub(crate) fn new(
-        consecutive: Option<ConsecutiveFaults>,
-        count: Option<CountWindow>,
-        time: Option<TimeWindow>,
-    ) -> Self {
-        let needs_clock = consecutive.as_ref().is_some_and(TripPolicy::needs_clock)
-            || count.as_ref().is_some_and(TripPolicy::needs_clock)
-            || time.as_ref().is_some_and(TripPolicy::needs_clock);
-        AnyOf {
-            consecutive,
-            count,
-            time,
-            needs_clock,
-        }
-    }
-}
-
-impl AnyOf {
-    pub(crate) fn time_window_length(&self) -> Option<std::time::Duration> {
-        self.time.as_ref().map(TimeWindow::length)
-    }
-}
-
-impl fmt::Debug for AnyOf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AnyOf")
-            .field("consecutive", &self.consecutive)
-            .field("count", &self.count)
-            .field("time", &self.time)
-            .finish()
-    }
-}
-
-impl TripPolicy for AnyOf {
-    #[inline]
-    fn record(&self, outcome: Outcome, now: Instant) -> bool {
-        let mut trip = false;
-        if let Some(policy) = &self.consecutive {
-            trip |= policy.record(outcome, now);
-        }
-        if let Some(policy) = &self.count {
-            trip |= policy.record(outcome, now);
-        }
-        if let Some(policy) = &self.time {
-            trip |= policy.record(outcome, now);
-        }
-        trip
-    }
-
-    fn reset(&self, now: Instant) {
-        if let Some(policy) = &self.consecutive {
-            policy.reset(now);
-        }
-        if let Some(policy) = &self.count {
-            policy.reset(now);
-        }
-        if let Some(policy) = &self.time {
-            policy.reset(now);
-        }
-    }
-
-    fn needs_clock(&self) -> bool {
-        self.needs_clock
-    }
-
-    fn stats(&self, now: Instant) -> Option<WindowStats> {
-        self.count
-            .as_ref()
-            .and_then(|w| w.stats(now))
-            .or_else(|| self.time.as_ref().and_then(|w| w.stats(now)))
     }
 }
 

@@ -8,20 +8,9 @@ use std::time::Duration;
 use seawall_classify::ConfigError;
 use tokio::time::Instant;
 
-use crate::policy::{Outcome, TripPolicy};
+use crate::policy::{Outcome, TripPolicy, WindowStats};
 
 const LAYER: &str = "circuit breaker";
-
-/// Counts in a window, as read by [`BreakerHandle::stats`](crate::BreakerHandle::stats).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct WindowStats {
-    /// Calls in the window.
-    pub calls: u64,
-    /// Faults among them.
-    pub faults: u64,
-    /// Slow calls among them.
-    pub slow: u64,
-}
 
 /// The rates at which a window trips, shared by both kinds of window.
 #[derive(Debug, Clone, Copy)]
@@ -132,8 +121,8 @@ impl CountWindow {
 
     /// The fewest calls in the window before it may trip.
     #[must_use]
-    pub fn min_calls(mut self, min_calls: usize) -> Self {
-        self.rates.min_calls = min_calls as u64;
+    pub fn min_calls(mut self, min_calls: u32) -> Self {
+        self.rates.min_calls = u64::from(min_calls);
         self
     }
 
@@ -309,8 +298,8 @@ impl TimeWindow {
 
     /// The fewest calls in the window before it may trip.
     #[must_use]
-    pub fn min_calls(mut self, min_calls: u64) -> Self {
-        self.rates.min_calls = min_calls;
+    pub fn min_calls(mut self, min_calls: u32) -> Self {
+        self.rates.min_calls = u64::from(min_calls);
         self
     }
 
@@ -566,14 +555,14 @@ mod tests {
         #[test]
         fn count_window_matches_a_model(
             size in 1usize..20,
-            min_calls in 0usize..20,
+            min_calls in 0u32..20,
             rate in 0.05f64..=1.0,
             outcomes in proptest::collection::vec((any::<bool>(), any::<bool>()), 0..200),
             reset_at in proptest::option::of(0usize..200),
         ) {
-            let min_calls = min_calls.min(size);
+            let min_calls = (min_calls as usize).min(size);
             let now = Instant::now();
-            let window = CountWindow::new(size).min_calls(min_calls).failure_rate(rate).slow_rate(rate);
+            let window = CountWindow::new(size).min_calls(min_calls as u32).failure_rate(rate).slow_rate(rate);
             let mut model: VecDeque<(bool, bool)> = VecDeque::new();
             for (i, (fault, slow)) in outcomes.into_iter().enumerate() {
                 if reset_at == Some(i) {
