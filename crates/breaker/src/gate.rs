@@ -134,8 +134,9 @@ pub(crate) enum Ticket {
     /// A half-open probe slot of this generation is reserved: whoever holds the ticket
     /// finishes the probe or releases the slot (see [`ProbeSlot`]).
     Probe { generation: u32 },
-    /// Rejected; the next probe may come after this long.
-    Reject(Duration),
+    /// Rejected. (The time until the next probe is read when the refusal is made, in `call`:
+    /// the ticket, copied on every call, stays one word.)
+    Reject,
 }
 
 pub(crate) struct Gate<P> {
@@ -223,16 +224,16 @@ impl<P: TripPolicy> Gate<P> {
                         disabled: true,
                     };
                 }
-                State::ForcedOpen => return Ticket::Reject(Duration::ZERO),
+                State::ForcedOpen => return Ticket::Reject,
                 State::Open => {
                     let now = Instant::now();
                     let until = self.until();
                     if now < until {
-                        return Ticket::Reject(until - now);
+                        return Ticket::Reject;
                     }
                     if word.in_flight >= self.config.probes {
                         // Probes of an earlier period are still out: wait for them.
-                        return Ticket::Reject(Duration::ZERO);
+                        return Ticket::Reject;
                     }
                     // The open period is over: this call is the first probe.
                     let mut next = word.next(State::HalfOpen);
@@ -244,7 +245,7 @@ impl<P: TripPolicy> Gate<P> {
                         >= u32::from(self.config.probes)
                     {
                         // Every probe slot is taken: their outcome decides.
-                        return Ticket::Reject(Duration::ZERO);
+                        return Ticket::Reject;
                     }
                     let mut next = word;
                     next.in_flight += 1;

@@ -113,7 +113,7 @@ where
                 ticket
             }
         };
-        if let Ticket::Reject(_) = ticket {
+        if let Ticket::Reject = ticket {
             return Poll::Ready(Ok(()));
         }
         self.inner.poll_ready(cx).map_err(Error::from_inner)
@@ -128,7 +128,11 @@ where
         match ticket {
             Ticket::Closed { .. } => {}
             Ticket::Probe { .. } => self.probe.take().expect("probe slot reserved").hand_over(),
-            Ticket::Reject(retry_after) => {
+            Ticket::Reject => {
+                let retry_after = self
+                    .gate
+                    .retry_after(Instant::now())
+                    .unwrap_or(std::time::Duration::ZERO);
                 tracing::debug!(
                     target: "seawall::breaker",
                     {

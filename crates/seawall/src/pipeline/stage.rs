@@ -38,34 +38,35 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        StageFuture {
-            inner: match self {
-                Stage::On(service) => Either::On {
-                    future: service.call(request),
-                },
-                Stage::Off(service) => Either::Off {
-                    future: service.call(request),
-                },
+        match self {
+            Stage::On(service) => StageFuture::On {
+                future: service.call(request),
+            },
+            Stage::Off(service) => StageFuture::Off {
+                future: service.call(request),
             },
         }
     }
 }
 
 pin_project! {
-    /// The response future of a [`Stage`].
+    /// The response future of a [`Stage`]: the stage's future when it is on, the inner
+    /// service's when it is off. One enum, not a struct around one, so that the inner future
+    /// is moved into place once. Each variant's `future` is the future of the side that runs.
+    #[project = StageFutureProj]
     #[derive(Debug)]
-    pub struct StageFuture<A, B> {
-        #[pin]
-        inner: Either<A, B>,
-    }
-}
-
-pin_project! {
-    #[project = EitherProj]
-    #[derive(Debug)]
-    enum Either<A, B> {
-        On { #[pin] future: A },
-        Off { #[pin] future: B },
+    #[allow(missing_docs)]
+    pub enum StageFuture<A, B> {
+        /// The stage is on.
+        On {
+            #[pin]
+            future: A,
+        },
+        /// The stage is off.
+        Off {
+            #[pin]
+            future: B,
+        },
     }
 }
 
@@ -78,9 +79,9 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().inner.project() {
-            EitherProj::On { future } => future.poll(cx),
-            EitherProj::Off { future } => future.poll(cx),
+        match self.project() {
+            StageFutureProj::On { future } => future.poll(cx),
+            StageFutureProj::Off { future } => future.poll(cx),
         }
     }
 }
