@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use seawall_classify::schema;
 use seawall_classify::{Class, Policy};
+use seawall_util::rng::AtomicSplitMix64;
 use tokio::time::Instant;
 
 use crate::policy::{Outcome, TripPolicy};
@@ -145,7 +146,7 @@ pub(crate) struct Gate<P> {
     word: AtomicU64,
     open_until: AtomicU64,
     reopened: AtomicU32,
-    rng: AtomicU64,
+    rng: AtomicSplitMix64,
     transitions: AtomicU64,
     base: Instant,
     pub(crate) needs_clock: bool,
@@ -154,14 +155,14 @@ pub(crate) struct Gate<P> {
 impl<P: TripPolicy> Gate<P> {
     pub(crate) fn new(config: GateConfig, policy: P) -> Self {
         let needs_clock = policy.needs_clock() || config.slow_call.is_some();
-        let seed = config.seed | 1;
+        let seed = config.seed;
         Gate {
             config,
             policy,
             word: AtomicU64::new(Word::unpack(0).pack()),
             open_until: AtomicU64::new(0),
             reopened: AtomicU32::new(0),
-            rng: AtomicU64::new(seed),
+            rng: AtomicSplitMix64::new(seed),
             transitions: AtomicU64::new(0),
             base: Instant::now(),
             needs_clock,
@@ -344,19 +345,9 @@ impl<P: TripPolicy> Gate<P> {
         capped.mul_f64(1.0 - self.config.jitter * r)
     }
 
-    /// A uniform number in [0, 1) from a lock-free xorshift generator (seedable for tests).
+    /// A uniform number in [0, 1) from the shared lock-free generator (seedable for tests).
     fn next_random(&self) -> f64 {
-        let step = |mut x: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let previous = self
-            .rng
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| Some(step(x)))
-            .unwrap_or(1);
-        (step(previous) >> 11) as f64 / (1u64 << 53) as f64
+        self.rng.next_f64()
     }
 
     pub(crate) fn finish_probe(&self, generation: u32, result: ProbeResult) {

@@ -2,10 +2,11 @@
 //! one over the last T of time. Both are lock-free.
 
 use std::fmt;
-use std::sync::atomic::{AtomicIsize, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use seawall_classify::ConfigError;
+use seawall_util::epoch::{EpochCounts, Epochs};
 use tokio::time::Instant;
 
 use crate::policy::{Outcome, TripPolicy, WindowStats};
@@ -233,15 +234,11 @@ impl TripPolicy for CountWindow {
     }
 }
 
-const EPOCH_BITS: u32 = 24;
-const COUNT_BITS: u32 = 20;
-const EPOCH_MASK: u64 = (1 << EPOCH_BITS) - 1;
-const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
-
 /// A sliding window over the last `length` of time, kept as a ring of `buckets` buckets, each
 /// one `length / buckets` long. A bucket is one atomic word (its interval number and its
 /// counts), so recording is a single compare-and-swap and a bucket from an older interval is
-/// recycled exactly, never half-cleared. Counts saturate at 1,048,575 calls per bucket.
+/// recycled exactly, never half-cleared (the ring of `seawall_util::epoch`, shared with the
+/// retry budget). Counts stop at 1,048,575 calls per bucket.
 ///
 /// ```
 /// use std::time::Duration;
@@ -254,22 +251,10 @@ pub struct TimeWindow {
     rates: Rates,
     length: Duration,
     bucket: Duration,
-    base: Instant,
-    // (interval, calls, faults) and (interval, slow), each packed in one word.
-    calls: Box<[AtomicU64]>,
-    slow: Box<[AtomicU64]>,
-}
-
-fn pack(epoch: u64, a: u64, b: u64) -> u64 {
-    (epoch & EPOCH_MASK) << (2 * COUNT_BITS) | (a.min(COUNT_MAX) << COUNT_BITS) | b.min(COUNT_MAX)
-}
-
-fn unpack(word: u64) -> (u64, u64, u64) {
-    (
-        word >> (2 * COUNT_BITS),
-        (word >> COUNT_BITS) & COUNT_MAX,
-        word & COUNT_MAX,
-    )
+    epochs: Epochs,
+    // (interval, calls, faults) and (interval, slow, unused), each in one word.
+    calls: Box<[EpochCounts]>,
+    slow: Box<[EpochCounts]>,
 }
 
 impl TimeWindow {
@@ -290,9 +275,9 @@ impl TimeWindow {
             },
             length,
             bucket,
-            base: Instant::now(),
-            calls: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
-            slow: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
+            epochs: Epochs::new(Instant::now(), bucket),
+            calls: (0..buckets).map(|_| EpochCounts::new()).collect(),
+            slow: (0..buckets).map(|_| EpochCounts::new()).collect(),
         }
     }
 
@@ -347,42 +332,20 @@ impl TimeWindow {
         self.rates.slow_rate.is_some()
     }
 
-    fn epoch(&self, now: Instant) -> u64 {
-        let since = now.saturating_duration_since(self.base);
-        (since.as_nanos() / self.bucket.as_nanos()) as u64 & EPOCH_MASK
-    }
-
-    fn add(word: &AtomicU64, epoch: u64, a: u64, b: u64) {
-        let mut current = word.load(Ordering::Acquire);
-        loop {
-            let (stored, ca, cb) = unpack(current);
-            let next = if stored == epoch {
-                pack(epoch, ca + a, cb + b)
-            } else {
-                // A bucket from an older interval: recycle it for this one.
-                pack(epoch, a, b)
-            };
-            match word.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return,
-                Err(actual) => current = actual,
-            }
-        }
-    }
-
     fn current(&self, now: Instant) -> WindowStats {
-        let epoch = self.epoch(now);
+        let epoch = self.epochs.at(now);
         let buckets = self.calls.len() as u64;
-        let live = |stored: u64| (epoch.wrapping_sub(stored) & EPOCH_MASK) < buckets;
+        let live = |stored: u64| Epochs::is_live(epoch, stored, buckets);
         let mut stats = WindowStats::default();
         for (calls, slow) in self.calls.iter().zip(self.slow.iter()) {
-            let (stored, c, f) = unpack(calls.load(Ordering::Acquire));
-            if live(stored) {
-                stats.calls += c;
-                stats.faults += f;
+            let calls = calls.load();
+            if live(calls.epoch) {
+                stats.calls += calls.a;
+                stats.faults += calls.b;
             }
-            let (stored, s, _) = unpack(slow.load(Ordering::Acquire));
-            if live(stored) {
-                stats.slow += s;
+            let slow = slow.load();
+            if live(slow.epoch) {
+                stats.slow += slow.a;
             }
         }
         stats
@@ -403,18 +366,20 @@ impl fmt::Debug for TimeWindow {
 
 impl TripPolicy for TimeWindow {
     fn record(&self, outcome: Outcome, now: Instant) -> bool {
-        let epoch = self.epoch(now);
+        let epoch = self.epochs.at(now);
         let slot = (epoch % self.calls.len() as u64) as usize;
-        Self::add(&self.calls[slot], epoch, 1, u64::from(outcome.fault));
+        // A bucket that is full (a million calls in one bucket) keeps its counts: the rates
+        // it gives are still right. What an older interval left in it is simply dropped.
+        let _ = self.calls[slot].add(epoch, 1, u64::from(outcome.fault));
         if outcome.slow {
-            Self::add(&self.slow[slot], epoch, 1, 0);
+            let _ = self.slow[slot].add(epoch, 1, 0);
         }
         self.rates.trips(outcome, || self.current(now))
     }
 
     fn reset(&self, _now: Instant) {
-        for word in self.calls.iter().chain(self.slow.iter()) {
-            word.store(0, Ordering::Release);
+        for bucket in self.calls.iter().chain(self.slow.iter()) {
+            bucket.reset();
         }
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use seawall_classify::{BoxError, Class, ConfigError, Error, FailureKind, RetryHint};
+use seawall_util::rng::{SplitMix64, mix};
 use tokio::time::{Instant, Sleep, sleep};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -94,11 +95,10 @@ impl Shared {
         if !active {
             return Plan::Pass(None);
         }
-        let mut rng = splitmix(
-            self.seed
-                .wrapping_add(index.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-        );
-        let draw = unit(rng);
+        // One stream per call, from the seed and the call's index: the same calls get the
+        // same faults whatever else runs.
+        let mut rng = SplitMix64::new(self.seed ^ mix(index));
+        let draw = rng.next_f64();
         if draw < self.error {
             self.errors.fetch_add(1, Ordering::Relaxed);
             return Plan::Fail;
@@ -107,26 +107,13 @@ impl Shared {
             self.hangs.fetch_add(1, Ordering::Relaxed);
             return Plan::Hang;
         }
-        rng = splitmix(rng);
-        if unit(rng) < self.latency {
+        if rng.next_f64() < self.latency {
             self.delayed.fetch_add(1, Ordering::Relaxed);
-            rng = splitmix(rng);
-            let extra = self.delay.jitter.mul_f64(unit(rng));
+            let extra = self.delay.jitter.mul_f64(rng.next_f64());
             return Plan::Pass(Some(self.delay.fixed + extra));
         }
         Plan::Pass(None)
     }
-}
-
-fn splitmix(state: u64) -> u64 {
-    let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn unit(x: u64) -> f64 {
-    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Injects faults into the calls of the service it wraps, with given probabilities, seeded

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use seawall_util::rng::AtomicSplitMix64;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -77,7 +78,7 @@ struct Counters {
     active: AtomicU64,
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
-    rng: AtomicU64,
+    rng: AtomicSplitMix64,
 }
 
 /// The proxy's control: what to do with traffic, and a counter that, when bumped, closes
@@ -418,9 +419,5 @@ fn jitter(counters: &Counters, max: Duration) -> Duration {
     if max.is_zero() {
         return Duration::ZERO;
     }
-    let x = counters
-        .rng
-        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-        .wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    max.mul_f64((x >> 11) as f64 / (1u64 << 53) as f64)
+    max.mul_f64(counters.rng.next_f64())
 }

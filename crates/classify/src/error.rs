@@ -28,6 +28,12 @@ use crate::{BoxError, Class, Failure, FailureKind};
 /// assert!(err.is::<std::io::Error>());
 /// ```
 pub struct Error {
+    // One pointer: every layer's `Poll<Result<Response, Error>>` stays small on the success
+    // path, at the price of one more allocation when an error is made.
+    inner: Box<Inner>,
+}
+
+struct Inner {
     class: Class,
     source: BoxError,
 }
@@ -36,8 +42,10 @@ impl Error {
     /// Wraps `source` with the class it was given.
     pub fn new(class: Class, source: impl Into<BoxError>) -> Self {
         Error {
-            class,
-            source: source.into(),
+            inner: Box::new(Inner {
+                class,
+                source: source.into(),
+            }),
         }
     }
 
@@ -77,19 +85,19 @@ impl Error {
     /// The class of this error.
     #[must_use]
     pub fn class(&self) -> Class {
-        self.class
+        self.inner.class
     }
 
     /// The failure, if the class is one (it is for every error Seawall produces).
     #[must_use]
     pub fn failure(&self) -> Option<Failure> {
-        self.class.as_failure()
+        self.inner.class.as_failure()
     }
 
     /// The failure kind, if the class is a failure.
     #[must_use]
     pub fn kind(&self) -> Option<FailureKind> {
-        self.class.kind()
+        self.inner.class.kind()
     }
 
     /// When the caller may try again, if the failure says so: a remote's `Retry-After`, or
@@ -97,59 +105,60 @@ impl Error {
     /// `Retry-After`.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
-        self.class.retry_after()
+        self.inner.class.retry_after()
     }
 
     /// The wrapped error.
     #[must_use]
     pub fn source_ref(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        &*self.source
+        &*self.inner.source
     }
 
     /// Unwraps the wrapped error.
     #[must_use]
     pub fn into_source(self) -> BoxError {
-        self.source
+        self.inner.source
     }
 
     /// `true` when the wrapped error itself is an `E` (not looking further down the chain;
     /// see [`is_caused_by`] for that).
     #[must_use]
     pub fn is<E: StdError + 'static>(&self) -> bool {
-        self.source.is::<E>()
+        self.inner.source.is::<E>()
     }
 
     /// The wrapped error as an `E`, if it is one.
     #[must_use]
     pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
-        self.source.downcast_ref::<E>()
+        self.inner.source.downcast_ref::<E>()
     }
 
     /// Replaces the class, keeping the source.
     #[must_use]
-    pub fn with_class(self, class: Class) -> Self {
-        Error { class, ..self }
+    pub fn with_class(mut self, class: Class) -> Self {
+        self.inner.class = class;
+        self
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
-            .field("class", &self.class)
-            .field("source", &self.source)
+            .field("class", &self.inner.class)
+            .field("source", &self.inner.source)
             .finish()
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.source, f)
+        fmt::Display::fmt(&self.inner.source, f)
     }
 }
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&*self.source)
+        Some(&*self.inner.source)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use seawall_util::rng::SplitMix64;
 use seawall_classify::ConfigError;
 
 const LAYER: &str = "retry";
@@ -155,7 +156,7 @@ impl Backoff {
         BackoffState {
             retries: 0,
             previous: self.base,
-            rng: Rng::new(seed),
+            rng: SplitMix64::new(seed),
         }
     }
 
@@ -176,7 +177,7 @@ impl Backoff {
 pub struct BackoffState {
     retries: u32,
     previous: Duration,
-    rng: Rng,
+    rng: SplitMix64,
 }
 
 impl BackoffState {
@@ -186,14 +187,14 @@ impl BackoffState {
         let capped = backoff.capped(self.retries);
         let delay = match backoff.jitter {
             Jitter::None => capped,
-            Jitter::Full => capped.mul_f64(self.rng.unit_inclusive()),
-            Jitter::Equal => capped / 2 + (capped / 2).mul_f64(self.rng.unit_inclusive()),
+            Jitter::Full => capped.mul_f64(self.rng.next_f64_inclusive()),
+            Jitter::Equal => capped / 2 + (capped / 2).mul_f64(self.rng.next_f64_inclusive()),
             Jitter::Decorrelated => {
                 let high = backoff
                     .max_delay
                     .min(self.previous.saturating_mul(3))
                     .max(backoff.base);
-                backoff.base + (high - backoff.base).mul_f64(self.rng.unit_inclusive())
+                backoff.base + (high - backoff.base).mul_f64(self.rng.next_f64_inclusive())
             }
         };
         self.previous = delay;
@@ -204,31 +205,6 @@ impl BackoffState {
     #[must_use]
     pub fn retries(&self) -> u32 {
         self.retries
-    }
-}
-
-/// A small, fast, seedable generator (SplitMix64): enough for jitter, and exact in tests.
-#[derive(Debug, Clone)]
-pub(crate) struct Rng {
-    state: u64,
-}
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Rng { state: seed }
-    }
-
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1].
-    fn unit_inclusive(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / ((1u64 << 53) - 1) as f64
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use seawall_classify::ConfigError;
+use seawall_util::epoch::{EpochCounts, Epochs, Full};
 use tokio::time::Instant;
 
 const LAYER: &str = "retry budget";
@@ -14,10 +15,6 @@ const BUCKETS: usize = 10;
 /// ...and one more is kept, so that nothing leaves the window before `ttl` has passed: a
 /// deposit or withdrawal counts for between `ttl` and `ttl + ttl / BUCKETS`.
 const SLOTS: usize = BUCKETS + 1;
-const EPOCH_BITS: u32 = 24;
-const COUNT_BITS: u32 = 20;
-const EPOCH_MASK: u64 = (1 << EPOCH_BITS) - 1;
-const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
 
 /// A lock-free retry budget, shared by every clone of a retry layer.
 ///
@@ -46,14 +43,14 @@ const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
 /// ```
 pub struct RetryBudget {
     ttl: Duration,
-    bucket: Duration,
     /// A deposit is worth `deposit` tokens and a retry costs `withdraw`: ratio = deposit / withdraw.
     deposit: i64,
     withdraw: i64,
     floor: i64,
     balance: AtomicI64,
-    buckets: Box<[AtomicU64]>,
-    base: Instant,
+    // (interval, deposits, withdrawals), each bucket in one word.
+    buckets: Box<[EpochCounts]>,
+    epochs: Epochs,
     exhausted: AtomicU64,
 }
 
@@ -80,13 +77,12 @@ impl RetryBudget {
         let floor = floor_retries.saturating_mul(withdraw);
         Ok(RetryBudget {
             ttl,
-            bucket: ttl / BUCKETS as u32,
             deposit,
             withdraw,
             floor,
             balance: AtomicI64::new(floor),
-            buckets: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
-            base: Instant::now(),
+            buckets: (0..SLOTS).map(|_| EpochCounts::new()).collect(),
+            epochs: Epochs::new(Instant::now(), ttl / BUCKETS as u32),
             exhausted: AtomicU64::new(0),
         })
     }
@@ -145,62 +141,30 @@ impl RetryBudget {
         (self.deposit, self.withdraw)
     }
 
-    fn epoch(&self, now: Instant) -> u64 {
-        let since = now.saturating_duration_since(self.base);
-        (since.as_nanos() / self.bucket.as_nanos()) as u64 & EPOCH_MASK
-    }
-
     /// Adds to the current bucket, recycling it if it belongs to an older interval (and
     /// removing that interval's tokens from the balance). `false` if the bucket is full.
     fn record(&self, now: Instant, deposits: u64, withdrawals: u64) -> bool {
-        let epoch = self.epoch(now);
-        let word = &self.buckets[(epoch % SLOTS as u64) as usize];
-        let mut current = word.load(Ordering::Acquire);
-        loop {
-            let (stored, d, w) = unpack(current);
-            let (next, expired) = if stored == epoch {
-                if d + deposits > COUNT_MAX || w + withdrawals > COUNT_MAX {
-                    return false;
+        let epoch = self.epochs.at(now);
+        let bucket = &self.buckets[(epoch % SLOTS as u64) as usize];
+        match bucket.add(epoch, deposits, withdrawals) {
+            Ok(expired) => {
+                if let Some(expired) = expired {
+                    self.forget(expired.a, expired.b);
                 }
-                (pack(epoch, d + deposits, w + withdrawals), None)
-            } else {
-                (pack(epoch, deposits, withdrawals), Some((d, w)))
-            };
-            match word.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
-                    if let Some((d, w)) = expired {
-                        self.forget(d, w);
-                    }
-                    return true;
-                }
-                Err(actual) => current = actual,
+                true
             }
+            Err(Full) => false,
         }
     }
 
     /// Empties every bucket that has left the window, removing its tokens from the balance.
     fn expire(&self, now: Instant) {
-        let epoch = self.epoch(now);
-        for word in self.buckets.iter() {
-            let mut current = word.load(Ordering::Acquire);
-            loop {
-                let (stored, d, w) = unpack(current);
-                let live = epoch.wrapping_sub(stored) & EPOCH_MASK < SLOTS as u64;
-                if live || (d == 0 && w == 0) {
-                    break;
-                }
-                match word.compare_exchange_weak(
-                    current,
-                    pack(stored, 0, 0),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => {
-                        self.forget(d, w);
-                        break;
-                    }
-                    Err(actual) => current = actual,
-                }
+        let epoch = self.epochs.at(now);
+        for bucket in self.buckets.iter() {
+            if let Some(expired) =
+                bucket.clear_if(|stored| !Epochs::is_live(epoch, stored, SLOTS as u64))
+            {
+                self.forget(expired.a, expired.b);
             }
         }
     }
@@ -220,18 +184,6 @@ impl fmt::Debug for RetryBudget {
             .field("exhausted", &self.exhausted())
             .finish()
     }
-}
-
-fn pack(epoch: u64, deposits: u64, withdrawals: u64) -> u64 {
-    (epoch & EPOCH_MASK) << (2 * COUNT_BITS) | deposits << COUNT_BITS | withdrawals
-}
-
-fn unpack(word: u64) -> (u64, u64, u64) {
-    (
-        word >> (2 * COUNT_BITS),
-        (word >> COUNT_BITS) & COUNT_MAX,
-        word & COUNT_MAX,
-    )
 }
 
 /// The fraction closest to `x` with a denominator of at most `max_denominator`, by continued

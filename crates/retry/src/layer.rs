@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use seawall_classify::{ConfigError, DefaultClassifier, Policy};
+use seawall_util::rng::AtomicSplitMix64;
 use tower_layer::Layer;
 
 use crate::{Backoff, Retry, RetryBudget};
@@ -19,7 +20,7 @@ pub(crate) struct Shared<C> {
     pub(crate) backoff: Backoff,
     pub(crate) classifier: C,
     pub(crate) policy: Policy,
-    seeds: AtomicU64,
+    seeds: AtomicSplitMix64,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -70,8 +71,7 @@ impl RetryHandle {
 impl<C> Shared<C> {
     /// A seed for one request's jitter: a fixed sequence when the layer was seeded.
     pub(crate) fn next_seed(&self) -> u64 {
-        self.seeds
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        self.seeds.next_seed()
     }
 }
 
@@ -263,7 +263,7 @@ impl<C> RetryBuilder<C> {
                 backoff: self.backoff,
                 classifier: self.classifier,
                 policy: self.policy,
-                seeds: AtomicU64::new(seed),
+                seeds: AtomicSplitMix64::new(seed),
                 counters: Arc::new(Counters {
                     budget: self.budget,
                     retries: AtomicU64::new(0),

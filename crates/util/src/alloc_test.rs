@@ -1,0 +1,103 @@
+//! The allocation-counting harness of the test suites: the counting allocator, and the loop
+//! every crate's `tests/allocations.rs` runs.
+//!
+//! Each allocation test is a test binary of its own (so that no other test's allocations
+//! are counted) that installs the counting allocator and calls [`allocations_per_call`]:
+//!
+//! ```text
+//! seawall_util::install_counting_allocator!();
+//!
+//! #[test]
+//! fn admitted_calls_do_not_allocate() {
+//!     let stats = allocations_per_call(|| layer.layer(client), WithDeadline::new, Warmup::calls(1));
+//!     assert_eq!(stats.allocations, 0, "{stats:?}");
+//! }
+//! ```
+
+use std::fmt::Debug;
+use std::future::poll_fn;
+use std::time::Duration;
+
+pub use stats_alloc::{INSTRUMENTED_SYSTEM, Region, Stats, StatsAlloc};
+use tower_service::Service;
+
+/// Installs the counting allocator as the test binary's global allocator.
+#[macro_export]
+macro_rules! install_counting_allocator {
+    () => {
+        #[global_allocator]
+        static SEAWALL_COUNTING_ALLOCATOR: &$crate::alloc_test::StatsAlloc<
+            ::std::alloc::System,
+        > = &$crate::alloc_test::INSTRUMENTED_SYSTEM;
+    };
+}
+
+/// How the service is warmed up before counting.
+#[derive(Debug, Clone, Copy)]
+pub struct Warmup {
+    calls: u64,
+    tick: Option<Duration>,
+}
+
+impl Warmup {
+    /// `calls` calls before counting, on a clock that does not move.
+    #[must_use]
+    pub const fn calls(calls: u64) -> Self {
+        Warmup { calls, tick: None }
+    }
+
+    /// Moves the paused clock forward by `tick` every ten calls, while warming up and while
+    /// counting, so that every time window (breaker buckets, budget epochs) rolls over before
+    /// anything is counted and keeps rolling over while it is.
+    #[must_use]
+    pub const fn advancing(mut self, tick: Duration) -> Self {
+        self.tick = Some(tick);
+        self
+    }
+}
+
+/// Calls counted by [`allocations_per_call`].
+pub const COUNTED_CALLS: u64 = 1_000;
+
+/// Builds a service with `make` on a paused current-thread runtime, warms it up, then
+/// counts the allocations of [`COUNTED_CALLS`] calls (`ready`, then `call` with
+/// `request(i)`, awaited; a failed call panics). Needs the counting allocator
+/// ([`install_counting_allocator!`](crate::install_counting_allocator)).
+pub fn allocations_per_call<S, Req>(
+    make: impl FnOnce() -> S,
+    request: impl Fn(u64) -> Req,
+    warmup: Warmup,
+) -> Stats
+where
+    S: Service<Req>,
+    S::Error: Debug,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a paused tokio runtime");
+    runtime.block_on(async {
+        let mut service = make();
+        let mut calls = async |from: u64, to: u64| {
+            for i in from..to {
+                if let Some(tick) = warmup.tick
+                    && i % 10 == 0
+                {
+                    tokio::time::advance(tick).await;
+                }
+                poll_fn(|cx| service.poll_ready(cx))
+                    .await
+                    .expect("the service is ready");
+                service
+                    .call(request(i))
+                    .await
+                    .expect("the call succeeds");
+            }
+        };
+        calls(0, warmup.calls).await;
+        let region = Region::new(&INSTRUMENTED_SYSTEM);
+        calls(warmup.calls, warmup.calls + COUNTED_CALLS).await;
+        region.change()
+    })
+}
