@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use seawall_util::rng::SplitMix64;
 use seawall_classify::ConfigError;
+use seawall_util::rng::SplitMix64;
 
 const LAYER: &str = "retry";
 

@@ -2,48 +2,26 @@
 //! request type owns no heap memory), budget deposit included. A test binary of its own, so
 //! that no other test's allocations are counted.
 
-use std::alloc::System;
+use std::time::Duration;
 
 use seawall_classify::WithDeadline;
 use seawall_retry::RetryLayer;
-use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use tower::{Layer, Service, ServiceExt, service_fn};
+use seawall_util::alloc_test::{Warmup, allocations_per_call};
+use tower::{Layer, service_fn};
 
-#[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+seawall_util::install_counting_allocator!();
 
 #[test]
 fn successful_requests_do_not_allocate() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let layer = RetryLayer::builder().build().unwrap();
-        let mut service = layer.layer(service_fn(|req: WithDeadline<u64>| async move {
-            Ok::<_, std::io::Error>(req.into_inner() + 1)
-        }));
-        service
-            .ready()
-            .await
-            .unwrap()
-            .call(WithDeadline::new(0))
-            .await
-            .unwrap();
-
-        let region = Region::new(GLOBAL);
-        for i in 0..1_000 {
-            let out = service
-                .ready()
-                .await
-                .unwrap()
-                .call(WithDeadline::new(i))
-                .await
-                .unwrap();
-            assert_eq!(out, i + 1);
-        }
-        let stats = region.change();
-        assert_eq!(stats.allocations, 0, "{stats:?}");
-    });
+    let stats = allocations_per_call(
+        || {
+            RetryLayer::builder().build().unwrap().layer(service_fn(
+                |req: WithDeadline<u64>| async move { Ok::<_, std::io::Error>(req.into_inner() + 1) },
+            ))
+        },
+        WithDeadline::new,
+        // Across the budget's epochs, so that its buckets are reused while counting.
+        Warmup::calls(3_000).advancing(Duration::from_millis(7)),
+    );
+    assert_eq!(stats.allocations, 0, "{stats:?}");
 }

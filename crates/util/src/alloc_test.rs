@@ -26,9 +26,8 @@ use tower_service::Service;
 macro_rules! install_counting_allocator {
     () => {
         #[global_allocator]
-        static SEAWALL_COUNTING_ALLOCATOR: &$crate::alloc_test::StatsAlloc<
-            ::std::alloc::System,
-        > = &$crate::alloc_test::INSTRUMENTED_SYSTEM;
+        static SEAWALL_COUNTING_ALLOCATOR: &$crate::alloc_test::StatsAlloc<::std::alloc::System> =
+            &$crate::alloc_test::INSTRUMENTED_SYSTEM;
     };
 }
 
@@ -89,10 +88,7 @@ where
                 poll_fn(|cx| service.poll_ready(cx))
                     .await
                     .expect("the service is ready");
-                service
-                    .call(request(i))
-                    .await
-                    .expect("the call succeeds");
+                service.call(request(i)).await.expect("the call succeeds");
             }
         };
         calls(0, warmup.calls).await;

@@ -221,7 +221,14 @@ mod tests {
         assert_eq!(bucket.add(1, COUNT_MAX, 0), Ok(Some(Counts::default())));
         assert_eq!(bucket.add(1, 1, 0), Err(Full));
         assert_eq!(bucket.add(1, 0, COUNT_MAX), Ok(None));
-        assert_eq!(bucket.load(), Counts { epoch: 1, a: COUNT_MAX, b: COUNT_MAX });
+        assert_eq!(
+            bucket.load(),
+            Counts {
+                epoch: 1,
+                a: COUNT_MAX,
+                b: COUNT_MAX
+            }
+        );
     }
 
     #[test]

@@ -103,10 +103,11 @@ impl AtomicSplitMix64 {
         unit(self.next_u64())
     }
 
-    /// A fresh seed for a generator of one owner: successive calls give distinct,
-    /// well-spread seeds, a fixed sequence for a fixed starting seed.
+    /// A seed for a [`SplitMix64`] of one owner (one per request, say): the generator's
+    /// successive states, the first being the seed itself, so that the first owner draws
+    /// exactly what `SplitMix64::new(seed)` would and the next ones distinct sequences.
     pub fn next_seed(&self) -> u64 {
-        self.next_u64()
+        self.state.fetch_add(GAMMA, Ordering::Relaxed)
     }
 }
 

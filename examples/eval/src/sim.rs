@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use seawall::{BoxError, Class, Error, FailureKind, RetryHint, WithDeadline};
 use seawall_chaos::ChaosLayer;
+use seawall_util::rng::SplitMix64;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, util::BoxCloneSyncService};
@@ -64,9 +65,7 @@ struct Capacity {
 impl Capacity {
     fn service_time(&self, now: Duration) -> Duration {
         let n = self.draws.fetch_add(1, Ordering::Relaxed);
-        let r = unit(splitmix(
-            self.model.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        ));
+        let r = SplitMix64::new(self.model.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_f64();
         // A skewed distribution around the median: most calls near it, a long-ish tail.
         let factor = 0.5 + r * r * 2.0;
         let slow = self
@@ -202,7 +201,7 @@ pub fn dependency(
     let mut answer: BoxCloneSyncService<Request, u64, Error> =
         BoxCloneSyncService::new(tower::service_fn(move |request: Request| async move {
             let id = *request.get_ref();
-            if unit(splitmix(seed ^ id.wrapping_mul(0xA24B_AED4_963E_E407))) < share {
+            if SplitMix64::new(seed ^ id.wrapping_mul(0xA24B_AED4_963E_E407)).next_f64() < share {
                 return Err(Error::new(
                     Class::failure(FailureKind::Invalid, RetryHint::Never),
                     "duplicate key value violates unique constraint",
@@ -241,15 +240,4 @@ where
         log,
         start: Instant::now(),
     })
-}
-
-pub(crate) fn splitmix(state: u64) -> u64 {
-    let mut z = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-pub(crate) fn unit(x: u64) -> f64 {
-    (x >> 11) as f64 / (1u64 << 53) as f64
 }
