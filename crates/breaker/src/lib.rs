@@ -78,3 +78,5 @@ pub use crate::layer::{CircuitBreakerBuilder, CircuitBreakerLayer, MAX_OPEN_DURA
 pub use crate::policy::{ConsecutiveFaults, Outcome, TripPolicy, WindowStats};
 pub use crate::service::CircuitBreaker;
 pub use crate::window::{CountWindow, TimeWindow};
+/// Re-exported: the error the breaker returns, and the policy that says what counts as a fault.
+pub use seawall_classify::{Error, Policy};

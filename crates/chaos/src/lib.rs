@@ -29,3 +29,5 @@ pub mod proxy;
 pub use crate::layer::{
     Chaos, ChaosBuilder, ChaosHandle, ChaosLayer, ChaosStats, InjectedFault, ResponseFuture,
 };
+/// Re-exported: the error injected faults come as, and the vocabulary to give them a class.
+pub use seawall_classify::{Class, Error, FailureKind, RetryHint};

@@ -69,3 +69,6 @@ mod state;
 pub use crate::layer::{ConcurrencyLimitBuilder, ConcurrencyLimitLayer, MAX_QUEUE, MAX_WAIT_LIMIT};
 pub use crate::service::ConcurrencyLimit;
 pub use crate::state::LimitHandle;
+/// Re-exported: the error the limit returns, the policy an adaptive limit learns by, and the
+/// request wrapper that carries a deadline.
+pub use seawall_classify::{Error, Policy, WithDeadline};

@@ -85,3 +85,6 @@ pub use crate::backoff::{Backoff, BackoffState, Jitter};
 pub use crate::budget::RetryBudget;
 pub use crate::layer::{MAX_ATTEMPTS, RetryBuilder, RetryHandle, RetryLayer};
 pub use crate::service::Retry;
+/// Re-exported: the error the retry layer returns, the policy that says what is retried, and
+/// the request wrapper that carries a deadline.
+pub use seawall_classify::{Error, Policy, WithDeadline};
