@@ -327,22 +327,30 @@ impl fmt::Display for RetryHint {
     }
 }
 
+/// Property-test strategies over the vocabulary, for this crate's tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod strategies {
     use super::*;
     use proptest::prelude::*;
 
-    fn any_kind() -> impl Strategy<Value = FailureKind> {
+    pub(crate) fn any_kind() -> impl Strategy<Value = FailureKind> {
         (0..FailureKind::ALL.len()).prop_map(|i| FailureKind::ALL[i])
     }
 
-    fn any_hint() -> impl Strategy<Value = RetryHint> {
+    pub(crate) fn any_hint() -> impl Strategy<Value = RetryHint> {
         prop_oneof![
             Just(RetryHint::Retry),
             Just(RetryHint::Never),
             any::<u64>().prop_map(|ms| RetryHint::RetryAfter(Duration::from_millis(ms))),
         ]
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strategies::{any_hint, any_kind};
+    use super::*;
+    use proptest::prelude::*;
 
     proptest! {
         #[test]

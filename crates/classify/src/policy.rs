@@ -196,18 +196,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    fn any_kind() -> impl Strategy<Value = FailureKind> {
-        (0..FailureKind::ALL.len()).prop_map(|i| FailureKind::ALL[i])
-    }
-
-    fn any_hint() -> impl Strategy<Value = RetryHint> {
-        prop_oneof![
-            Just(RetryHint::Retry),
-            Just(RetryHint::Never),
-            (0..10_000u64).prop_map(|ms| RetryHint::RetryAfter(Duration::from_millis(ms))),
-        ]
-    }
+    use crate::class::strategies::{any_hint, any_kind};
 
     fn any_policy() -> impl Strategy<Value = Policy> {
         proptest::collection::vec((any_kind(), any::<bool>(), any::<bool>()), 0..12).prop_map(

@@ -68,6 +68,6 @@ pub mod future;
 
 pub use crate::attempt::{AttemptTimeout, AttemptTimeoutLayer, MAX_TIMEOUT};
 pub use crate::deadline::{Deadline, DeadlineLayer};
-pub use seawall_classify::{HasDeadline, WithDeadline};
 /// Re-exported: the error both layers return.
 pub use seawall_classify::Error;
+pub use seawall_classify::{HasDeadline, WithDeadline};

@@ -170,14 +170,24 @@ impl<C, I, R> StandardPipeline<C, I, R> {
     }
 
     fn into_mode<R2>(self) -> StandardPipeline<C, I, R2> {
+        self.remake(|classifier, idempotency| (classifier, idempotency))
+    }
+
+    /// The same configuration with the classifier and the idempotency policy that `parts`
+    /// makes of the current ones, in any retry mode.
+    fn remake<C2, I2, R2>(
+        self,
+        parts: impl FnOnce(C, I) -> (C2, I2),
+    ) -> StandardPipeline<C2, I2, R2> {
+        let (classifier, idempotency) = parts(self.classifier, self.idempotency);
         StandardPipeline {
             deadline: self.deadline,
             retry: self.retry,
             breaker: self.breaker,
             limit: self.limit,
             attempt_timeout: self.attempt_timeout,
-            classifier: self.classifier,
-            idempotency: self.idempotency,
+            classifier,
+            idempotency,
             policy: self.policy,
             mode: PhantomData,
         }
@@ -235,17 +245,7 @@ impl<C, I, R> StandardPipeline<C, I, R> {
     /// classified and ask it about responses only
     /// ([`ResponsesOnly`](seawall_classify::ResponsesOnly)).
     pub fn classifier<C2>(self, classifier: C2) -> StandardPipeline<C2, I, R> {
-        StandardPipeline {
-            deadline: self.deadline,
-            retry: self.retry,
-            breaker: self.breaker,
-            limit: self.limit,
-            attempt_timeout: self.attempt_timeout,
-            classifier,
-            idempotency: self.idempotency,
-            policy: self.policy,
-            mode: PhantomData,
-        }
+        self.remake(|_, idempotency| (classifier, idempotency))
     }
 
     /// What each class means to the retry, the breaker and an adaptive limit (default
@@ -258,17 +258,7 @@ impl<C, I, R> StandardPipeline<C, I, R> {
     /// Which requests survive a lost connection (see
     /// [`Idempotency`](seawall_classify::Idempotency)).
     pub fn idempotency<I2>(self, idempotency: I2) -> StandardPipeline<C, I2, R> {
-        StandardPipeline {
-            deadline: self.deadline,
-            retry: self.retry,
-            breaker: self.breaker,
-            limit: self.limit,
-            attempt_timeout: self.attempt_timeout,
-            classifier: self.classifier,
-            idempotency,
-            policy: self.policy,
-            mode: PhantomData,
-        }
+        self.remake(|classifier, _| (classifier, idempotency))
     }
 
     /// Checks the whole configuration and builds the layer. Fails, naming the field, on a
