@@ -19,7 +19,7 @@
 //! A [`LimitHandle`] reads in-flight calls, queue length and totals. A call admitted at once
 //! allocates nothing; a queued call allocates its wait. The service's error is
 //! [`seawall_classify::Error`], like every Seawall layer's; an adaptive limit learns from the
-//! configured classifier and [`Policy`](seawall_classify::Policy), as the breaker does.
+//! configured classifier and [`Policy`], as the breaker does.
 //!
 //! Size `max` to the client's pool: then the pool never waits and never times out, and the
 //! queue, whose bounds you chose, is the only place anything waits.

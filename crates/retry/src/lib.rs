@@ -7,7 +7,7 @@
 //! - it retries failures whose hint is `Retry`, and waits at least the remote's
 //!   `RetryAfter(d)` (capped by the backoff's `max_delay`);
 //! - it never retries `Never`, and never retries `Rejected`: an open breaker or a reached
-//!   limit said no, and retrying would only hammer it (the [`Policy`](seawall_classify::Policy)
+//!   limit said no, and retrying would only hammer it (the [`Policy`]
 //!   every layer shares decides; [`RetryBuilder::policy`] changes it);
 //! - at most `max_attempts` attempts in all;
 //! - delays from a [`Backoff`]: constant or exponential, with jitter `None`, `Full`, `Equal`
@@ -21,7 +21,7 @@
 //!
 //! Requests must be `Clone` (they are cloned before each attempt that may be followed by
 //! another) and carry their deadline through `HasDeadline` (`http::Request`, or
-//! [`WithDeadline`](seawall_classify::WithDeadline) around anything else). A request that
+//! [`WithDeadline`] around anything else). A request that
 //! succeeds at once allocates nothing beyond its clone.
 //!
 //! With feature `postgres`, [`postgres::transaction`] retries a whole PostgreSQL transaction
