@@ -48,13 +48,24 @@ impl Client {
     }
 
     /// Sends `request` and reads the whole answer; after an error the next call reconnects.
-    /// A request the connection closed before sending (the server may close a keep-alive
-    /// connection after any answer) is sent again once on a new connection.
+    ///
+    /// The server may close a keep-alive connection after any answer (it does after an answer
+    /// to a request whose body it did not read), and a request sent on it meanwhile is lost:
+    /// a request the connection gave back unsent, or one that a reused connection closed on
+    /// before any answer, is sent again once on a new connection. (Every request to this
+    /// service may be sent twice: reads, rejected requests, and writes under an
+    /// `Idempotency-Key`.)
     pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Reply, BoxError> {
+        let reused = self.sender.as_ref().is_some_and(|sender| !sender.is_closed());
+        let copy = reused.then(|| copy_of(&request));
         let result = match self.try_send(request).await {
             Err(Unsent::Request(request)) => {
                 self.sender = None;
                 self.try_send(*request).await
+            }
+            Err(Unsent::Closed(_)) if let Some(copy) = copy => {
+                self.sender = None;
+                self.try_send(copy).await
             }
             other => other,
         };
@@ -62,7 +73,7 @@ impl Client {
             self.sender = None;
             match error {
                 Unsent::Request(_) => "the connection closed before the request was sent".into(),
-                Unsent::Error(error) => error,
+                Unsent::Closed(error) | Unsent::Error(error) => error,
             }
         })
     }
@@ -90,7 +101,14 @@ impl Client {
             Err(mut error) => {
                 return Err(match error.take_message() {
                     Some(request) => Unsent::Request(Box::new(request)),
-                    None => boxed(error.into_error()),
+                    None => {
+                        let error = error.into_error();
+                        if error.is_incomplete_message() {
+                            Unsent::Closed(error.into())
+                        } else {
+                            boxed(error)
+                        }
+                    }
                 });
             }
         };
@@ -128,10 +146,22 @@ impl Client {
     }
 }
 
-/// Why a send failed: the request came back unsent, or something else went wrong.
+/// Why a send failed: the request came back unsent, the connection closed before any answer,
+/// or something else went wrong.
 enum Unsent {
     Request(Box<Request<Full<Bytes>>>),
+    Closed(BoxError),
     Error(BoxError),
+}
+
+/// A copy of `request`, to send again.
+fn copy_of(request: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
 }
 
 fn boxed(error: impl Into<BoxError>) -> Unsent {
