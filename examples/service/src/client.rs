@@ -56,7 +56,10 @@ impl Client {
     /// service may be sent twice: reads, rejected requests, and writes under an
     /// `Idempotency-Key`.)
     pub async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Reply, BoxError> {
-        let reused = self.sender.as_ref().is_some_and(|sender| !sender.is_closed());
+        let reused = self
+            .sender
+            .as_ref()
+            .is_some_and(|sender| !sender.is_closed());
         let copy = reused.then(|| copy_of(&request));
         let result = match self.try_send(request).await {
             Err(Unsent::Request(request)) => {
