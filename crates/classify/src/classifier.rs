@@ -406,6 +406,8 @@ as_error_self!(
 as_error_self!(tokio_postgres::Error, deadpool_postgres::PoolError);
 #[cfg(feature = "redis")]
 as_error_self!(redis::RedisError);
+#[cfg(feature = "sqlx")]
+as_error_self!(sqlx_core::error::Error);
 
 /// The classifier every Seawall layer uses unless told otherwise.
 ///
@@ -422,6 +424,7 @@ as_error_self!(redis::RedisError);
 /// | `tokio_postgres::Error` (feature `postgres`) | see [`postgres`](crate::postgres) |
 /// | `deadpool_postgres::PoolError` (feature `postgres`) | see [`postgres`](crate::postgres) |
 /// | `redis::RedisError` (feature `redis`) | see [`redis`](crate::redis) |
+/// | `sqlx::Error` (feature `sqlx`) | see [`sqlx`](crate::sqlx) |
 ///
 /// Anything else has no class, which [`Classifier::classify`] reads as
 /// [`Class::UNKNOWN_ERROR`].
@@ -486,6 +489,10 @@ fn known_type(error: &(dyn StdError + 'static)) -> Option<Class> {
     #[cfg(feature = "redis")]
     if let Some(err) = error.downcast_ref::<redis::RedisError>() {
         return Some(crate::redis::classify(err));
+    }
+    #[cfg(feature = "sqlx")]
+    if let Some(err) = error.downcast_ref::<sqlx_core::error::Error>() {
+        return crate::sqlx::classify(err);
     }
     None
 }

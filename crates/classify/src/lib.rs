@@ -14,8 +14,10 @@
 //! A [`Classifier`] turns a response or an error into a `Class` without allocating.
 //! [`DefaultClassifier`] finds known error types anywhere in an error's `source()` chain:
 //! `std::io::Error`, tower's and tokio's timeouts, every Seawall layer's errors, and with
-//! features `postgres` and `redis` the errors of `tokio-postgres`, `deadpool-postgres` and
-//! `redis` (see [`postgres`] and [`redis`] for the tables). With feature `http`,
+//! features `postgres`, `sqlx` and `redis` the errors of `tokio-postgres`,
+//! `deadpool-postgres`, `sqlx` and `redis` (see [`postgres`], [`sqlx`] and [`redis`] for the
+//! tables; PostgreSQL's SQLSTATE codes have one table, [`sqlstate`], whichever client reported
+//! them). With feature `http`,
 //! [`HttpClassifier`] classifies responses by status and `Retry-After`.
 //!
 //! [`ClassifyLayer`] wraps a client so its errors become [`Error`]: the source error plus its
@@ -93,6 +95,9 @@ pub mod http;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod sqlstate;
+#[cfg(feature = "sqlx")]
+pub mod sqlx;
 
 use std::fmt;
 use std::task::{Context, Poll};

@@ -119,7 +119,7 @@
 //! # Crates
 //!
 //! Each layer is its own crate, re-exported here behind a feature of the same name (all but
-//! `http`, `postgres` and `redis` on by default; `full` turns on everything):
+//! `http`, `postgres`, `redis` and `sqlx` on by default; `full` turns on everything):
 //! [`classify`], [`timeout`], [`limit`], [`breaker`], [`retry`].
 
 #![warn(
