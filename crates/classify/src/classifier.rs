@@ -408,6 +408,10 @@ as_error_self!(tokio_postgres::Error, deadpool_postgres::PoolError);
 as_error_self!(redis::RedisError);
 #[cfg(feature = "sqlx")]
 as_error_self!(sqlx_core::error::Error);
+#[cfg(feature = "http")]
+as_error_self!(hyper::Error);
+#[cfg(feature = "reqwest")]
+as_error_self!(reqwest::Error);
 
 /// The classifier every Seawall layer uses unless told otherwise.
 ///
@@ -425,6 +429,8 @@ as_error_self!(sqlx_core::error::Error);
 /// | `deadpool_postgres::PoolError` (feature `postgres`) | see [`postgres`](crate::postgres) |
 /// | `redis::RedisError` (feature `redis`) | see [`redis`](crate::redis) |
 /// | `sqlx::Error` (feature `sqlx`) | see [`sqlx`](crate::sqlx) |
+/// | `hyper::Error` (feature `http`; under hyper-util's client errors too) | see [`classify_hyper`](crate::http::classify_hyper) |
+/// | `reqwest::Error` (feature `reqwest`) | see [`reqwest`](crate::reqwest) |
 ///
 /// Anything else has no class, which [`Classifier::classify`] reads as
 /// [`Class::UNKNOWN_ERROR`].
@@ -493,6 +499,14 @@ fn known_type(error: &(dyn StdError + 'static)) -> Option<Class> {
     #[cfg(feature = "sqlx")]
     if let Some(err) = error.downcast_ref::<sqlx_core::error::Error>() {
         return crate::sqlx::classify(err);
+    }
+    #[cfg(feature = "http")]
+    if let Some(err) = error.downcast_ref::<hyper::Error>() {
+        return crate::http::classify_hyper(err);
+    }
+    #[cfg(feature = "reqwest")]
+    if let Some(err) = error.downcast_ref::<reqwest::Error>() {
+        return crate::reqwest::classify(err);
     }
     None
 }

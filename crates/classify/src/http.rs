@@ -53,16 +53,54 @@ impl<B, E: AsError> Classifier<Response<B>, E> for HttpClassifier {
 /// Classifies a response by status and `Retry-After`; see the [module docs](self).
 #[must_use]
 pub fn classify_response<B>(response: &Response<B>) -> Class {
-    let status = response.status();
+    classify_parts(response.status(), response.headers())
+}
+
+/// Classifies a response given as its status and headers (for clients with a response type
+/// of their own); see the [module docs](self).
+#[must_use]
+pub fn classify_parts(status: StatusCode, headers: &HeaderMap) -> Class {
     let retry_after = if matches!(
         status,
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
     ) {
-        retry_after(response.headers(), SystemTime::now())
+        retry_after(headers, SystemTime::now())
     } else {
         None
     };
     classify_status(status, retry_after)
+}
+
+/// Classifies an error of hyper's HTTP client (hyper, or hyper-util's legacy client, whose
+/// errors have it as their source):
+///
+/// | hyper error | class |
+/// |---|---|
+/// | the connection closed before the whole response came (`IncompleteMessage`) | `Disconnect`, retry (if idempotent: the request may have run) |
+/// | canceled: the connection closed before the request was sent | `Connect`, retry |
+/// | the connection closed | `Disconnect`, retry (if idempotent) |
+/// | a timeout | `Timeout`, retry |
+/// | a malformed response | `Internal`, never |
+/// | anything else | no opinion |
+///
+/// A connection that could not be opened surfaces as the `std::io::Error` under
+/// hyper-util's error, which the [`io`](crate::io) table classifies (`Connect`).
+#[must_use]
+pub fn classify_hyper(error: &hyper::Error) -> Option<Class> {
+    use FailureKind as K;
+    Some(if error.is_incomplete_message() {
+        Class::failure(K::Disconnect, RetryHint::Retry)
+    } else if error.is_canceled() {
+        Class::failure(K::Connect, RetryHint::Retry)
+    } else if error.is_closed() {
+        Class::failure(K::Disconnect, RetryHint::Retry)
+    } else if error.is_timeout() {
+        Class::failure(K::Timeout, RetryHint::Retry)
+    } else if error.is_parse() || error.is_parse_status() {
+        Class::UNKNOWN_ERROR
+    } else {
+        return None;
+    })
 }
 
 /// Classifies a status code, given the `Retry-After` delay if the response had one.

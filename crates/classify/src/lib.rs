@@ -95,6 +95,8 @@ pub mod http;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 pub mod sqlstate;
 #[cfg(feature = "sqlx")]
 pub mod sqlx;
