@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Response, StatusCode, header::RETRY_AFTER};
 
-use crate::{AsError, Class, Classifier, FailureKind, RetryHint, known_class};
+use crate::{AsError, Class, Classifier, Error, FailureKind, RetryHint, known_class};
 
 /// Classifies `http::Response`s by status and `Retry-After`, and errors like
 /// [`DefaultClassifier`](crate::DefaultClassifier).
@@ -157,6 +157,62 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The status code and `Retry-After` (in whole seconds, rounded up) that answer a caller
+/// whose request failed with `error`:
+///
+/// | class | status | `Retry-After` |
+/// |---|---|---|
+/// | `Rejected`, `Overloaded`, `Unavailable`, `Connect`, `Disconnect`, `Contention` | 503 | the hint's delay, else 1 s |
+/// | `Timeout` | 504 | none |
+/// | `Invalid` | 400 | none |
+/// | `Internal`, anything else | 500 | none |
+///
+/// The message of the error is not part of it: the body a service returns should not leak
+/// a dependency's internals.
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_classify::{Class, Error, FailureKind, RetryHint};
+///
+/// let busy = Error::new(
+///     Class::failure(FailureKind::Overloaded, RetryHint::RetryAfter(Duration::from_millis(1500))),
+///     "pool exhausted",
+/// );
+/// let (status, retry_after) = seawall_classify::http::response_parts(&busy);
+/// assert_eq!(status, http::StatusCode::SERVICE_UNAVAILABLE);
+/// assert_eq!(retry_after, Some(2));
+/// ```
+#[must_use]
+pub fn response_parts(error: &Error) -> (StatusCode, Option<u64>) {
+    status_for(error.class())
+}
+
+/// [`response_parts`] for a class alone.
+#[must_use]
+pub fn status_for(class: Class) -> (StatusCode, Option<u64>) {
+    let Some(failure) = class.as_failure() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, None);
+    };
+    match failure.kind {
+        FailureKind::Rejected
+        | FailureKind::Overloaded
+        | FailureKind::Unavailable
+        | FailureKind::Connect
+        | FailureKind::Disconnect
+        | FailureKind::Contention => {
+            let after = match failure.retry {
+                RetryHint::RetryAfter(delay) => delay,
+                _ => Duration::from_secs(1),
+            };
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            (StatusCode::SERVICE_UNAVAILABLE, Some(secs.max(1)))
+        }
+        FailureKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, None),
+        FailureKind::Invalid => (StatusCode::BAD_REQUEST, None),
+        FailureKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, None),
+    }
 }
 
 #[cfg(test)]

@@ -89,6 +89,8 @@ mod layer;
 mod policy;
 pub mod schema;
 
+#[cfg(feature = "axum")]
+pub mod axum;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "postgres")]

@@ -2,7 +2,7 @@
 //!
 //! | reqwest | class |
 //! |---|---|
-//! | a `Response`, through [`HttpClassifier`](crate::HttpClassifier) | by status and `Retry-After`, as an `http::Response` (see [`http`](crate::http)): a 503 with `Retry-After: 2` is `Overloaded`, retry after 2 s |
+//! | a `Response`, through [`HttpClassifier`] | by status and `Retry-After`, as an `http::Response` (see [`http`](crate::http)): a 503 with `Retry-After: 2` is `Overloaded`, retry after 2 s |
 //! | an error with a status (`error_for_status()`) | by status: a 503 is `Overloaded`, retry (reqwest drops the headers, so a `Retry-After` is lost: classify the response instead) |
 //! | a timeout (`Client::timeout`, `RequestBuilder::timeout`) | `Timeout`, retry |
 //! | could not connect | `Connect`, retry: nothing was sent |

@@ -1,0 +1,63 @@
+//! axum: answering a caller from a Seawall error (feature `axum`).
+//!
+//! [`Error`] implements `IntoResponse`, so a handler returns `Result<T, seawall::Error>` and
+//! every failure becomes a `application/problem+json` answer whose status comes from the
+//! class alone ([`http::response_parts`](crate::http::response_parts): 503 with
+//! `Retry-After` for refusals and overload, 504 for timeouts, 400 for the caller's own
+//! mistakes, 500 otherwise). The body names the class, never the error's message: a
+//! dependency's internals do not leak to the caller.
+//!
+//! ```
+//! use axum_core::response::IntoResponse;
+//! use seawall_classify::{Class, Error};
+//!
+//! let refused = Error::new(Class::rejected(std::time::Duration::from_millis(1500)), "breaker open");
+//! let response = refused.into_response();
+//! assert_eq!(response.status(), 503);
+//! assert_eq!(response.headers()["retry-after"], "2");
+//! assert_eq!(response.headers()["content-type"], "application/problem+json");
+//! ```
+//!
+//! The pipeline goes in the router's state, cloned per request (its breaker, limit and
+//! budget are shared by every clone), or around a route as a layer:
+//!
+//! ```text
+//! #[derive(Clone)]
+//! struct AppState { db: Standard<PgClient, DefaultClassifier, AssumeNotIdempotent, NoRetry> }
+//!
+//! async fn item(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Item>, seawall::Error> {
+//!     let row = state.db.oneshot(WithDeadline::new(id)).await?;   // `?` answers 503, 504...
+//!     Ok(Json(row))
+//! }
+//! ```
+
+use axum_core::body::Body;
+use axum_core::response::{IntoResponse, Response};
+use http::HeaderValue;
+use http::header::{CONTENT_TYPE, RETRY_AFTER};
+
+use crate::Error;
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, retry_after) = crate::http::response_parts(&self);
+        let kind = self.kind().map_or("none", |kind| kind.as_str());
+        // Every part is a fixed ASCII word or a number: nothing to escape.
+        let body = format!(
+            r#"{{"type":"about:blank","title":"{}","status":{},"seawall_class":"{kind}"}}"#,
+            status.canonical_reason().unwrap_or("Error"),
+            status.as_u16(),
+        );
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(seconds) = retry_after {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
