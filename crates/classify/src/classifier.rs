@@ -412,6 +412,8 @@ as_error_self!(sqlx_core::error::Error);
 as_error_self!(hyper::Error);
 #[cfg(feature = "reqwest")]
 as_error_self!(reqwest::Error);
+#[cfg(feature = "grpc")]
+as_error_self!(tonic::Status);
 
 /// The classifier every Seawall layer uses unless told otherwise.
 ///
@@ -431,6 +433,7 @@ as_error_self!(reqwest::Error);
 /// | `sqlx::Error` (feature `sqlx`) | see [`sqlx`](crate::sqlx) |
 /// | `hyper::Error` (feature `http`; under hyper-util's client errors too) | see [`classify_hyper`](crate::http::classify_hyper) |
 /// | `reqwest::Error` (feature `reqwest`) | see [`reqwest`](crate::reqwest) |
+/// | `tonic::Status` (feature `grpc`) | by code and pushback, see [`grpc`](crate::grpc) |
 ///
 /// Anything else has no class, which [`Classifier::classify`] reads as
 /// [`Class::UNKNOWN_ERROR`].
@@ -507,6 +510,10 @@ fn known_type(error: &(dyn StdError + 'static)) -> Option<Class> {
     #[cfg(feature = "reqwest")]
     if let Some(err) = error.downcast_ref::<reqwest::Error>() {
         return crate::reqwest::classify(err);
+    }
+    #[cfg(feature = "grpc")]
+    if let Some(err) = error.downcast_ref::<tonic::Status>() {
+        return Some(crate::grpc::classify_status(err));
     }
     None
 }

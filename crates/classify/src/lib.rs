@@ -91,6 +91,8 @@ pub mod schema;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "postgres")]

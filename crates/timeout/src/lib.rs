@@ -65,6 +65,8 @@ mod attempt;
 mod deadline;
 pub mod error;
 pub mod future;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 
 pub use crate::attempt::{AttemptTimeout, AttemptTimeoutLayer, MAX_TIMEOUT};
 pub use crate::deadline::{Deadline, DeadlineLayer};
