@@ -178,3 +178,63 @@ async fn a_tonic_channel_behind_the_pipeline() {
         "the server was not called"
     );
 }
+
+#[tokio::test]
+async fn unavailable_is_retried_where_the_request_can_be_cloned() {
+    let faults = Faults::default();
+    let url = server(faults.clone()).await;
+    let channel = Endpoint::from_shared(url).unwrap().connect_lazy();
+    let client = HealthClient::new(channel);
+    // Around the typed call, the request is a message that can be cloned: the pipeline
+    // retries, and the client's error, a `tonic::Status`, is classified by its code.
+    let checks = tower::service_fn(move |request: seawall::WithDeadline<HealthCheckRequest>| {
+        let mut client = client.clone();
+        async move {
+            let answer = client.check(request.into_inner()).await?;
+            Ok::<_, tonic::Status>(answer.into_inner().status())
+        }
+    });
+    let retry = seawall::retry::RetryLayer::builder()
+        .max_attempts(3)
+        // The backoff's cap bounds a pushback too: leave room for it.
+        .backoff(
+            seawall::retry::Backoff::exponential(Duration::from_millis(10))
+                .max_delay(Duration::from_secs(1))
+                .jitter(seawall::retry::Jitter::None),
+        )
+        .seed(1);
+    let pipeline = StandardPipeline::new("grpc-typed", 8)
+        .retry(retry)
+        .build()
+        .unwrap();
+    let retries = pipeline.retry().unwrap();
+    let mut checks = pipeline.layer(checks);
+
+    // One UNAVAILABLE with a pushback of 250 ms: retried after it, and the call succeeds.
+    *faults.unavailable.lock().unwrap() = 1;
+    let started = tokio::time::Instant::now();
+    let status = checks
+        .ready()
+        .await
+        .unwrap()
+        .call(seawall::WithDeadline::new(check("seawall.Items")))
+        .await
+        .unwrap();
+    assert_eq!(status, ServingStatus::Serving);
+    assert_eq!(retries.retries(), 1);
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "the pushback was honoured"
+    );
+
+    // INVALID_ARGUMENT-like answers (NOT_FOUND) are the caller's: not retried.
+    let err = checks
+        .ready()
+        .await
+        .unwrap()
+        .call(seawall::WithDeadline::new(check("no.such.Service")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Some(seawall::FailureKind::Invalid));
+    assert_eq!(retries.retries(), 1);
+}
