@@ -29,14 +29,23 @@ fn sqlstate(err: &sqlx::Error) -> Option<String> {
         .map(|code| code.into_owned())
 }
 
+/// Checks that the server answered `code` and that the error is classified as `expected`;
+/// returns the class.
+fn assert_answered(err: sqlx::Error, code: &str, expected: Class) -> Class {
+    assert_eq!(sqlstate(&err).as_deref(), Some(code), "{err:?}");
+    let class = class_of(err);
+    assert_eq!(class, expected);
+    class
+}
+
 #[tokio::test]
 async fn a_syntax_error_is_invalid_and_never_retried() {
     let pool = pool(2).await;
     let err = sqlx::query("SELEC 1").execute(&pool).await.unwrap_err();
-    assert_eq!(sqlstate(&err).as_deref(), Some("42601"));
-    assert_eq!(
-        class_of(err),
-        Class::failure(FailureKind::Invalid, RetryHint::Never)
+    assert_answered(
+        err,
+        "42601",
+        Class::failure(FailureKind::Invalid, RetryHint::Never),
     );
 }
 
@@ -95,11 +104,10 @@ async fn a_serialization_failure_is_retryable_contention() {
         .unwrap();
     assert_eq!(errors.len(), 1, "exactly one transaction fails: {errors:?}");
     let err = errors.pop().unwrap();
-    assert_eq!(sqlstate(&err).as_deref(), Some("40001"));
-    let class = class_of(err);
-    assert_eq!(
-        class,
-        Class::failure(FailureKind::Contention, RetryHint::Retry)
+    let class = assert_answered(
+        err,
+        "40001",
+        Class::failure(FailureKind::Contention, RetryHint::Retry),
     );
     assert!(class.is_retryable() && !class.is_fault());
 }
@@ -145,10 +153,10 @@ async fn a_terminated_backend_is_unavailable_and_retryable() {
         .unwrap();
     assert!(killed);
     let err = running.await.unwrap();
-    assert_eq!(sqlstate(&err).as_deref(), Some("57P01"));
-    assert_eq!(
-        class_of(err),
-        Class::failure(FailureKind::Unavailable, RetryHint::Retry)
+    assert_answered(
+        err,
+        "57P01",
+        Class::failure(FailureKind::Unavailable, RetryHint::Retry),
     );
 }
 
@@ -178,11 +186,10 @@ async fn a_role_over_its_connection_limit_is_overloaded() {
         .await
         .expect_err("a second connection exceeds the limit");
     drop(first);
-    assert_eq!(sqlstate(&err).as_deref(), Some("53300"));
-    let class = class_of(err);
-    assert_eq!(
-        class,
-        Class::failure(FailureKind::Overloaded, RetryHint::Retry)
+    let class = assert_answered(
+        err,
+        "53300",
+        Class::failure(FailureKind::Overloaded, RetryHint::Retry),
     );
     assert!(class.is_fault());
 }
