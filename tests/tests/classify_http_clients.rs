@@ -11,10 +11,12 @@ use seawall_classify::{Class, Classifier, Error, FailureKind, HttpClassifier, Re
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// A server on loopback answering by path: `/busy` 503 with `Retry-After: 2`, `/slow` after
-/// two seconds, `/cut` half a status line and then nothing (the connection closes), anything
-/// else 200. It serves until the test ends.
+/// A server on loopback answering by path: `/busy` 503 with `Retry-After: 2`, `/flaky` 503
+/// with `Retry-After: 1` the first time and 200 after, `/slow` after two seconds, `/cut` half
+/// a status line and then nothing (the connection closes), anything else 200. It serves
+/// until the test ends.
 async fn server() -> String {
+    let flaky = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -22,6 +24,7 @@ async fn server() -> String {
             let Ok((mut socket, _)) = listener.accept().await else {
                 return;
             };
+            let flaky = flaky.clone();
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
@@ -36,6 +39,9 @@ async fn server() -> String {
                 let answer: &[u8] = match path {
                     "/busy" => b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 2\r\ncontent-length: 0\r\n\r\n",
                     "/cut" => b"HTTP/1.1 20",
+                    "/flaky" if flaky.swap(false, std::sync::atomic::Ordering::SeqCst) => {
+                        b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\n\r\n"
+                    }
                     "/slow" => {
                         tokio::time::sleep(Duration::from_secs(2)).await;
                         b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
@@ -127,5 +133,35 @@ async fn hyper_util_incomplete_answers_and_refusals_get_their_classes() {
     assert_eq!(
         class_of(err),
         Class::failure(FailureKind::Connect, RetryHint::Retry)
+    );
+}
+
+#[tokio::test]
+async fn a_reqwest_client_behind_the_pipeline_retries_a_503_after_its_retry_after() {
+    use seawall::{StandardPipeline, WithDeadline};
+    use tower::{Layer, ServiceExt};
+
+    let base = server().await;
+    let client = reqwest::Client::new();
+    let get = tower::service_fn(move |url: WithDeadline<String>| {
+        let request = client.get(url.into_inner());
+        async move { request.send().await }
+    });
+    let layer = StandardPipeline::new("api", 8)
+        .classifier(HttpClassifier)
+        .build()
+        .unwrap();
+    let retries = layer.retry().unwrap();
+    let started = tokio::time::Instant::now();
+    let response = layer
+        .layer(get)
+        .oneshot(WithDeadline::new(format!("{base}/flaky")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(retries.retries(), 1);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited for Retry-After"
     );
 }

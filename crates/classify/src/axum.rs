@@ -19,7 +19,12 @@
 //! ```
 //!
 //! The pipeline goes in the router's state, cloned per request (its breaker, limit and
-//! budget are shared by every clone), or around a route as a layer:
+//! budget are shared by every clone): `examples/axum-sqlx` is the whole pattern. As a layer
+//! around routes, the pipeline's error has to become a response first, since axum's routes
+//! cannot fail: `HandleErrorLayer::new(|e: seawall::Error| async move { e.into_response() })`
+//! outside it.
+//!
+//! A sketch of the state pattern:
 //!
 //! ```text
 //! #[derive(Clone)]
