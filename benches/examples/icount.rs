@@ -47,6 +47,14 @@ fn main() {
                 .layer(echo::<u64>());
             sequential_calls(&rt, &mut s, n, |i| i);
         }
+        "breaker_window" => {
+            let mut s = seawall_breaker::CircuitBreakerLayer::builder()
+                .count_window(seawall_breaker::CountWindow::new(100).min_calls(100).failure_rate(0.5))
+                .build()
+                .unwrap()
+                .layer(echo::<u64>());
+            sequential_calls(&rt, &mut s, n, |i| i);
+        }
         "limit" => {
             let mut s = seawall_limit::ConcurrencyLimitLayer::builder(64)
                 .build()
