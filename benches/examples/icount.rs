@@ -49,7 +49,11 @@ fn main() {
         }
         "breaker_window" => {
             let mut s = seawall_breaker::CircuitBreakerLayer::builder()
-                .count_window(seawall_breaker::CountWindow::new(100).min_calls(100).failure_rate(0.5))
+                .count_window(
+                    seawall_breaker::CountWindow::new(100)
+                        .min_calls(100)
+                        .failure_rate(0.5),
+                )
                 .build()
                 .unwrap()
                 .layer(echo::<u64>());
