@@ -18,9 +18,11 @@ struct Running {
 async fn start() -> Running {
     let proxy = Proxy::start(pg_socket_addr()).await.unwrap();
     let url = format!("postgres://postgres@{}/postgres", proxy.addr());
+    // A short acquire timeout: with the database down, each attempt gives up quickly and
+    // the request's 2 s deadline holds all three attempts with room to spare.
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)
-        .acquire_timeout(Duration::from_millis(500))
+        .acquire_timeout(Duration::from_millis(200))
         .connect(&url)
         .await
         .expect("PostgreSQL through the proxy: is scripts/services.sh running?");
