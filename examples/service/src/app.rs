@@ -22,6 +22,11 @@ use crate::problem::{self, Body};
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// A body over [`MAX_BODY`] but at most this large is read and dropped before the 413, so the
+/// client, still writing it, reads the answer instead of a broken pipe; a larger one is
+/// refused at once.
+const DRAIN_LIMIT: usize = 1024 * 1024;
 /// A ping slower than this marks a dependency `slow` in `/health`.
 pub const SLOW_PING: Duration = Duration::from_millis(250);
 /// The longest a `/health` ping waits.
@@ -252,6 +257,11 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|length| length > MAX_BODY as u64) {
+            // Read (and drop) a body of moderate size before answering: a client still
+            // writing it when the connection closes gets a broken pipe instead of the 413.
+            if declared.is_some_and(|length| length <= DRAIN_LIMIT as u64) {
+                let _ = Limited::new(body, DRAIN_LIMIT).collect().await;
+            }
             return too_large();
         }
         let bytes = match Limited::new(body, MAX_BODY).collect().await {
