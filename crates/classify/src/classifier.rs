@@ -101,13 +101,25 @@ where
             (class, Ok(response))
         }
         Err(error) => {
-            let error = Error::from_inner(error);
-            let class = classifier
-                .classify_error(&error)
-                .unwrap_or(Class::UNKNOWN_ERROR);
-            (class, Err(error.with_class(class)))
+            let error = classified_error(classifier, error);
+            (error.class(), Err(error))
         }
     }
+}
+
+/// An inner service's error as an [`Error`] carrying the class `classifier` gives it: the one
+/// conversion behind [`classify_outcome`] and `ClassifyLayer`.
+#[inline]
+pub(crate) fn classified_error<Res, E, C>(classifier: &C, error: E) -> Error
+where
+    E: Into<BoxError> + 'static,
+    C: Classifier<Res> + ?Sized,
+{
+    let error = Error::from_inner(error);
+    let class = classifier
+        .classify_error(&error)
+        .unwrap_or(Class::UNKNOWN_ERROR);
+    error.with_class(class)
 }
 
 /// Combinators for classifiers: [`or_classifier`](ClassifierExt::or_classifier) and [`map_class`](ClassifierExt::map_class).

@@ -72,16 +72,6 @@ impl Error {
         }
     }
 
-    /// Converts an inner service's error that a classifier gave `class`: an `Error` (or a
-    /// boxed one) keeps its source and takes `class`, without allocating; anything else is
-    /// wrapped.
-    pub fn classified<E: Into<BoxError> + 'static>(class: Class, error: E) -> Self {
-        match take_error(error) {
-            Ok(error) => error.with_class(class),
-            Err(other) => Error::new(class, other),
-        }
-    }
-
     /// The class of this error.
     #[must_use]
     pub fn class(&self) -> Class {
@@ -282,9 +272,12 @@ mod tests {
         let err = Error::from_inner(boxed);
         assert_eq!(err.kind(), Some(FailureKind::Rejected));
         assert_eq!(err.to_string(), "open");
-        let err = Error::classified(Class::UNKNOWN_ERROR, err);
+        let err = Error::from_inner(err).with_class(Class::UNKNOWN_ERROR);
         assert_eq!(err.class(), Class::UNKNOWN_ERROR);
-        assert!(!is_caused_by::<Error>(err.source_ref()));
+        assert!(
+            !is_caused_by::<Error>(err.source_ref()),
+            "not wrapped twice"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
-use crate::{BoxError, Class, Classifier, Error};
+use crate::{BoxError, Classifier, Error};
 
 pin_project! {
     /// Classifies the inner service's error, if any, once the call finishes.
@@ -49,12 +49,8 @@ where
         match ready!(this.inner.poll(cx)) {
             Ok(response) => Poll::Ready(Ok(response)),
             Err(error) => {
-                let error = Error::from_inner(error);
-                let class = this
-                    .classifier
-                    .classify_error(&error)
-                    .unwrap_or(Class::UNKNOWN_ERROR)
-                    .for_request(*this.idempotent);
+                let error = crate::classifier::classified_error::<T, _, _>(this.classifier, error);
+                let class = error.class().for_request(*this.idempotent);
                 Poll::Ready(Err(error.with_class(class)))
             }
         }

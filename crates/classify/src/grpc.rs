@@ -79,14 +79,17 @@ pub fn classify_code(code: Code, pushback: Option<Option<Duration>>) -> Class {
 /// (negative or malformed), `Some(Some(delay))` otherwise.
 #[must_use]
 pub fn pushback(metadata: &MetadataMap) -> Option<Option<Duration>> {
-    let value = metadata.get(PUSHBACK)?;
-    Some(
-        value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_millis),
-    )
+    metadata
+        .get(PUSHBACK)
+        .map(|value| parse_pushback(value.to_str().ok()))
+}
+
+/// A pushback value: a delay in milliseconds, or `None` (do not retry) when it is negative
+/// or malformed.
+fn parse_pushback(value: Option<&str>) -> Option<Duration> {
+    value
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
 }
 
 /// Classifies a `tonic::Status` by its code and pushback; see the [module docs](self).
@@ -110,13 +113,9 @@ impl<B, E: AsError> Classifier<http::Response<B>, E> for GrpcClassifier {
             .ok()?
             .parse::<i32>()
             .ok()?;
-        let pushback = headers.get(PUSHBACK).map(|value| {
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_millis)
-        });
+        let pushback = headers
+            .get(PUSHBACK)
+            .map(|value| parse_pushback(value.to_str().ok()));
         Some(classify_code(Code::from_i32(code), pushback))
     }
 

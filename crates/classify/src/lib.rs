@@ -188,12 +188,7 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(|error| {
             // No request was sent yet, so nothing can have run twice: idempotent.
-            let error = Error::from_inner(error);
-            let class = self
-                .classifier
-                .classify_error(&error)
-                .unwrap_or(Class::UNKNOWN_ERROR);
-            error.with_class(class)
+            classifier::classified_error::<S::Response, _, _>(&self.classifier, error)
         })
     }
 
