@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall_benches::{
-    contended_calls, echo, runtime, runtime_two_threads, sequential_calls, yield_once,
+    NeverRetry, contended_calls, echo, runtime, runtime_two_threads, sequential_calls, tower_trio,
+    yield_once,
 };
 use seawall_breaker::{CircuitBreakerLayer, CountWindow};
 use seawall_classify::{ClassifyLayer, WithDeadline};
@@ -256,22 +257,6 @@ fn breaker(c: &mut Criterion) {
     group.finish();
 }
 
-/// tower's `Retry` with the most trivial policy: clone the request, never retry.
-#[derive(Clone, Copy)]
-struct NeverRetry;
-
-impl<Req: Clone, Res, E> tower::retry::Policy<Req, Res, E> for NeverRetry {
-    type Future = std::future::Ready<()>;
-
-    fn retry(&mut self, _: &mut Req, _: &mut Result<Res, E>) -> Option<Self::Future> {
-        None
-    }
-
-    fn clone_request(&mut self, request: &Req) -> Option<Req> {
-        Some(request.clone())
-    }
-}
-
 fn retry(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("retry");
@@ -307,13 +292,7 @@ fn pipeline(c: &mut Criterion) {
     let rt2 = runtime_two_threads();
     let mut group = c.benchmark_group("pipeline");
 
-    let tower_trio = || {
-        tower::ServiceBuilder::new()
-            .layer(tower::retry::RetryLayer::new(NeverRetry))
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(64))
-            .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(5)))
-            .service(echo::<WithDeadline<u64>>())
-    };
+    let tower_trio = tower_trio::<WithDeadline<u64>>;
     let standard = || {
         seawall::StandardPipeline::new("bench", 64)
             .build()

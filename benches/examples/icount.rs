@@ -1,11 +1,13 @@
 //! Runs N requests that succeed at once through one stack, for instruction counts
-//! (`perf stat -e instructions:u` or `valgrind --tool=callgrind`): run with N and with 0, and
-//! divide the difference by N.
-use std::time::Duration;
+//! (`scripts/icount.sh`: callgrind's total at N and at 0, the difference divided by N).
+//!
+//! Each stack runs in a function of its own, never inlined into `main`, so that adding a
+//! stack does not change how the others are compiled.
 
-use seawall_benches::{echo, runtime, sequential_calls};
+use seawall_benches::{echo, runtime, sequential_calls, tower_trio};
 use seawall_classify::WithDeadline;
-use tower::Layer;
+use tokio::runtime::Runtime;
+use tower::{Layer, Service};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -13,42 +15,31 @@ fn main() {
     let n: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(100_000);
     let rt = runtime();
     match stack.as_str() {
-        "seawall_standard" => {
-            let mut s = seawall::StandardPipeline::new("bench", 64)
+        "bare" => run(&rt, n, echo::<WithDeadline<u64>>(), WithDeadline::new),
+        "tower_trio" => run(&rt, n, tower_trio::<WithDeadline<u64>>(), WithDeadline::new),
+        "seawall_standard" => run(
+            &rt,
+            n,
+            seawall::StandardPipeline::new("bench", 64)
                 .build()
                 .unwrap()
-                .layer(echo::<WithDeadline<u64>>());
-            sequential_calls(&rt, &mut s, n, WithDeadline::new);
-        }
-        "tower_trio" => {
-            #[derive(Clone)]
-            struct NeverRetry;
-            impl<Req: Clone, Res, E> tower::retry::Policy<Req, Res, E> for NeverRetry {
-                type Future = std::future::Ready<()>;
-                fn retry(&mut self, _: &mut Req, _: &mut Result<Res, E>) -> Option<Self::Future> {
-                    None
-                }
-                fn clone_request(&mut self, r: &Req) -> Option<Req> {
-                    Some(r.clone())
-                }
-            }
-            let mut s = tower::ServiceBuilder::new()
-                .layer(tower::retry::RetryLayer::new(NeverRetry))
-                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(64))
-                .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(5)))
-                .service(echo::<WithDeadline<u64>>());
-            sequential_calls(&rt, &mut s, n, WithDeadline::new);
-        }
-        "breaker" => {
-            let mut s = seawall_breaker::CircuitBreakerLayer::builder()
+                .layer(echo::<WithDeadline<u64>>()),
+            WithDeadline::new,
+        ),
+        "breaker" => run(
+            &rt,
+            n,
+            seawall_breaker::CircuitBreakerLayer::builder()
                 .consecutive_faults(5)
                 .build()
                 .unwrap()
-                .layer(echo::<u64>());
-            sequential_calls(&rt, &mut s, n, |i| i);
-        }
-        "breaker_window" => {
-            let mut s = seawall_breaker::CircuitBreakerLayer::builder()
+                .layer(echo::<u64>()),
+            |i| i,
+        ),
+        "breaker_window" => run(
+            &rt,
+            n,
+            seawall_breaker::CircuitBreakerLayer::builder()
                 .count_window(
                     seawall_breaker::CountWindow::new(100)
                         .min_calls(100)
@@ -56,27 +47,36 @@ fn main() {
                 )
                 .build()
                 .unwrap()
-                .layer(echo::<u64>());
-            sequential_calls(&rt, &mut s, n, |i| i);
-        }
-        "limit" => {
-            let mut s = seawall_limit::ConcurrencyLimitLayer::builder(64)
+                .layer(echo::<u64>()),
+            |i| i,
+        ),
+        "limit" => run(
+            &rt,
+            n,
+            seawall_limit::ConcurrencyLimitLayer::builder(64)
                 .build()
                 .unwrap()
-                .layer(echo::<WithDeadline<u64>>());
-            sequential_calls(&rt, &mut s, n, WithDeadline::new);
-        }
-        "retry" => {
-            let mut s = seawall_retry::RetryLayer::builder()
+                .layer(echo::<WithDeadline<u64>>()),
+            WithDeadline::new,
+        ),
+        "retry" => run(
+            &rt,
+            n,
+            seawall_retry::RetryLayer::builder()
                 .build()
                 .unwrap()
-                .layer(echo::<WithDeadline<u64>>());
-            sequential_calls(&rt, &mut s, n, WithDeadline::new);
-        }
-        "bare" => {
-            let mut s = echo::<WithDeadline<u64>>();
-            sequential_calls(&rt, &mut s, n, WithDeadline::new);
-        }
+                .layer(echo::<WithDeadline<u64>>()),
+            WithDeadline::new,
+        ),
         other => panic!("unknown stack {other}"),
     }
+}
+
+#[inline(never)]
+fn run<S, Req>(rt: &Runtime, n: u64, mut service: S, request: impl Fn(u64) -> Req)
+where
+    S: Service<Req>,
+    S::Error: std::fmt::Debug,
+{
+    sequential_calls(rt, &mut service, n, request);
 }

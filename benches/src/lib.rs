@@ -113,3 +113,38 @@ where
         Ok(req)
     })
 }
+
+/// tower's `Retry` with the most trivial policy: clone the request, never retry.
+#[derive(Debug, Clone, Copy)]
+pub struct NeverRetry;
+
+impl<Req: Clone, Res, E> tower::retry::Policy<Req, Res, E> for NeverRetry {
+    type Future = std::future::Ready<()>;
+
+    fn retry(&mut self, _: &mut Req, _: &mut Result<Res, E>) -> Option<Self::Future> {
+        None
+    }
+
+    fn clone_request(&mut self, request: &Req) -> Option<Req> {
+        Some(request.clone())
+    }
+}
+
+/// The baseline of the pipeline benches: tower's `Retry` (trivial policy),
+/// `GlobalConcurrencyLimit` and `Timeout` around [`echo`].
+pub fn tower_trio<Req>() -> impl Service<
+    Req,
+    Response = Req,
+    Error = tower::BoxError,
+    Future = impl Future<Output = Result<Req, tower::BoxError>> + Send,
+> + Clone
++ Send
+where
+    Req: Clone + Send + 'static,
+{
+    tower::ServiceBuilder::new()
+        .layer(tower::retry::RetryLayer::new(NeverRetry))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(64))
+        .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(5)))
+        .service(echo::<Req>())
+}
