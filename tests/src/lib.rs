@@ -3,6 +3,8 @@
 //! The servers come from `DATABASE_URL` and `REDIS_URL`, defaulting to the local servers that
 //! `scripts/services.sh` makes sure are running.
 
+pub mod otlp;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 

@@ -143,6 +143,11 @@ where
                     },
                     "call refused: circuit breaker open"
                 );
+                // On the caller's span (a pipeline's client span), who refused and why.
+                let span = tracing::Span::current();
+                span.record(schema::LAYER, "breaker");
+                span.record(schema::BREAKER_NAME, &*self.gate.config.name);
+                span.record(schema::BREAKER_STATE, "open");
                 let open = BreakerOpen::new(self.gate.config.name.clone(), retry_after);
                 return ResponseFuture::rejected(Error::new(open.class(), open));
             }

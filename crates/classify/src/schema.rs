@@ -20,10 +20,15 @@
 //! | `seawall.limit.in_flight`, `seawall.limit.queued`, `seawall.limit.value` | the limit's load and its value |
 //! | `seawall.limit.queue_wait_ms` | a call's wait in the queue |
 //! | `seawall.deadline.remaining_ms` | time left before the request's deadline |
+//! | `seawall.retry.attempts` | how many attempts a call took, when more than one |
+//! | `db.namespace`, `db.operation.name`, `db.collection.name` | a database call (semantic conventions) |
+//! | `http.request.method`, `url.full`, `http.response.status_code` | an HTTP call (semantic conventions) |
+//! | `rpc.system`, `rpc.service`, `rpc.method` | an RPC (semantic conventions) |
+//! | `otel.name`, `otel.kind`, `otel.status_code` | the exported span's name, kind and status (read by `tracing-opentelemetry`) |
 //!
 //! | span | meaning |
 //! |---|---|
-//! | `seawall.request` | one request through a retry layer, with an event per attempt |
+//! | `seawall.client` | one call through a pipeline to a dependency: kind client, INFO, named and attributed per the semantic conventions; the layers' events (attempts, backoff, rejections, queue waits) are its events |
 //!
 //! | metric | instrument | unit | attributes |
 //! |---|---|---|---|
@@ -90,8 +95,35 @@ pub const LIMIT_QUEUED_ATTR: &str = "seawall.limit.queued";
 /// Attribute: a limit's value.
 pub const LIMIT_VALUE_ATTR: &str = "seawall.limit.value";
 
-/// Span: one request through a retry layer.
-pub const SPAN_REQUEST: &str = "seawall.request";
+/// Attribute: the database, schema or keyspace a client talks to.
+pub const DB_NAMESPACE: &str = "db.namespace";
+/// Attribute: the database operation (`SELECT`, `GET`).
+pub const DB_OPERATION_NAME: &str = "db.operation.name";
+/// Attribute: the table or collection an operation reads or writes.
+pub const DB_COLLECTION_NAME: &str = "db.collection.name";
+/// Attribute: an HTTP request's method.
+pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+/// Attribute: an HTTP request's URL, without credentials or query.
+pub const URL_FULL: &str = "url.full";
+/// Attribute: an HTTP response's status code.
+pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+/// Attribute: the RPC system (`grpc`).
+pub const RPC_SYSTEM: &str = "rpc.system";
+/// Attribute: the RPC service (`grpc.health.v1.Health`).
+pub const RPC_SERVICE: &str = "rpc.service";
+/// Attribute: the RPC method (`Check`).
+pub const RPC_METHOD: &str = "rpc.method";
+/// Attribute: how many attempts a call took, when more than one.
+pub const RETRY_ATTEMPTS: &str = "seawall.retry.attempts";
+/// Span field read by `tracing-opentelemetry`: the exported span's name.
+pub const OTEL_NAME: &str = "otel.name";
+/// Span field read by `tracing-opentelemetry`: the span kind (`client`).
+pub const OTEL_KIND: &str = "otel.kind";
+/// Span field read by `tracing-opentelemetry`: the span status (`error`).
+pub const OTEL_STATUS_CODE: &str = "otel.status_code";
+
+/// Span: one call through a pipeline to a dependency, of kind client, at INFO by default.
+pub const SPAN_CLIENT: &str = "seawall.client";
 
 /// Metric: calls by layer and class.
 pub const CALLS: &str = "seawall.calls";
@@ -147,6 +179,19 @@ pub const ATTRIBUTES: &[&str] = &[
     LIMIT_VALUE_ATTR,
     LIMIT_QUEUE_WAIT_MS,
     DEADLINE_REMAINING_MS,
+    DB_NAMESPACE,
+    DB_OPERATION_NAME,
+    DB_COLLECTION_NAME,
+    HTTP_REQUEST_METHOD,
+    URL_FULL,
+    HTTP_RESPONSE_STATUS_CODE,
+    RPC_SYSTEM,
+    RPC_SERVICE,
+    RPC_METHOD,
+    RETRY_ATTEMPTS,
+    OTEL_NAME,
+    OTEL_KIND,
+    OTEL_STATUS_CODE,
 ];
 
 /// Every metric name.
@@ -164,7 +209,7 @@ pub const METRICS: &[&str] = &[
 ];
 
 /// Every span name.
-pub const SPANS: &[&str] = &[SPAN_REQUEST];
+pub const SPANS: &[&str] = &[SPAN_CLIENT];
 
 /// `true` when `field`, a field of a `tracing` event or span a layer emits, is in the
 /// schema: an attribute, or a metric behind its `monotonic_counter.` / `histogram.` prefix.
@@ -205,7 +250,7 @@ mod tests {
         for name in &all {
             assert!(
                 name.starts_with("seawall.")
-                    || ["error.", "db.", "server."]
+                    || ["error.", "db.", "server.", "http.", "url.", "rpc.", "otel."]
                         .iter()
                         .any(|p| name.starts_with(p)),
                 "{name}"

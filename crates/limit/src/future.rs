@@ -171,11 +171,13 @@ where
                     drop(this.slot.take());
                     let waited = this.queued_at.elapsed();
                     this.shared.record_admitted_after(waited);
-                    tracing::trace!(
+                    tracing::debug!(
                         target: "seawall::limit",
                         { { schema::FIELD_LIMIT_QUEUE_WAIT } = waited.as_secs_f64() },
                         "admitted from the queue"
                     );
+                    tracing::Span::current()
+                        .record(schema::LIMIT_QUEUE_WAIT_MS, waited.as_millis() as i64);
                     *this.permit = Some(permit);
                 }
                 // The semaphore is never closed; refuse rather than panic if it were.
@@ -201,6 +203,12 @@ where
                             { schema::LIMIT_QUEUE_WAIT_MS } = this.shared.max_wait.as_millis() as u64
                         },
                         "call refused: no permit within max_wait"
+                    );
+                    let span = tracing::Span::current();
+                    span.record(schema::LAYER, "limit");
+                    span.record(
+                        schema::LIMIT_QUEUE_WAIT_MS,
+                        this.shared.max_wait.as_millis() as i64,
                     );
                     return Poll::Ready(Err(LimitReached::error(
                         Reason::WaitedTooLong(this.shared.max_wait),

@@ -153,6 +153,10 @@ impl<S, C: Clone> ConcurrencyLimit<S, C> {
                 },
                 "call refused: concurrency limit reached and queue full"
             );
+            let span = tracing::Span::current();
+            span.record(schema::LAYER, "limit");
+            span.record(schema::LIMIT_IN_FLIGHT, self.shared.in_flight() as i64);
+            span.record(schema::LIMIT_QUEUED_ATTR, self.shared.queued() as i64);
             return ResponseFuture::limit_reached(
                 Reason::QueueFull,
                 self.shared.max_wait,

@@ -34,9 +34,6 @@ pin_project! {
         attempt: u32,
         // Created at the first retry: a request that succeeds at once never needs it.
         backoff: Option<BackoffState>,
-        // The request's span: one per request, an event per attempt. Disabled (and free)
-        // unless a subscriber wants it.
-        span: tracing::Span,
     }
 }
 
@@ -56,6 +53,7 @@ pin_project! {
 }
 
 /// What to do after an attempt.
+#[derive(Clone, Copy)]
 enum Next {
     Return,
     Retry(Duration),
@@ -68,7 +66,6 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
         service: S,
         request: Option<Req>,
         shared: Arc<Shared<C>>,
-        span: tracing::Span,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
@@ -77,7 +74,6 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
             shared,
             attempt: 1,
             backoff: None,
-            span,
         }
     }
 }
@@ -107,24 +103,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        // Inner layers' spans and events belong to this request.
-        let _entered = this.span.enter();
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
                     let shared = &**this.shared;
                     let (class, result) =
                         classify_outcome(&shared.classifier, ready!(future.poll(cx)));
-                    tracing::debug!(
-                        target: "seawall::retry",
-                        parent: &*this.span,
-                        {
-                            { schema::RETRY_ATTEMPT } = *this.attempt,
-                            { schema::CLASS } = class.as_str(),
-                            { schema::ERROR_TYPE } = class.kind().map(|k| k.as_str())
-                        },
-                        "attempt"
-                    );
                     let next = decide(
                         shared,
                         class,
@@ -132,6 +116,26 @@ where
                         this.request.as_ref(),
                         this.backoff,
                     );
+                    // One event per attempt, on the caller's span (a pipeline's client span):
+                    // what it ended with and the backoff before the next one.
+                    tracing::debug!(
+                        target: "seawall::retry",
+                        {
+                            { schema::RETRY_ATTEMPT } = *this.attempt,
+                            { schema::CLASS } = class.as_str(),
+                            { schema::ERROR_TYPE } = class.kind().map(|k| k.as_str()),
+                            { schema::RETRY_DELAY_MS } = match next {
+                                Next::Retry(delay) => Some(delay.as_millis() as u64),
+                                _ => None,
+                            }
+                        },
+                        "attempt"
+                    );
+                    if *this.attempt > 1 && !matches!(next, Next::Retry(_)) {
+                        // The call's summary, on a client span that declares it.
+                        tracing::Span::current()
+                            .record(schema::RETRY_ATTEMPTS, i64::from(*this.attempt));
+                    }
                     match next {
                         Next::Return => return Poll::Ready(result),
                         Next::OutOfTime => {

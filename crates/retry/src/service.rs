@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use seawall_classify::schema;
 use seawall_classify::{BoxError, Classifier, Error, HasDeadline};
 use tower_service::Service;
 
@@ -83,12 +82,6 @@ where
         // The ready service takes the first attempt; a clone takes any later one.
         let service = self.inner.clone();
         let future = self.inner.call(request);
-        let span = tracing::debug_span!(
-            target: "seawall::retry",
-            schema::SPAN_REQUEST,
-            { schema::LAYER } = "retry",
-            { schema::RETRY_MAX_ATTEMPTS } = self.shared.max_attempts
-        );
-        ResponseFuture::new(future, service, again, self.shared.clone(), span)
+        ResponseFuture::new(future, service, again, self.shared.clone())
     }
 }

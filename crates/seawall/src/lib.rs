@@ -78,9 +78,11 @@
 //! Outer to inner, around the client of one remote dependency:
 //!
 //! ```text
-//! Deadline -> Retry -> Breaker -> Limit -> AttemptTimeout -> Classify -> client
+//! ClientSpan -> Deadline -> Retry -> Breaker -> Limit -> AttemptTimeout -> Classify -> client
 //! ```
 //!
+//! - **The client span outermost** ([`trace`]): one span per call, of kind client, covering
+//!   everything the caller waits for; every layer's events land on it.
 //! - **Deadline outermost**: it bounds everything, backoff sleeps and queue waits included,
 //!   and publishes the deadline on the request so each inner layer bounds its own waiting.
 //! - **Retry outside the breaker**: every attempt passes the breaker, so an open breaker ends
@@ -114,6 +116,7 @@
 //! | breaker open | 1 s, doubled per failed probe up to 5 s, 10 % jitter, 1 probe | a recovered dependency is noticed within 5 s (Polly's break is 5 s); one probe per 5 s costs nothing during a long outage; jitter avoids lockstep across instances |
 //! | limit | the pool size, queue twice that, 1 s wait (Redis: queue = limit, 100 ms) | the pool never waits; the queue's bounds are yours |
 //! | classifier | [`DefaultClassifier`] (HTTP: [`HttpClassifier`](seawall_classify::HttpClassifier)) | the shared vocabulary |
+//! | client span | INFO, kind client, named per the semantic conventions (PostgreSQL, Redis, HTTP presets) | exported at the default filter: the dependency call is what a trace is opened for |
 //! | idempotency | lost connections not retried (HTTP: by method and `Idempotency-Key`) | a request that may have run is not repeated blindly |
 //!
 //! # Crates
@@ -161,6 +164,7 @@ pub mod http;
     feature = "retry"
 ))]
 pub mod pipeline;
+pub mod trace;
 
 #[cfg(all(
     feature = "timeout",

@@ -142,6 +142,17 @@ async fn limit() {
     }
 }
 
+async fn pipeline() {
+    let db = StandardPipeline::postgres(2)
+        .build()
+        .unwrap()
+        .layer(service_fn(|_: WithDeadline<()>| async {
+            seawall::trace::record_db_operation("SELECT", Some("items"));
+            Err::<(), _>(refused())
+        }));
+    let _ = db.oneshot(WithDeadline::new(())).await;
+}
+
 #[test]
 fn every_name_a_layer_emits_is_in_the_schema() {
     let names = Names::default();
@@ -157,6 +168,7 @@ fn every_name_a_layer_emits_is_in_the_schema() {
             retries().await;
             breaker().await;
             limit().await;
+            pipeline().await;
         });
     });
     let names = names.0.lock().unwrap().clone();
@@ -170,7 +182,9 @@ fn every_name_a_layer_emits_is_in_the_schema() {
     assert!(unknown.is_empty(), "not in the schema: {unknown:?}");
     // The run reached every kind of report, so that the check above means something.
     for expected in [
-        "span seawall.request",
+        "span seawall.client",
+        schema::DB_SYSTEM_NAME,
+        schema::OTEL_KIND,
         schema::FIELD_RETRIES,
         schema::FIELD_BUDGET_EXHAUSTED,
         schema::FIELD_BREAKER_TRANSITIONS,

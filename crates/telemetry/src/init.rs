@@ -34,6 +34,10 @@ pub struct Config {
     pub exporter: Exporter,
     /// The log filter, `RUST_LOG` syntax (`info,seawall=debug`).
     pub log_filter: String,
+    /// Which spans and events are exported as traces, `RUST_LOG` syntax; `None` is the log
+    /// filter plus `seawall=debug`, so that the layers' events (attempts, backoff, refusals,
+    /// queue waits) arrive as events of the client spans without being logged.
+    pub trace_filter: Option<String>,
     /// Whether to write logs to standard error.
     pub logs: bool,
     /// How long one export may take before it is abandoned.
@@ -43,7 +47,8 @@ pub struct Config {
 impl Config {
     /// From the standard variables: `OTEL_SERVICE_NAME` (default `default_service`),
     /// `OTEL_TRACES_EXPORTER` (`otlp`, `console` or `none`), `OTEL_EXPORTER_OTLP_ENDPOINT`
-    /// (OTLP when set, unless the exporter says otherwise), and `RUST_LOG` (default `info`).
+    /// (OTLP when set, unless the exporter says otherwise), `RUST_LOG` (default `info`) and
+    /// `SEAWALL_TRACE_FILTER` (default: see [`trace_filter`](Self::trace_filter)).
     #[must_use]
     pub fn from_env(default_service: &str) -> Self {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -60,6 +65,7 @@ impl Config {
             service_name: var("OTEL_SERVICE_NAME").unwrap_or_else(|| default_service.to_owned()),
             exporter,
             log_filter: var("RUST_LOG").unwrap_or_else(|| "info".to_owned()),
+            trace_filter: var("SEAWALL_TRACE_FILTER"),
             logs: true,
             export_timeout: std::time::Duration::from_secs(10),
         }
@@ -228,15 +234,19 @@ where
     if let Some(meter) = &meter {
         opentelemetry::global::set_meter_provider(meter.clone());
     }
-    let filter = || {
-        EnvFilter::try_new(&config.log_filter)
-            .map_err(|e| error(format!("invalid log filter `{}`: {e}", config.log_filter)))
+    let filter = |directives: &str| {
+        EnvFilter::try_new(directives)
+            .map_err(|e| error(format!("invalid log filter `{directives}`: {e}")))
     };
+    let trace_filter = config
+        .trace_filter
+        .clone()
+        .unwrap_or_else(|| format!("{},seawall=debug", config.log_filter));
     let logs = if config.logs {
         Some(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_filter(filter()?),
+                .with_filter(filter(&config.log_filter)?),
         )
     } else {
         None
@@ -245,7 +255,7 @@ where
         Some(provider) => Some(
             tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer("seawall"))
-                .with_filter(filter()?),
+                .with_filter(filter(&trace_filter)?),
         ),
         None => None,
     };

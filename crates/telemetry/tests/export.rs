@@ -1,13 +1,12 @@
 //! Spans and metrics reach a real OTLP receiver, decoded and checked field by field.
 
-mod support;
-
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use prost::Message;
 use seawall_classify::{Class, FailureKind, RetryHint};
@@ -82,9 +81,15 @@ async fn real_layers() {
         .build()
         .unwrap();
     let client = tower::service_fn(|_: seawall_classify::WithDeadline<()>| async {
+        seawall::trace::record_db_operation("SELECT", Some("orders"));
         Err::<(), _>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
     });
-    let service = retry.layer(breaker.layer(client));
+    let span = seawall::trace::ClientSpanLayer::new(
+        seawall::trace::ClientSpan::postgresql()
+            .namespace("shop")
+            .server("db.internal", 5432),
+    );
+    let service = span.layer(retry.layer(breaker.layer(client)));
     let _ = service
         .oneshot(seawall_classify::WithDeadline::new(()))
         .await;
@@ -97,11 +102,12 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
         .enable_all()
         .build()
         .unwrap();
-    let (addr, received) = runtime.block_on(support::start());
+    let (addr, received) = runtime.block_on(seawall_tests::otlp::start());
     let guard = init(Config {
         service_name: "seawall-test".to_owned(),
         exporter: Exporter::Otlp(format!("http://{addr}")),
         log_filter: "debug".to_owned(),
+        trace_filter: None,
         logs: false,
         export_timeout: Duration::from_secs(5),
     })
@@ -199,13 +205,42 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
     );
     assert!(metrics.iter().any(|m| m == schema::RETRIES), "{metrics:?}");
 
-    // The retry layer's own span: one per request, one event per attempt. The third attempt
-    // met the breaker it had just opened.
-    let retried = all
+    // The client span: kind client, named and attributed per the semantic conventions, with
+    // one event per attempt. The third attempt met the breaker the first two had opened.
+    let client = all
         .iter()
-        .find(|s| s.name == "seawall.request")
-        .expect("the retry layer's request span");
-    let attempts: Vec<_> = retried
+        .find(|s| s.name == "SELECT orders")
+        .unwrap_or_else(|| {
+            panic!(
+                "the client span, named after the operation: {:?}",
+                all.iter()
+                    .map(|s| (&s.name, &s.attributes))
+                    .collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(client.kind, SpanKind::Client as i32);
+    for (key, value) in [
+        (schema::DB_SYSTEM_NAME, "postgresql"),
+        (schema::DB_NAMESPACE, "shop"),
+        (schema::DB_OPERATION_NAME, "SELECT"),
+        (schema::DB_COLLECTION_NAME, "orders"),
+        (schema::SERVER_ADDRESS, "db.internal"),
+        (schema::SERVER_PORT, "5432"),
+        (schema::ERROR_TYPE, "rejected"),
+        (schema::LAYER, "breaker"),
+        (schema::BREAKER_NAME, "orders-db"),
+        (schema::BREAKER_STATE, "open"),
+        (schema::RETRY_ATTEMPTS, "3"),
+    ] {
+        assert_eq!(
+            string(&client.attributes, key).as_deref(),
+            Some(value),
+            "{key}"
+        );
+    }
+    let status = client.status.as_ref().expect("a status");
+    assert_eq!(status.code, StatusCode::Error as i32);
+    let attempts: Vec<_> = client
         .events
         .iter()
         .filter(|e| e.name == "attempt")
@@ -219,8 +254,20 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
         [Some("1".into()), Some("2".into()), Some("3".into())]
     );
     assert_eq!(
+        string(&attempts[0].attributes, schema::RETRY_DELAY_MS).as_deref(),
+        Some("1"),
+        "the backoff before the second attempt"
+    );
+    assert_eq!(
         string(&attempts[2].attributes, schema::ERROR_TYPE).as_deref(),
         Some("rejected")
+    );
+    assert!(
+        client
+            .events
+            .iter()
+            .any(|e| e.name == "call refused: circuit breaker open"),
+        "the refusal is an event of the span"
     );
 
     // The connection error was exported (as an event of the request span) without the

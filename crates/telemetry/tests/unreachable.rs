@@ -15,6 +15,7 @@ fn an_unreachable_collector_does_not_block_calls() {
         service_name: "seawall-test".to_owned(),
         exporter: Exporter::Otlp(format!("http://127.0.0.1:{port}")),
         log_filter: "info".to_owned(),
+        trace_filter: None,
         logs: false,
         export_timeout: Duration::from_millis(500),
     })

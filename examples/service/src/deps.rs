@@ -9,6 +9,7 @@ use seawall::breaker::BreakerHandle;
 use seawall::classify::AssumeIdempotent;
 use seawall::limit::{ConcurrencyLimitLayer, LimitHandle};
 use seawall::retry::{Backoff, Jitter, RetryBudget, RetryLayer};
+use seawall::trace::{ClientSpan, record_db_operation};
 use seawall::{BoxError, Error, FailureKind, HasDeadline, StandardPipeline, WithDeadline};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
@@ -190,6 +191,39 @@ pub fn db_pipeline(
                 .max_wait(config.db_pool_wait),
         )
         .idempotency(AssumeIdempotent)
+        .client_span(db_span(config))
+}
+
+/// What each PostgreSQL call's span says about the server: its address, port and database
+/// (never the connection string).
+fn db_span(config: &Config) -> ClientSpan {
+    let pg = config.postgres();
+    let mut span = ClientSpan::postgresql();
+    if let Some(name) = pg.get_dbname() {
+        span = span.namespace(name);
+    }
+    let host = pg.get_hosts().iter().find_map(|host| match host {
+        tokio_postgres::config::Host::Tcp(host) => Some(host.clone()),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    });
+    if let Some(host) = host {
+        span = span.server(&host, pg.get_ports().first().copied().unwrap_or(5432));
+    }
+    span
+}
+
+/// What each Redis call's span says about the server: its address, port and database index.
+fn cache_span(config: &Config) -> ClientSpan {
+    let mut span = ClientSpan::redis();
+    if let Ok(client) = redis::Client::open(config.redis_url.as_str()) {
+        let info = client.get_connection_info();
+        span = span.namespace(&info.redis_settings().db().to_string());
+        if let redis::ConnectionAddr::Tcp(host, port) = info.addr() {
+            span = span.server(host, *port);
+        }
+    }
+    span
 }
 
 /// The Redis pipeline: two attempts of `REDIS_TIMEOUT_MS` at most, all within three
@@ -212,6 +246,7 @@ pub fn cache_pipeline(
                 .budget(RetryBudget::standard()),
         )
         .idempotency(AssumeIdempotent)
+        .client_span(cache_span(config))
 }
 
 /// Connects nothing yet: builds the pool and both services. Fails only on a configuration
@@ -315,6 +350,11 @@ async fn run_db(
         "SET statement_timeout = {}",
         budget.as_millis().clamp(1, i32::MAX as u128)
     );
+    let operation = match request.get_ref() {
+        DbOp::Get(_) => "SELECT",
+        DbOp::Insert(_) => "INSERT",
+    };
+    record_db_operation(operation, Some("seawall_items"));
     let client = pool.get().await?;
     match request.into_inner() {
         DbOp::Get(id) => {
@@ -420,11 +460,15 @@ fn cache_key(id: i64) -> String {
 async fn run_cache(client: &RedisClient, op: CacheOp) -> Result<Option<String>, BoxError> {
     let mut connection = client.connection().await?;
     match op {
-        CacheOp::Get(id) => Ok(redis::cmd("GET")
-            .arg(cache_key(id))
-            .query_async::<Option<String>>(&mut connection)
-            .await?),
+        CacheOp::Get(id) => {
+            record_db_operation("GET", None);
+            Ok(redis::cmd("GET")
+                .arg(cache_key(id))
+                .query_async::<Option<String>>(&mut connection)
+                .await?)
+        }
         CacheOp::Put(id, json, ttl) => {
+            record_db_operation("SET", None);
             redis::cmd("SET")
                 .arg(cache_key(id))
                 .arg(json)

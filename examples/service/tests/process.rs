@@ -163,7 +163,7 @@ async fn sigterm_under_load_drains_and_exits_zero() {
     }
     assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");
     // Each request was a server span named by its route; each dependency call a
-    // `seawall.request` span under it, in the same trace.
+    // client span under it (named after its operation), in the same trace.
     let spans = rest.join("\n");
     let trace_of = |name: &str| {
         let at = spans
@@ -174,7 +174,7 @@ async fn sigterm_under_load_drains_and_exits_zero() {
     };
     let _ = trace_of("POST /items");
     assert!(spans.contains("Kind         : Server"));
-    let dependency = trace_of("seawall.request");
+    let dependency = trace_of("INSERT seawall_items");
     assert!(
         spans
             .matches(&format!("TraceId      : {dependency}"))

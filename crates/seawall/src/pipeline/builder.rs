@@ -14,6 +14,7 @@ use seawall_timeout::{AttemptTimeoutLayer, DeadlineLayer};
 
 use super::layer::StandardLayer;
 use super::service::{NoRetry, WithRetry};
+use crate::trace::{ClientSpan, ClientSpanLayer};
 
 const LAYER: &str = "standard pipeline";
 
@@ -37,6 +38,7 @@ pub struct StandardPipeline<C = DefaultClassifier, I = AssumeNotIdempotent, R = 
     classifier: C,
     idempotency: I,
     policy: Policy,
+    client_span: Option<ClientSpan>,
     mode: PhantomData<R>,
 }
 
@@ -50,6 +52,7 @@ impl<C: fmt::Debug, I, R> fmt::Debug for StandardPipeline<C, I, R> {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("classifier", &self.classifier)
             .field("policy", &self.policy)
+            .field("client_span", &self.client_span)
             .finish()
     }
 }
@@ -87,6 +90,7 @@ impl StandardPipeline {
             classifier: DefaultClassifier,
             idempotency: AssumeNotIdempotent,
             policy: Policy::STANDARD,
+            client_span: Some(ClientSpan::new(name)),
             mode: PhantomData,
         }
     }
@@ -95,7 +99,7 @@ impl StandardPipeline {
     /// pool itself never waits; 5 s per attempt (a query), 30 s per request; retries from
     /// 50 ms (a restarted server accepts connections within a second or two).
     pub fn postgres(pool_size: usize) -> Self {
-        let mut pipeline = Self::new("postgres", pool_size);
+        let mut pipeline = Self::new("postgres", pool_size).client_span(ClientSpan::postgresql());
         pipeline.retry = pipeline.retry.map(|retry| {
             retry.backoff(
                 Backoff::exponential(Duration::from_millis(50)).max_delay(Duration::from_secs(2)),
@@ -108,7 +112,7 @@ impl StandardPipeline {
     /// fast: 500 ms per attempt, 2 s per request, retries from 10 ms capped at 200 ms, a
     /// short queue (a cache that cannot answer quickly is better skipped).
     pub fn redis(max_in_flight: usize) -> Self {
-        let mut pipeline = Self::new("redis", max_in_flight);
+        let mut pipeline = Self::new("redis", max_in_flight).client_span(ClientSpan::redis());
         pipeline.deadline = Some(Duration::from_secs(2));
         pipeline.attempt_timeout = Some(Duration::from_millis(500));
         pipeline.retry = pipeline.retry.map(|retry| {
@@ -134,7 +138,8 @@ impl StandardPipeline<seawall_classify::HttpClassifier, seawall_classify::HttpId
     pub fn http(name: &str, max_in_flight: usize) -> Self {
         let mut pipeline = StandardPipeline::new(name, max_in_flight)
             .classifier(seawall_classify::HttpClassifier)
-            .idempotency(seawall_classify::HttpIdempotency);
+            .idempotency(seawall_classify::HttpIdempotency)
+            .client_span(ClientSpan::http().name(name));
         pipeline.attempt_timeout = Some(Duration::from_secs(10));
         pipeline
     }
@@ -189,8 +194,23 @@ impl<C, I, R> StandardPipeline<C, I, R> {
             classifier,
             idempotency,
             policy: self.policy,
+            client_span: self.client_span,
             mode: PhantomData,
         }
+    }
+
+    /// What each call's client span says about the dependency (the presets name the
+    /// database: [`ClientSpan::postgresql`], [`ClientSpan::redis`]; add its address and
+    /// namespace). See [`trace`](crate::trace).
+    pub fn client_span(mut self, span: ClientSpan) -> Self {
+        self.client_span = Some(span);
+        self
+    }
+
+    /// No client span: the layers' events go to the caller's span.
+    pub fn no_client_span(mut self) -> Self {
+        self.client_span = None;
+        self
     }
 
     /// The breaker configuration (its classifier and policy are replaced by the pipeline's).
@@ -271,6 +291,7 @@ impl<C, I, R> StandardPipeline<C, I, R> {
         C: Clone,
     {
         let above = ResponsesOnly::new(self.classifier.clone());
+        let above_span = above.clone();
         if let (Some(deadline), Some(attempt)) = (self.deadline, self.attempt_timeout)
             && attempt > deadline
         {
@@ -315,7 +336,12 @@ impl<C, I, R> StandardPipeline<C, I, R> {
             .limit
             .map(|limit| limit.classifier(above).policy(self.policy).build())
             .transpose()?;
+        let client_span = match self.client_span {
+            Some(span) => ClientSpanLayer::new(span).classifier(above_span),
+            None => ClientSpanLayer::off(above_span),
+        };
         Ok(StandardLayer {
+            client_span,
             deadline,
             retry,
             breaker,

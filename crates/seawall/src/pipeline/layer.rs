@@ -12,6 +12,7 @@ use tower_layer::Layer;
 
 use super::service::{RetryMode, Standard, WithRetry};
 use super::stage::stage;
+use crate::trace::ClientSpanLayer;
 
 /// The standard pipeline as one tower [`Layer`]; built by
 /// [`StandardPipeline::build`](crate::StandardPipeline::build).
@@ -19,6 +20,7 @@ use super::stage::stage;
 /// Every service it builds shares one breaker, one limit and one retry budget: build one per
 /// dependency.
 pub struct StandardLayer<C = DefaultClassifier, I = AssumeNotIdempotent, R = WithRetry> {
+    pub(super) client_span: ClientSpanLayer<ResponsesOnly<C>>,
     pub(super) deadline: Option<DeadlineLayer>,
     pub(super) retry: Option<RetryLayer<ResponsesOnly<C>>>,
     pub(super) breaker: Option<CircuitBreakerLayer<ResponsesOnly<C>, AnyOf>>,
@@ -31,6 +33,7 @@ pub struct StandardLayer<C = DefaultClassifier, I = AssumeNotIdempotent, R = Wit
 impl<C: Clone, I: Clone, R> Clone for StandardLayer<C, I, R> {
     fn clone(&self) -> Self {
         StandardLayer {
+            client_span: self.client_span.clone(),
             deadline: self.deadline,
             retry: self.retry.clone(),
             breaker: self.breaker.clone(),
@@ -84,6 +87,9 @@ impl<S, C: Clone, I: Clone, R: RetryMode> Layer<S> for StandardLayer<C, I, R> {
         let limited = stage(self.limit.as_ref(), timed);
         let guarded = stage(self.breaker.as_ref(), limited);
         let retried = R::wrap(self.retry.as_ref(), guarded);
-        Standard::new(stage(self.deadline.as_ref(), retried))
+        Standard::new(
+            self.client_span
+                .layer(stage(self.deadline.as_ref(), retried)),
+        )
     }
 }

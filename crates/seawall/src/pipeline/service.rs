@@ -15,6 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::stage::Stage;
+use crate::trace::ClientSpanService;
 
 mod sealed {
     pub trait Sealed {}
@@ -71,7 +72,8 @@ pub(super) type Limited<S, C, I> =
 pub(super) type Guarded<S, C, I> =
     Stage<CircuitBreaker<Limited<S, C, I>, Above<C>, AnyOf>, Limited<S, C, I>>;
 type Retried<S, C, I, R> = <R as RetryMode>::Wrap<Guarded<S, C, I>, C>;
-type Stack<S, C, I, R> = Stage<Deadline<Retried<S, C, I, R>>, Retried<S, C, I, R>>;
+type Bounded<S, C, I, R> = Stage<Deadline<Retried<S, C, I, R>>, Retried<S, C, I, R>>;
+type Stack<S, C, I, R> = ClientSpanService<Bounded<S, C, I, R>, Above<C>>;
 
 /// A client wrapped in the standard pipeline; built by
 /// [`StandardLayer`](crate::StandardLayer). Its error is always a [`seawall_classify::Error`],

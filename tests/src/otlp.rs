@@ -1,4 +1,4 @@
-//! A small OTLP/HTTP receiver for the tests: it keeps every request body by path.
+//! A small OTLP/HTTP receiver: it keeps every request body by path, and decodes the spans.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -7,12 +7,16 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+pub use opentelemetry_proto::tonic::trace::v1::Span;
 
 /// What the receiver got: (path, body) in arrival order.
-pub(crate) type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+pub type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
 /// Starts the receiver on a free loopback port.
-pub(crate) async fn start() -> (SocketAddr, Received) {
+pub async fn start() -> (SocketAddr, Received) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let received: Received = Arc::default();
@@ -40,4 +44,36 @@ pub(crate) async fn start() -> (SocketAddr, Received) {
         }
     });
     (addr, received)
+}
+
+/// Every span the receiver got, decoded with the OpenTelemetry protobuf definitions.
+pub fn spans(received: &Received) -> Vec<Span> {
+    use prost::Message as _;
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path == "/v1/traces")
+        .flat_map(|(_, body)| {
+            ExportTraceServiceRequest::decode(body.as_slice())
+                .unwrap()
+                .resource_spans
+        })
+        .flat_map(|r| r.scope_spans)
+        .flat_map(|s| s.spans)
+        .collect()
+}
+
+/// A span attribute as text (strings as they are, integers in decimal).
+pub fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
+    attributes
+        .iter()
+        .rev()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            Value::IntValue(i) => Some(i.to_string()),
+            Value::BoolValue(b) => Some(b.to_string()),
+            _ => None,
+        })
 }

@@ -1,0 +1,558 @@
+//! Client spans: one span per call to a dependency, of kind client, named and attributed per
+//! the OpenTelemetry semantic conventions, carrying what the layers did to the call.
+//!
+//! Every [`StandardPipeline`](crate::StandardPipeline) is outermost wrapped in a
+//! [`ClientSpanLayer`]: each call gets a `seawall.client` span at INFO (exported at the
+//! default filter), a child of the caller's span. It carries:
+//!
+//! - the dependency, from the [`ClientSpan`] configuration: `db.system.name`, `db.namespace`,
+//!   `server.address`, `server.port` (or `rpc.system`, `rpc.service`);
+//! - the operation, recorded by the client while it runs, inside the span:
+//!   [`record_db_operation`] (`db.operation.name`, `db.collection.name`, and the span renamed
+//!   `SELECT items` as the conventions say), [`RecordHttpLayer`] for HTTP clients
+//!   (`http.request.method`, `url.full` without credentials or query,
+//!   `http.response.status_code`; `rpc.service`/`rpc.method` for gRPC);
+//! - the outcome: `seawall.class`, and on failure `error.type` and status Error;
+//! - what the layers did, as attributes (always exported with the span):
+//!   `seawall.retry.attempts` when the call took more than one attempt, `seawall.layer` and
+//!   `seawall.breaker.state` (or `seawall.limit.*`) when a layer refused it,
+//!   `seawall.limit.queue_wait_ms` when it waited for a permit;
+//! - and as events, one per attempt (its class, error type and the backoff before the next),
+//!   per refusal, per timeout and per queue admission: the layers' DEBUG events, which
+//!   [`seawall_telemetry::init`](https://docs.rs/seawall-telemetry) exports into traces (not
+//!   into logs) by default.
+//!
+//! One span per call with an event per attempt, rather than a span per attempt: a viewer then
+//! shows one bar per dependency call (the time the caller waited, backoff included) with
+//! the attempts marked on it, and a healthy call, almost every call, costs one span, not
+//! two. The level is [`ClientSpan::level`]; the per-attempt detail is the events' filter
+//! (`seawall=debug` in traces by default; `seawall=info` leaves the attributes only).
+//!
+//! With no subscriber, or one that does not want the span, the layer costs a level check
+//! per call (see the `span` bench).
+//!
+//! ```
+//! use seawall::trace::{ClientSpan, record_db_operation};
+//! use seawall::{StandardPipeline, WithDeadline};
+//! use tower::{service_fn, ServiceExt, Layer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = service_fn(|id: WithDeadline<i64>| async move {
+//!     // Inside the call's span: name the operation.
+//!     record_db_operation("SELECT", Some("items"));
+//!     Ok::<_, std::io::Error>(*id.get_ref())
+//! });
+//! let pipeline = StandardPipeline::postgres(10)
+//!     .client_span(ClientSpan::postgresql().namespace("shop").server("10.0.0.5", 5432))
+//!     .build()?;
+//! assert_eq!(pipeline.layer(client).oneshot(WithDeadline::new(7)).await?, 7);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use seawall_classify::{Classifier, DefaultClassifier, Error, schema};
+use tower_layer::Layer;
+use tower_service::Service;
+use tracing::field::Empty;
+use tracing::{Level, Span};
+
+/// What a pipeline's client spans say about the dependency: its kind (database, HTTP, RPC),
+/// its name, and where it is. See the [module docs](self).
+#[derive(Clone)]
+pub struct ClientSpan {
+    level: Level,
+    name: Arc<str>,
+    db_system: Option<&'static str>,
+    rpc_system: Option<&'static str>,
+    rpc_service: Option<Arc<str>>,
+    namespace: Option<Arc<str>>,
+    address: Option<Arc<str>>,
+    port: Option<u16>,
+}
+
+impl fmt::Debug for ClientSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSpan")
+            .field("level", &self.level)
+            .field("name", &self.name)
+            .field("db_system", &self.db_system)
+            .field("rpc_system", &self.rpc_system)
+            .field("rpc_service", &self.rpc_service)
+            .field("namespace", &self.namespace)
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+impl ClientSpan {
+    /// A dependency of no particular kind: spans named `name`, at INFO.
+    #[must_use]
+    pub fn new(name: &str) -> Self {
+        ClientSpan {
+            level: Level::INFO,
+            name: name.into(),
+            db_system: None,
+            rpc_system: None,
+            rpc_service: None,
+            namespace: None,
+            address: None,
+            port: None,
+        }
+    }
+
+    /// A database: `db.system.name` is `system` (a semantic-conventions value such as
+    /// `postgresql`, `redis`, `mysql`), and spans are named after it until the client names
+    /// the operation ([`record_db_operation`]).
+    #[must_use]
+    pub fn database(system: &'static str) -> Self {
+        ClientSpan {
+            db_system: Some(system),
+            ..ClientSpan::new(system)
+        }
+    }
+
+    /// PostgreSQL: [`database`](Self::database)`("postgresql")`.
+    #[must_use]
+    pub fn postgresql() -> Self {
+        Self::database("postgresql")
+    }
+
+    /// Redis: [`database`](Self::database)`("redis")`.
+    #[must_use]
+    pub fn redis() -> Self {
+        Self::database("redis")
+    }
+
+    /// An HTTP upstream: spans named after the method once [`RecordHttpLayer`] (or the client)
+    /// records it, `http` until then.
+    #[must_use]
+    pub fn http() -> Self {
+        ClientSpan::new("http")
+    }
+
+    /// A gRPC service (`grpc.health.v1.Health`): `rpc.system` `grpc`, `rpc.service`, and
+    /// spans named `service/Method` once the method is known.
+    #[must_use]
+    pub fn grpc(service: &str) -> Self {
+        ClientSpan {
+            rpc_system: Some("grpc"),
+            rpc_service: Some(service.into()),
+            ..ClientSpan::new(service)
+        }
+    }
+
+    /// The span's name until the client names the operation.
+    #[must_use]
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// `db.namespace`: the database (PostgreSQL), the database index (Redis).
+    #[must_use]
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// `server.address` and `server.port`: where the dependency is (a host name or an IP
+    /// address; never a connection string).
+    #[must_use]
+    pub fn server(mut self, address: &str, port: u16) -> Self {
+        self.address = Some(address.into());
+        self.port = Some(port);
+        self
+    }
+
+    /// The spans' level (default INFO). A subscriber that filters the level out gets no span
+    /// and pays a level check per call.
+    #[must_use]
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// A new span for one call, a child of the current span; disabled (and free) when no
+    /// subscriber wants it.
+    fn span(&self) -> Span {
+        macro_rules! client_span {
+            ($level:expr) => {
+                tracing::span!(
+                    target: "seawall::client",
+                    $level,
+                    "seawall.client",
+                    { schema::OTEL_NAME } = &*self.name,
+                    { schema::OTEL_KIND } = "client",
+                    { schema::OTEL_STATUS_CODE } = Empty,
+                    { schema::DB_SYSTEM_NAME } = self.db_system,
+                    { schema::DB_NAMESPACE } = self.namespace.as_deref(),
+                    { schema::DB_OPERATION_NAME } = Empty,
+                    { schema::DB_COLLECTION_NAME } = Empty,
+                    { schema::RPC_SYSTEM } = self.rpc_system,
+                    { schema::RPC_SERVICE } = self.rpc_service.as_deref(),
+                    { schema::RPC_METHOD } = Empty,
+                    { schema::SERVER_ADDRESS } = self.address.as_deref(),
+                    { schema::SERVER_PORT } = self.port.map(i64::from),
+                    { schema::HTTP_REQUEST_METHOD } = Empty,
+                    { schema::URL_FULL } = Empty,
+                    { schema::HTTP_RESPONSE_STATUS_CODE } = Empty,
+                    { schema::CLASS } = Empty,
+                    { schema::ERROR_TYPE } = Empty,
+                    { schema::LAYER } = Empty,
+                    { schema::RETRY_ATTEMPTS } = Empty,
+                    { schema::BREAKER_NAME } = Empty,
+                    { schema::BREAKER_STATE } = Empty,
+                    { schema::LIMIT_QUEUE_WAIT_MS } = Empty,
+                    { schema::LIMIT_IN_FLIGHT } = Empty,
+                    { schema::LIMIT_QUEUED_ATTR } = Empty,
+                )
+            };
+        }
+        match self.level {
+            Level::TRACE => client_span!(Level::TRACE),
+            Level::DEBUG => client_span!(Level::DEBUG),
+            Level::INFO => client_span!(Level::INFO),
+            Level::WARN => client_span!(Level::WARN),
+            _ => client_span!(Level::ERROR),
+        }
+    }
+}
+
+/// Names the database operation on the current client span: `db.operation.name`
+/// (`SELECT`, `GET`), `db.collection.name` (the table), and the span's name as the semantic
+/// conventions make it (`SELECT items`, or `GET`). Call it from the client, inside the call.
+/// No query text, no parameters: nothing sensitive. A no-op outside a client span.
+pub fn record_db_operation(operation: &str, collection: Option<&str>) {
+    let span = Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    span.record(schema::DB_OPERATION_NAME, operation);
+    match collection {
+        Some(collection) => {
+            span.record(schema::DB_COLLECTION_NAME, collection);
+            rename(&span, format!("{operation} {collection}"));
+        }
+        None => rename(&span, operation.to_owned()),
+    }
+}
+
+/// Renames a span that may already be exporting: `otel.name` for subscribers that read it
+/// before the span starts, and (feature `opentelemetry`) the OpenTelemetry span itself, which
+/// `tracing-opentelemetry` starts when the span is first entered and no longer renames from a
+/// recorded field.
+fn rename(span: &Span, name: String) {
+    #[cfg(feature = "opentelemetry")]
+    {
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        opentelemetry::trace::TraceContextExt::span(&span.context()).update_name(name.clone());
+    }
+    span.record(schema::OTEL_NAME, name);
+}
+
+/// Wraps a client in [`ClientSpan`]'s span: see the [module docs](self). The standard
+/// pipeline puts one outermost; use it on its own around any stack whose error is Seawall's
+/// [`Error`].
+#[derive(Clone, Debug)]
+pub struct ClientSpanLayer<C = DefaultClassifier> {
+    config: Option<Arc<ClientSpan>>,
+    classifier: C,
+}
+
+impl ClientSpanLayer {
+    /// Spans as `config` says; responses are successes (errors carry their class).
+    #[must_use]
+    pub fn new(config: ClientSpan) -> Self {
+        ClientSpanLayer {
+            config: Some(Arc::new(config)),
+            classifier: DefaultClassifier,
+        }
+    }
+}
+
+impl<C> ClientSpanLayer<C> {
+    /// The classifier that says which responses are failures (an HTTP 503), for the span's
+    /// status.
+    #[must_use]
+    pub fn classifier<C2>(self, classifier: C2) -> ClientSpanLayer<C2> {
+        ClientSpanLayer {
+            config: self.config,
+            classifier,
+        }
+    }
+
+    /// A layer that adds no span (the pipeline's [`no_client_span`](crate::StandardPipeline::no_client_span)).
+    pub(crate) fn off(classifier: C) -> Self {
+        ClientSpanLayer {
+            config: None,
+            classifier,
+        }
+    }
+}
+
+impl<S, C: Clone> Layer<S> for ClientSpanLayer<C> {
+    type Service = ClientSpanService<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientSpanService {
+            inner,
+            config: self.config.clone(),
+            classifier: self.classifier.clone(),
+        }
+    }
+}
+
+/// A service in a client span; built by [`ClientSpanLayer`].
+#[derive(Clone, Debug)]
+pub struct ClientSpanService<S, C = DefaultClassifier> {
+    inner: S,
+    config: Option<Arc<ClientSpan>>,
+    classifier: C,
+}
+
+impl<S, C, Req> Service<Req> for ClientSpanService<S, C>
+where
+    S: Service<Req, Error = Error>,
+    C: Classifier<S::Response> + Clone,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = ClientSpanFuture<S::Future, C>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Req) -> Self::Future {
+        let span = match &self.config {
+            Some(config) => config.span(),
+            None => Span::none(),
+        };
+        if span.is_disabled() {
+            return ClientSpanFuture {
+                future: self.inner.call(request),
+                span: None,
+            };
+        }
+        // The layers below decide in `call` (a breaker's refusal, a full queue): inside.
+        let future = span.in_scope(|| self.inner.call(request));
+        ClientSpanFuture {
+            future,
+            span: Some((span, self.classifier.clone())),
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`ClientSpanService`]: the inner future, polled inside the
+    /// span, which records the outcome when it ends.
+    pub struct ClientSpanFuture<F, C> {
+        #[pin]
+        future: F,
+        span: Option<(Span, C)>,
+    }
+}
+
+impl<F, C> fmt::Debug for ClientSpanFuture<F, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSpanFuture")
+            .field("span", &self.span.as_ref().map(|(span, _)| span))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, C, T> Future for ClientSpanFuture<F, C>
+where
+    F: Future<Output = Result<T, Error>>,
+    C: Classifier<T>,
+{
+    type Output = Result<T, Error>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some((span, classifier)) = this.span.as_ref() else {
+            return this.future.poll(cx);
+        };
+        let output = ready!(span.in_scope(|| this.future.poll(cx)));
+        let class = match &output {
+            Ok(response) => classifier
+                .classify_response(response)
+                .unwrap_or(seawall_classify::Class::Success),
+            Err(error) => error.class(),
+        };
+        span.record(schema::CLASS, class.as_str());
+        if let Some(kind) = class.kind() {
+            span.record(schema::ERROR_TYPE, kind.as_str());
+            span.record(schema::OTEL_STATUS_CODE, "error");
+        }
+        Poll::Ready(output)
+    }
+}
+
+#[cfg(feature = "http")]
+pub use self::http_attributes::{RecordHttp, RecordHttpFuture, RecordHttpLayer};
+
+#[cfg(feature = "http")]
+mod http_attributes {
+    use super::*;
+
+    /// Records an HTTP call's attributes on the current client span: `http.request.method`,
+    /// `url.full` (scheme, host, port and path: no credentials, no query, no fragment) and the
+    /// span's name (the method), and `http.response.status_code` when the answer comes. A gRPC
+    /// request (`content-type: application/grpc`) gets `rpc.method` (and `rpc.service`) from
+    /// its path and the span's name `service/Method` instead.
+    ///
+    /// Put it inside a pipeline, around the client:
+    /// `pipeline.layer(RecordHttpLayer.layer(client))`.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct RecordHttpLayer;
+
+    impl<S> Layer<S> for RecordHttpLayer {
+        type Service = RecordHttp<S>;
+
+        fn layer(&self, inner: S) -> RecordHttp<S> {
+            RecordHttp { inner }
+        }
+    }
+
+    /// An HTTP client whose calls are recorded on the client span; see [`RecordHttpLayer`].
+    #[derive(Clone, Debug)]
+    pub struct RecordHttp<S> {
+        inner: S,
+    }
+
+    impl<S, B, RB> Service<http::Request<B>> for RecordHttp<S>
+    where
+        S: Service<http::Request<B>, Response = http::Response<RB>>,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = RecordHttpFuture<S::Future>;
+
+        #[inline]
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+            self.inner.poll_ready(cx)
+        }
+
+        fn call(&mut self, request: http::Request<B>) -> Self::Future {
+            let span = Span::current();
+            if !span.is_disabled() {
+                record_request(&span, &request);
+            }
+            RecordHttpFuture {
+                future: self.inner.call(request),
+                span,
+            }
+        }
+    }
+
+    fn record_request<B>(span: &Span, request: &http::Request<B>) {
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        let uri = request.uri();
+        let path = uri.path().strip_prefix('/').unwrap_or_default();
+        if grpc && let Some((service, method)) = path.split_once('/') {
+            span.record(schema::RPC_SYSTEM, "grpc");
+            span.record(schema::RPC_SERVICE, service);
+            span.record(schema::RPC_METHOD, method);
+            rename(span, path.to_owned());
+            return;
+        }
+        let method = request.method().as_str();
+        span.record(schema::HTTP_REQUEST_METHOD, method);
+        rename(span, method.to_owned());
+        span.record(schema::URL_FULL, url_full(uri).as_str());
+        if let Some(host) = uri.host() {
+            span.record(schema::SERVER_ADDRESS, host);
+        }
+        if let Some(port) = uri.port_u16().or(match uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        }) {
+            span.record(schema::SERVER_PORT, i64::from(port));
+        }
+    }
+
+    /// `scheme://host[:port]/path`: what identifies the resource, nothing that may be secret
+    /// (user information, query, fragment).
+    pub(crate) fn url_full(uri: &http::Uri) -> String {
+        let mut url = String::new();
+        if let Some(scheme) = uri.scheme_str() {
+            url.push_str(scheme);
+            url.push_str("://");
+        }
+        if let Some(host) = uri.host() {
+            url.push_str(host);
+        }
+        if let Some(port) = uri.port_u16() {
+            url.push(':');
+            url.push_str(&port.to_string());
+        }
+        url.push_str(uri.path());
+        url
+    }
+
+    pin_project! {
+        /// The response future of [`RecordHttp`].
+        pub struct RecordHttpFuture<F> {
+            #[pin]
+            future: F,
+            span: Span,
+        }
+    }
+
+    impl<F> fmt::Debug for RecordHttpFuture<F> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("RecordHttpFuture").finish_non_exhaustive()
+        }
+    }
+
+    impl<F, RB, E> Future for RecordHttpFuture<F>
+    where
+        F: Future<Output = Result<http::Response<RB>, E>>,
+    {
+        type Output = F::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            let this = self.project();
+            let output = ready!(this.future.poll(cx));
+            if let Ok(response) = &output
+                && !this.span.is_disabled()
+            {
+                this.span.record(
+                    schema::HTTP_RESPONSE_STATUS_CODE,
+                    i64::from(response.status().as_u16()),
+                );
+            }
+            Poll::Ready(output)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::url_full;
+
+        #[test]
+        fn url_full_drops_credentials_query_and_fragment() {
+            let uri: http::Uri = "https://user:secret@api.example.com:8443/v1/items?token=abc"
+                .parse()
+                .unwrap();
+            assert_eq!(url_full(&uri), "https://api.example.com:8443/v1/items");
+        }
+    }
+}
