@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) are up and usable by the
-# test suite. Already running: does nothing. Installed but stopped: starts them. Not
+# test suite, and that Prometheus and promtool are installed. Already running: does nothing. Installed but stopped: starts them. Not
 # installed, running as root on Debian: installs them, allows local trust access for the
 # `postgres` user over 127.0.0.1, and starts them. Idempotent; says what it did.
 set -euo pipefail
@@ -88,5 +88,19 @@ ensure_redis() {
     say "Redis running on $REDIS_HOST:$REDIS_PORT"
 }
 
+# Prometheus and promtool: the alert rules' unit tests, the metrics check, and the end-to-end
+# alert test (examples/service/tests/prometheus.rs) run them. Nothing is started here: the
+# test runs its own Prometheus on a free loopback port.
+ensure_prometheus() {
+    if command -v promtool >/dev/null && command -v prometheus >/dev/null; then
+        say "Prometheus $(prometheus --version 2>&1 | head -n1 | awk '{print $3}') installed"
+        return
+    fi
+    apt_install prometheus
+    command -v promtool >/dev/null || die "the prometheus package installed no promtool"
+    say "Prometheus installed"
+}
+
 ensure_postgres
 ensure_redis
+ensure_prometheus

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one test command: services, formatting, lints, the whole test suite, and docs.
+# The one test command: services, alert rules, formatting, lints, the whole test suite, and docs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -7,6 +7,10 @@ step() { echo; echo "==> $*"; }
 
 step "services"
 scripts/services.sh
+
+step "promtool: alert rules and their unit tests"
+promtool check rules ops/prometheus/alerts.yml
+(cd ops/prometheus && promtool test rules alerts_test.yml)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -21,6 +21,7 @@
 //! | `seawall.limit.queue_wait_ms` | a call's wait in the queue |
 //! | `seawall.deadline.remaining_ms` | time left before the request's deadline |
 //! | `seawall.retry.attempts` | how many attempts a call took, when more than one |
+//! | `seawall.dependency` | the dependency a call is to (the client span's name before the operation names it) |
 //! | `db.namespace`, `db.operation.name`, `db.collection.name` | a database call (semantic conventions) |
 //! | `http.request.method`, `url.full`, `http.response.status_code` | an HTTP call (semantic conventions) |
 //! | `rpc.system`, `rpc.service`, `rpc.method` | an RPC (semantic conventions) |
@@ -32,12 +33,13 @@
 //!
 //! | metric | instrument | unit | attributes |
 //! |---|---|---|---|
+//! | `seawall.client.duration` | histogram | `s` | `seawall.dependency`, `seawall.class`, `error.type` |
 //! | `seawall.calls` | counter | `{call}` | `seawall.layer`, `seawall.class`, `error.type` |
 //! | `seawall.retries` | counter | `{retry}` | `error.type` |
 //! | `seawall.retry.budget.exhausted` | counter | `{retry}` | |
-//! | `seawall.breaker.transitions` | counter | `{transition}` | `seawall.breaker.name`, `seawall.breaker.state` |
-//! | `seawall.breaker.state` | gauge | `1` (0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled) | `seawall.breaker.name` |
-//! | `seawall.rejections` | counter | `{call}` | `seawall.layer`, `error.type` |
+//! | `seawall.breaker.transitions` | counter | `{transition}` | `seawall.breaker.name`, `seawall.breaker.state`, `seawall.breaker.previous_state` |
+//! | `seawall.breaker.state` | gauge | `{state}` (0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled) | `seawall.breaker.name` |
+//! | `seawall.rejections` | counter | `{call}` | `seawall.layer`, `error.type`, `seawall.breaker.name` (a breaker's) |
 //! | `seawall.limit.in_flight` | gauge | `{call}` | |
 //! | `seawall.limit.queued` | gauge | `{call}` | |
 //! | `seawall.limit.queue_wait` | histogram | `s` | |
@@ -115,6 +117,9 @@ pub const RPC_SERVICE: &str = "rpc.service";
 pub const RPC_METHOD: &str = "rpc.method";
 /// Attribute: how many attempts a call took, when more than one.
 pub const RETRY_ATTEMPTS: &str = "seawall.retry.attempts";
+/// Attribute: the dependency a client span or call metric is about (the pipeline's name:
+/// `postgresql`, `redis`, an upstream's name).
+pub const DEPENDENCY: &str = "seawall.dependency";
 /// Span field read by `tracing-opentelemetry`: the exported span's name.
 pub const OTEL_NAME: &str = "otel.name";
 /// Span field read by `tracing-opentelemetry`: the span kind (`client`).
@@ -125,6 +130,9 @@ pub const OTEL_STATUS_CODE: &str = "otel.status_code";
 /// Span: one call through a pipeline to a dependency, of kind client, at INFO by default.
 pub const SPAN_CLIENT: &str = "seawall.client";
 
+/// Metric: calls through a pipeline (its client span), by dependency and outcome, with
+/// their duration in seconds.
+pub const CLIENT_DURATION: &str = "seawall.client.duration";
 /// Metric: calls by layer and class.
 pub const CALLS: &str = "seawall.calls";
 /// Metric: retries started.
@@ -154,6 +162,8 @@ pub const FIELD_BUDGET_EXHAUSTED: &str = "monotonic_counter.seawall.retry.budget
 pub const FIELD_BREAKER_TRANSITIONS: &str = "monotonic_counter.seawall.breaker.transitions";
 /// Event field carrying [`REJECTIONS`] (a counter increment).
 pub const FIELD_REJECTIONS: &str = "monotonic_counter.seawall.rejections";
+/// Event field carrying [`CLIENT_DURATION`] (a histogram sample, in seconds).
+pub const FIELD_CLIENT_DURATION: &str = "histogram.seawall.client.duration";
 /// Event field carrying [`LIMIT_QUEUE_WAIT`] (a histogram sample, in seconds).
 pub const FIELD_LIMIT_QUEUE_WAIT: &str = "histogram.seawall.limit.queue_wait";
 
@@ -189,6 +199,7 @@ pub const ATTRIBUTES: &[&str] = &[
     RPC_SERVICE,
     RPC_METHOD,
     RETRY_ATTEMPTS,
+    DEPENDENCY,
     OTEL_NAME,
     OTEL_KIND,
     OTEL_STATUS_CODE,
@@ -196,6 +207,7 @@ pub const ATTRIBUTES: &[&str] = &[
 
 /// Every metric name.
 pub const METRICS: &[&str] = &[
+    CLIENT_DURATION,
     CALLS,
     RETRIES,
     BUDGET_EXHAUSTED,
@@ -237,6 +249,7 @@ mod tests {
             FIELD_BREAKER_TRANSITIONS,
             FIELD_REJECTIONS,
             FIELD_LIMIT_QUEUE_WAIT,
+            FIELD_CLIENT_DURATION,
         ] {
             assert!(is_known_field(field), "{field}");
         }

@@ -192,6 +192,7 @@ impl ClientSpan {
                     "seawall.client",
                     { schema::OTEL_NAME } = &*self.name,
                     { schema::OTEL_KIND } = "client",
+                    { schema::DEPENDENCY } = &*self.name,
                     { schema::OTEL_STATUS_CODE } = Empty,
                     { schema::DB_SYSTEM_NAME } = self.db_system,
                     { schema::DB_NAMESPACE } = self.namespace.as_deref(),
@@ -335,23 +336,36 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let span = match &self.config {
-            Some(config) => config.span(),
-            None => Span::none(),
+        let Some(config) = &self.config else {
+            return ClientSpanFuture::bare(self.inner.call(request));
         };
-        if span.is_disabled() {
-            return ClientSpanFuture {
-                future: self.inner.call(request),
-                span: None,
-            };
+        let span = config.span();
+        // The call metric, when a metrics subscriber listens (a level check otherwise).
+        let started = tracing::enabled!(target: "seawall::client", Level::TRACE)
+            .then(tokio::time::Instant::now);
+        if span.is_disabled() && started.is_none() {
+            return ClientSpanFuture::bare(self.inner.call(request));
         }
         // The layers below decide in `call` (a breaker's refusal, a full queue): inside.
         let future = span.in_scope(|| self.inner.call(request));
         ClientSpanFuture {
             future,
-            span: Some((span, self.classifier.clone())),
+            observed: Some(Observed {
+                span,
+                classifier: self.classifier.clone(),
+                started,
+                config: config.clone(),
+            }),
         }
     }
+}
+
+/// What a traced call keeps until it ends.
+struct Observed<C> {
+    span: Span,
+    classifier: C,
+    started: Option<tokio::time::Instant>,
+    config: Arc<ClientSpan>,
 }
 
 pin_project! {
@@ -360,14 +374,23 @@ pin_project! {
     pub struct ClientSpanFuture<F, C> {
         #[pin]
         future: F,
-        span: Option<(Span, C)>,
+        observed: Option<Observed<C>>,
+    }
+}
+
+impl<F, C> ClientSpanFuture<F, C> {
+    fn bare(future: F) -> Self {
+        ClientSpanFuture {
+            future,
+            observed: None,
+        }
     }
 }
 
 impl<F, C> fmt::Debug for ClientSpanFuture<F, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientSpanFuture")
-            .field("span", &self.span.as_ref().map(|(span, _)| span))
+            .field("span", &self.observed.as_ref().map(|o| &o.span))
             .finish_non_exhaustive()
     }
 }
@@ -382,20 +405,36 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some((span, classifier)) = this.span.as_ref() else {
+        let Some(observed) = this.observed.as_ref() else {
             return this.future.poll(cx);
         };
+        let span = &observed.span;
         let output = ready!(span.in_scope(|| this.future.poll(cx)));
         let class = match &output {
-            Ok(response) => classifier
+            Ok(response) => observed
+                .classifier
                 .classify_response(response)
                 .unwrap_or(seawall_classify::Class::Success),
             Err(error) => error.class(),
         };
+        let kind = class.kind().map(|kind| kind.as_str());
         span.record(schema::CLASS, class.as_str());
-        if let Some(kind) = class.kind() {
-            span.record(schema::ERROR_TYPE, kind.as_str());
+        if let Some(kind) = kind {
+            span.record(schema::ERROR_TYPE, kind);
             span.record(schema::OTEL_STATUS_CODE, "error");
+        }
+        if let Some(started) = observed.started {
+            // A metric only (TRACE: no log, no span event at the usual filters).
+            tracing::trace!(
+                target: "seawall::client",
+                {
+                    { schema::FIELD_CLIENT_DURATION } = started.elapsed().as_secs_f64(),
+                    { schema::DEPENDENCY } = &*observed.config.name,
+                    { schema::CLASS } = class.as_str(),
+                    { schema::ERROR_TYPE } = kind.unwrap_or(""),
+                },
+                "call finished"
+            );
         }
         Poll::Ready(output)
     }

@@ -2,11 +2,16 @@
 
 use std::fmt;
 
+use opentelemetry::Key;
 use opentelemetry::trace::TracerProvider as _;
+
+use crate::schema;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::reader::MetricReader;
-use opentelemetry_sdk::metrics::{MeterProviderBuilder, SdkMeterProvider};
+use opentelemetry_sdk::metrics::{
+    Aggregation, Instrument, InstrumentKind, MeterProviderBuilder, SdkMeterProvider, Stream,
+};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -180,6 +185,84 @@ where
     )
 }
 
+/// Bucket boundaries, in seconds, for Seawall's duration histograms: 1 ms to 10 s, as the
+/// semantic conventions advise for request durations (the SDK's default boundaries are made
+/// for milliseconds).
+pub(crate) const SECONDS_BUCKETS: [f64; 16] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// The unit, description and attributes of each metric the layers report through `tracing`
+/// events (which carry no unit or description, and whose every field, the message and
+/// per-call numbers included, would otherwise become an attribute), as the schema gives them.
+type EventMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+const EVENT_METRICS: [EventMetric; 6] = [
+    (
+        schema::CLIENT_DURATION,
+        "s",
+        "Calls through a Seawall pipeline, by dependency and outcome, and their duration",
+        &[schema::DEPENDENCY, schema::CLASS, schema::ERROR_TYPE],
+    ),
+    (
+        schema::RETRIES,
+        "{retry}",
+        "Retries started",
+        &[schema::ERROR_TYPE],
+    ),
+    (
+        schema::BUDGET_EXHAUSTED,
+        "{retry}",
+        "Retries refused because the retry budget was spent",
+        &[],
+    ),
+    (
+        schema::BREAKER_TRANSITIONS,
+        "{transition}",
+        "Circuit breaker state changes",
+        &[
+            schema::BREAKER_NAME,
+            schema::BREAKER_STATE,
+            schema::BREAKER_PREVIOUS_STATE,
+        ],
+    ),
+    (
+        schema::REJECTIONS,
+        "{call}",
+        "Calls refused by a Seawall layer",
+        &[schema::LAYER, schema::ERROR_TYPE, schema::BREAKER_NAME],
+    ),
+    (
+        schema::LIMIT_QUEUE_WAIT,
+        "s",
+        "Time calls waited in a concurrency limit's queue",
+        &[],
+    ),
+];
+
+/// The view that gives the layers' event-reported metrics their unit, description and
+/// attributes, and Seawall's duration histograms boundaries in seconds.
+fn seawall_view(instrument: &Instrument) -> Option<Stream> {
+    let (_, unit, description, attributes) = EVENT_METRICS
+        .iter()
+        .find(|(name, ..)| *name == instrument.name())?;
+    let mut stream = Stream::builder()
+        .with_unit(*unit)
+        .with_description(*description)
+        .with_allowed_attribute_keys(attributes.iter().map(|key| Key::from_static_str(key)));
+    if instrument.kind() == InstrumentKind::Histogram {
+        stream = stream.with_aggregation(Aggregation::ExplicitBucketHistogram {
+            boundaries: SECONDS_BUCKETS.to_vec(),
+            record_min_max: true,
+        });
+    }
+    stream.build().ok()
+}
+
 fn install<F>(config: Config, extra_reader: Option<F>) -> Result<TelemetryGuard, InitError>
 where
     F: FnOnce(MeterProviderBuilder) -> MeterProviderBuilder,
@@ -230,7 +313,12 @@ where
         (meter, Some(add)) => Some(add(meter.unwrap_or_else(SdkMeterProvider::builder))),
         (meter, None) => meter,
     }
-    .map(|builder| builder.with_resource(resource).build());
+    .map(|builder| {
+        builder
+            .with_resource(resource)
+            .with_view(seawall_view)
+            .build()
+    });
     if let Some(meter) = &meter {
         opentelemetry::global::set_meter_provider(meter.clone());
     }

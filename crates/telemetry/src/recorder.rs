@@ -75,7 +75,7 @@ impl Recorder {
                 .build(),
             breaker_state: meter
                 .u64_gauge(schema::BREAKER_STATE_GAUGE)
-                .with_unit("1")
+                .with_unit("{state}")
                 .with_description("Circuit breaker state: 0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled")
                 .build(),
             rejections: meter
