@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall_benches::{
-    NeverRetry, contended_calls, echo, runtime, runtime_two_threads, sequential_calls, tower_trio,
-    yield_once,
+    NeverRetry, contended_calls, echo, echo_classified, echo_in_client_span, echo_in_request_span,
+    runtime, runtime_two_threads, sequential_calls, tower_trio, yield_once,
 };
 use seawall_breaker::{CircuitBreakerLayer, CountWindow};
 use seawall_classify::{ClassifyLayer, WithDeadline};
@@ -318,9 +318,29 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
+/// A call's span with no subscriber installed: the client span next to the request span the
+/// retry layer made before it, and no span at all.
+fn span(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("span");
+    let mut bare = echo_classified::<u64>();
+    group.bench_function("bare", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut bare, n, |i| i))
+    });
+    let mut old = echo_in_request_span::<u64>();
+    group.bench_function("old_request_span", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut old, n, |i| i))
+    });
+    let mut client = echo_in_client_span::<u64>();
+    group.bench_function("client_span", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut client, n, |i| i))
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = classify, timeout, limit, breaker, retry, pipeline
+    targets = classify, timeout, limit, breaker, retry, pipeline, span
 }
 criterion_main!(benches);

@@ -68,6 +68,14 @@ fn main() {
                 .layer(echo::<WithDeadline<u64>>()),
             WithDeadline::new,
         ),
+        "bare_classified" => run(&rt, n, seawall_benches::echo_classified::<u64>(), |i| i),
+        "old_request_span" => run(
+            &rt,
+            n,
+            seawall_benches::echo_in_request_span::<u64>(),
+            |i| i,
+        ),
+        "client_span" => run(&rt, n, seawall_benches::echo_in_client_span::<u64>(), |i| i),
         other => panic!("unknown stack {other}"),
     }
 }

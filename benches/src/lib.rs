@@ -148,3 +148,61 @@ where
         .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(5)))
         .service(echo::<Req>())
 }
+
+/// [`echo`] with Seawall's error type, what a client span wraps in a pipeline.
+pub fn echo_classified<Req>() -> impl Service<
+    Req,
+    Response = Req,
+    Error = seawall_classify::Error,
+    Future = impl Future<Output = Result<Req, seawall_classify::Error>> + Send,
+> + Clone
++ Send
+where
+    Req: Send + 'static,
+{
+    tower::service_fn(|req: Req| async move { Ok(req) })
+}
+
+/// [`echo_classified`] in the span the retry layer created per request before the client
+/// span replaced it (DEBUG, two fields, entered at each poll): the old cost, kept to compare.
+pub fn echo_in_request_span<Req>() -> impl Service<
+    Req,
+    Response = Req,
+    Error = seawall_classify::Error,
+    Future = impl Future<Output = Result<Req, seawall_classify::Error>> + Send,
+> + Clone
++ Send
+where
+    Req: Send + 'static,
+{
+    use tracing::Instrument as _;
+    tower::service_fn(|req: Req| {
+        let span = tracing::debug_span!(
+            target: "seawall::retry",
+            "seawall.request",
+            { seawall_classify::schema::LAYER } = "retry",
+            { seawall_classify::schema::RETRY_MAX_ATTEMPTS } = 3u32
+        );
+        async move { Ok(req) }.instrument(span)
+    })
+}
+
+/// [`echo_classified`] in a pipeline's client span (PostgreSQL, with its address).
+pub fn echo_in_client_span<Req>() -> impl Service<
+    Req,
+    Response = Req,
+    Error = seawall_classify::Error,
+    Future = impl Future<Output = Result<Req, seawall_classify::Error>> + Send,
+> + Clone
++ Send
+where
+    Req: Send + 'static,
+{
+    use tower::Layer as _;
+    seawall::trace::ClientSpanLayer::new(
+        seawall::trace::ClientSpan::postgresql()
+            .namespace("app")
+            .server("127.0.0.1", 5432),
+    )
+    .layer(echo_classified::<Req>())
+}

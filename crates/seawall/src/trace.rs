@@ -62,6 +62,7 @@ use seawall_classify::{Classifier, DefaultClassifier, Error, schema};
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::field::Empty;
+use tracing::level_filters::LevelFilter;
 use tracing::{Level, Span};
 
 /// What a pipeline's client spans say about the dependency: its kind (database, HTTP, RPC),
@@ -339,6 +340,11 @@ where
         let Some(config) = &self.config else {
             return ClientSpanFuture::bare(self.inner.call(request));
         };
+        // No subscriber wants the span's level or the metric's (TRACE): one relaxed load.
+        let max = LevelFilter::current();
+        if max < config.level && max < LevelFilter::TRACE {
+            return ClientSpanFuture::bare(self.inner.call(request));
+        }
         let span = config.span();
         // The call metric, when a metrics subscriber listens (a level check otherwise).
         let started = tracing::enabled!(target: "seawall::client", Level::TRACE)
@@ -350,12 +356,14 @@ where
         let future = span.in_scope(|| self.inner.call(request));
         ClientSpanFuture {
             future,
-            observed: Some(Observed {
+            // Boxed: the future stays one word larger than the inner one when nothing
+            // listens; a listening subscriber allocates per span anyway.
+            observed: Some(Box::new(Observed {
                 span,
                 classifier: self.classifier.clone(),
                 started,
                 config: config.clone(),
-            }),
+            })),
         }
     }
 }
@@ -374,7 +382,7 @@ pin_project! {
     pub struct ClientSpanFuture<F, C> {
         #[pin]
         future: F,
-        observed: Option<Observed<C>>,
+        observed: Option<Box<Observed<C>>>,
     }
 }
 
