@@ -39,6 +39,73 @@ fn children<'a>(spans: &'a [Span], server: &Span) -> Vec<&'a Span> {
     children
 }
 
+/// The traces as a tree, one line per span: name, kind, duration and the attributes that say
+/// what happened (the README's picture of a trace comes from here).
+fn render(spans: &[Span]) -> String {
+    const SHOWN: [&str; 9] = [
+        "db.system.name",
+        "server.port",
+        "http.response.status_code",
+        "seawall.class",
+        "error.type",
+        "seawall.retry.attempts",
+        "seawall.layer",
+        "seawall.breaker.state",
+        "seawall.limit.queue_wait_ms",
+    ];
+    fn line(out: &mut String, spans: &[Span], span: &Span, depth: usize) {
+        let kind = match span.kind {
+            SERVER => "server",
+            CLIENT => "client",
+            _ => "internal",
+        };
+        let ms = (span.end_time_unix_nano - span.start_time_unix_nano) as f64 / 1e6;
+        let attributes: Vec<String> = SHOWN
+            .iter()
+            .filter_map(|key| attr(span, key).map(|v| format!("{key}={v}")))
+            .collect();
+        let events: Vec<String> = span
+            .events
+            .iter()
+            .map(
+                |e| match attribute(&e.attributes, "seawall.retry.attempt") {
+                    Some(n) => format!("{} {n}", e.name),
+                    None => e.name.clone(),
+                },
+            )
+            .collect();
+        out.push_str(&format!(
+            "{}{} [{kind}] {ms:.1} ms  {}{}\n",
+            "  ".repeat(depth),
+            span.name,
+            attributes.join(" "),
+            if events.is_empty() {
+                String::new()
+            } else {
+                format!("  events: {}", events.join(", "))
+            }
+        ));
+        let mut children: Vec<&Span> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == span.span_id)
+            .collect();
+        children.sort_by_key(|s| s.start_time_unix_nano);
+        for child in children {
+            line(out, spans, child, depth + 1);
+        }
+    }
+    let mut roots: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.parent_span_id.is_empty())
+        .collect();
+    roots.sort_by_key(|s| s.start_time_unix_nano);
+    let mut out = String::new();
+    for root in roots {
+        line(&mut out, spans, root, 0);
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dependency_calls_are_client_spans_under_the_server_span() {
     let (receiver, received) = otlp::start().await;
@@ -112,6 +179,7 @@ async fn dependency_calls_are_client_spans_under_the_server_span() {
     assert_eq!(status.code(), Some(0));
 
     let spans = otlp::spans(&received);
+    eprintln!("{}", render(&spans));
     let server = |name: &str| -> Vec<&Span> {
         spans
             .iter()
