@@ -248,6 +248,19 @@ pub fn record_db_operation(operation: &str, collection: Option<&str>) {
     }
 }
 
+/// Names the RPC on the current client span: `rpc.service`, `rpc.method`, and the span's name
+/// `service/method`, as the semantic conventions make it. For a typed client (a generated
+/// gRPC stub in a `service_fn`); calls over a channel are named by [`RecordHttpLayer`].
+pub fn record_rpc_method(service: &str, method: &str) {
+    let span = Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    span.record(schema::RPC_SERVICE, service);
+    span.record(schema::RPC_METHOD, method);
+    rename(&span, format!("{service}/{method}"));
+}
+
 /// Renames a span that may already be exporting: `otel.name` for subscribers that read it
 /// before the span starts, and (feature `opentelemetry`) the OpenTelemetry span itself, which
 /// `tracing-opentelemetry` starts when the span is first entered and no longer renames from a

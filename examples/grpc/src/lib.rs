@@ -21,6 +21,7 @@ use seawall::classify::AssumeNotIdempotent;
 use seawall::classify::grpc::GrpcClassifier;
 use seawall::retry::{Backoff, Jitter, RetryLayer};
 use seawall::timeout::grpc::{GrpcTimeout, GrpcTimeoutLayer};
+use seawall::trace::{ClientSpan, RecordHttp, RecordHttpLayer};
 use seawall::{NoRetry, Standard, StandardLayer, StandardPipeline, WithDeadline};
 use seawall_chaos::ChaosLayer;
 use tonic::transport::{Channel, Server};
@@ -69,6 +70,9 @@ pub async fn serve(chaos: ChaosLayer) -> std::io::Result<(String, Seen)> {
     Ok((url, seen))
 }
 
+/// The gRPC service the example calls, as its client spans name it.
+const HEALTH: &str = "grpc.health.v1.Health";
+
 /// The pipeline around a typed health check: retries `UNAVAILABLE` (at least after the
 /// server's pushback), up to three attempts within a 2 s deadline.
 pub fn typed_checks(
@@ -82,11 +86,13 @@ pub fn typed_checks(
     let checks = tower::service_fn(move |request: WithDeadline<HealthCheckRequest>| {
         let mut client = client.clone();
         async move {
+            seawall::trace::record_rpc_method(HEALTH, "Check");
             let answer = client.check(request.into_inner()).await?;
             Ok::<_, tonic::Status>(answer.into_inner().status())
         }
     });
     let pipeline = StandardPipeline::new("health-typed", 16)
+        .client_span(ClientSpan::grpc(HEALTH))
         // Opens when half of the last 50 calls fail: a third failing is the weather, not an
         // outage (five in a row, the default's other trigger, happens by chance at that rate).
         .circuit_breaker(
@@ -119,6 +125,7 @@ pub fn channel_client(
 ) {
     let pipeline = StandardPipeline::new("health-channel", 16)
         .no_retry()
+        .client_span(ClientSpan::grpc(HEALTH))
         .classifier(GrpcClassifier)
         .deadline(Duration::from_secs(2))
         .attempt_timeout(Duration::from_millis(500))
@@ -133,7 +140,7 @@ pub fn channel_client(
     let breaker = pipeline.breaker().expect("configured");
     let to_status: fn(seawall::Error) -> tonic::Status = tonic::Status::from;
     let service = pipeline
-        .layer(GrpcTimeoutLayer.layer(channel))
+        .layer(RecordHttpLayer.layer(GrpcTimeoutLayer.layer(channel)))
         .map_err(to_status);
     (HealthClient::new(service), breaker)
 }
@@ -141,7 +148,7 @@ pub fn channel_client(
 /// The channel behind the pipeline, its errors as gRPC statuses: what [`channel_client`]'s
 /// generated client calls.
 pub type ChannelService = tower::util::MapErr<
-    Standard<GrpcTimeout<Channel>, GrpcClassifier, AssumeNotIdempotent, NoRetry>,
+    Standard<RecordHttp<GrpcTimeout<Channel>>, GrpcClassifier, AssumeNotIdempotent, NoRetry>,
     fn(seawall::Error) -> tonic::Status,
 >;
 
