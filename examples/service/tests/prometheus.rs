@@ -48,15 +48,17 @@ async fn start_service(pg: &Proxy, redis: &Proxy) -> (Killed, u16) {
     let port = seawall_tests::closed_port();
     let mut vars = test_vars(pg.addr(), redis.addr());
     vars.insert("LISTEN_ADDR".into(), format!("127.0.0.1:{port}"));
-    let mut child = Command::new(BINARY)
-        .envs(&vars)
-        .env_remove("RUST_LOG")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = Killed(
+        Command::new(BINARY)
+            .envs(&vars)
+            .env_remove("RUST_LOG")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -65,7 +67,7 @@ async fn start_service(pg: &Proxy, redis: &Proxy) -> (Killed, u16) {
     });
     while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(20), lines.recv()).await {
         if line.starts_with("listening on") {
-            return (Killed(child), port);
+            return (child, port);
         }
     }
     panic!("the service did not start");
@@ -221,13 +223,10 @@ async fn metrics_pass_promtool_and_alerts_fire_and_resolve_on_a_real_prometheus(
     seawall_tests::wait_until(
         "Prometheus scrapes the service",
         Duration::from_secs(30),
-        || {
-            let query = query.clone();
-            async move {
-                query("up{job=\"seawall-example\"}".into())
-                    .await
-                    .is_some_and(|r| r["data"]["result"][0]["value"][1] == "1")
-            }
+        || async move {
+            query("up{job=\"seawall-example\"}".into())
+                .await
+                .is_some_and(|r| r["data"]["result"][0]["value"][1] == "1")
         },
     )
     .await;
@@ -238,13 +237,10 @@ async fn metrics_pass_promtool_and_alerts_fire_and_resolve_on_a_real_prometheus(
     seawall_tests::wait_until(
         "the breaker-open alert fires",
         Duration::from_secs(30),
-        || {
-            let firing = firing.clone();
-            async move {
-                firing()
-                    .await
-                    .contains(&"SeawallBreakerOpen postgres".to_owned())
-            }
+        || async move {
+            firing()
+                .await
+                .contains(&"SeawallBreakerOpen postgres".to_owned())
         },
     )
     .await;
@@ -397,13 +393,10 @@ async fn metrics_pass_promtool_and_alerts_fire_and_resolve_on_a_real_prometheus(
     seawall_tests::wait_until(
         "the breaker-open alert resolves",
         Duration::from_secs(30),
-        || {
-            let firing = firing.clone();
-            async move {
-                !firing()
-                    .await
-                    .contains(&"SeawallBreakerOpen postgres".to_owned())
-            }
+        || async move {
+            !firing()
+                .await
+                .contains(&"SeawallBreakerOpen postgres".to_owned())
         },
     )
     .await;
