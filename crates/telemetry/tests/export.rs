@@ -4,26 +4,15 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use prost::Message;
 use seawall_classify::{Class, FailureKind, RetryHint};
 use seawall_telemetry::{Config, Exporter, Recorder, init, schema};
+use seawall_tests::otlp::attribute;
 use tracing::Instrument;
 
 const SECRET: &str = "hunter2-do-not-export";
-
-fn string(attributes: &[KeyValue], key: &str) -> Option<String> {
-    attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
-        match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.clone()),
-            Value::IntValue(i) => Some(i.to_string()),
-            _ => None,
-        }
-    })
-}
 
 /// A stand-in for an instrumented client call: a request span, an attempt span under it, a
 /// retry event, and the error status on the failed attempt. The client's connection string
@@ -140,7 +129,7 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
         .collect();
     let resource = spans[0].resource.as_ref().expect("a resource");
     assert_eq!(
-        string(&resource.attributes, "service.name").as_deref(),
+        attribute(&resource.attributes, "service.name").as_deref(),
         Some("seawall-test")
     );
     let all: Vec<_> = spans
@@ -162,15 +151,15 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
     );
     assert_eq!(attempt.trace_id, request.trace_id);
     assert_eq!(
-        string(&request.attributes, schema::LAYER).as_deref(),
+        attribute(&request.attributes, schema::LAYER).as_deref(),
         Some("retry")
     );
     assert_eq!(
-        string(&attempt.attributes, schema::RETRY_ATTEMPT).as_deref(),
+        attribute(&attempt.attributes, schema::RETRY_ATTEMPT).as_deref(),
         Some("1")
     );
     assert_eq!(
-        string(&attempt.attributes, schema::ERROR_TYPE).as_deref(),
+        attribute(&attempt.attributes, schema::ERROR_TYPE).as_deref(),
         Some("timeout")
     );
     let status = attempt.status.as_ref().expect("a status");
@@ -181,7 +170,7 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
         .find(|e| e.name == "retrying")
         .expect("the retry event");
     assert_eq!(
-        string(&event.attributes, schema::FAILURE_KIND).as_deref(),
+        attribute(&event.attributes, schema::FAILURE_KIND).as_deref(),
         Some("timeout")
     );
 
@@ -233,7 +222,7 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
         (schema::RETRY_ATTEMPTS, "3"),
     ] {
         assert_eq!(
-            string(&client.attributes, key).as_deref(),
+            attribute(&client.attributes, key).as_deref(),
             Some(value),
             "{key}"
         );
@@ -247,19 +236,19 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
         .collect();
     let numbers: Vec<_> = attempts
         .iter()
-        .map(|e| string(&e.attributes, schema::RETRY_ATTEMPT))
+        .map(|e| attribute(&e.attributes, schema::RETRY_ATTEMPT))
         .collect();
     assert_eq!(
         numbers,
         [Some("1".into()), Some("2".into()), Some("3".into())]
     );
     assert_eq!(
-        string(&attempts[0].attributes, schema::RETRY_DELAY_MS).as_deref(),
+        attribute(&attempts[0].attributes, schema::RETRY_DELAY_MS).as_deref(),
         Some("1"),
         "the backoff before the second attempt"
     );
     assert_eq!(
-        string(&attempts[2].attributes, schema::ERROR_TYPE).as_deref(),
+        attribute(&attempts[2].attributes, schema::ERROR_TYPE).as_deref(),
         Some("rejected")
     );
     assert!(
@@ -278,7 +267,7 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
         .find(|e| e.name == "connect failed")
         .expect("the error event");
     assert_eq!(
-        string(&logged.attributes, schema::ERROR_TYPE).as_deref(),
+        attribute(&logged.attributes, schema::ERROR_TYPE).as_deref(),
         Some("connect")
     );
 }

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{Client, test_vars};
@@ -58,27 +57,8 @@ async fn sigterm_under_load_drains_and_exits_zero() {
         "warn,seawall_example_service=info,seawall=debug".into(),
     );
     vars.insert("OTEL_TRACES_EXPORTER".into(), "console".into());
-    let mut child = Command::new(BINARY)
-        .envs(&vars)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let mut printed = Vec::new();
-    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(20), lines.recv()).await {
-        let listening = line.starts_with("listening on");
-        printed.push(line);
-        if listening {
-            break;
-        }
-    }
+    let mut binary = common::Binary::start(&vars).await;
+    let printed = binary.printed.clone();
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     assert!(
         printed
@@ -119,12 +99,10 @@ async fn sigterm_under_load_drains_and_exits_zero() {
         .collect();
     tokio::time::sleep(Duration::from_millis(150)).await;
     let signalled = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-
+    let stopped = tokio::spawn(async move {
+        let status = binary.terminate().await;
+        (status, binary)
+    });
     // New connections are refused soon after the signal.
     loop {
         if tokio::net::TcpStream::connect(addr).await.is_err() {
@@ -152,13 +130,12 @@ async fn sigterm_under_load_drains_and_exits_zero() {
             .unwrap();
         assert_eq!(row.get::<_, i64>(0), id);
     }
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let (status, mut binary) = stopped.await.unwrap();
     assert_eq!(status.code(), Some(0));
     let mut rest = Vec::new();
-    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(5), lines.recv()).await {
+    while let Ok(Some(line)) =
+        tokio::time::timeout(Duration::from_secs(5), binary.lines.recv()).await
+    {
         rest.push(line);
     }
     assert_eq!(rest.last().map(String::as_str), Some("stopped"), "{rest:?}");

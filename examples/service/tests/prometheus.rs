@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -18,7 +18,6 @@ use seawall::classify::schema;
 use seawall_chaos::proxy::Proxy;
 use tokio::time::Instant;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_seawall-example-service");
 const OPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ops");
 
 /// A child process killed when the test ends, however it ends.
@@ -44,33 +43,11 @@ fn tool(name: &str) -> PathBuf {
 }
 
 /// The service binary behind fault proxies, metrics on `/metrics`.
-async fn start_service(pg: &Proxy, redis: &Proxy) -> (Killed, u16) {
+async fn start_service(pg: &Proxy, redis: &Proxy) -> (common::Binary, u16) {
     let port = seawall_tests::closed_port();
     let mut vars = test_vars(pg.addr(), redis.addr());
     vars.insert("LISTEN_ADDR".into(), format!("127.0.0.1:{port}"));
-    let mut child = Killed(
-        Command::new(BINARY)
-            .envs(&vars)
-            .env_remove("RUST_LOG")
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(20), lines.recv()).await {
-        if line.starts_with("listening on") {
-            return (child, port);
-        }
-    }
-    panic!("the service did not start");
+    (common::Binary::start(&vars).await, port)
 }
 
 /// Percent-encodes a query parameter.

@@ -6,16 +6,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::{Client, test_vars};
 use http::StatusCode;
 use seawall_chaos::proxy::Proxy;
 use seawall_tests::otlp::{self, Span, attribute};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_seawall-example-service");
 
 const CLIENT: i32 = 3;
 const SERVER: i32 = 2;
@@ -120,25 +115,7 @@ async fn dependency_calls_are_client_spans_under_the_server_span() {
         "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
         format!("http://{receiver}"),
     );
-    let mut child = Command::new(BINARY)
-        .envs(&vars)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(20), lines.recv()).await {
-        if line.starts_with("listening on") {
-            break;
-        }
-    }
+    let mut binary = common::Binary::start(&vars).await;
     let mut client = Client::new(format!("127.0.0.1:{port}").parse().unwrap());
 
     let key = seawall_tests::unique_name("traced");
@@ -167,16 +144,7 @@ async fn dependency_calls_are_client_spans_under_the_server_span() {
     pg.up();
 
     // SIGTERM: the service drains and its telemetry guard flushes every span.
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(binary.terminate().await.code(), Some(0));
 
     let spans = otlp::spans(&received);
     eprintln!("{}", render(&spans));

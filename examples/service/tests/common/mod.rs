@@ -76,3 +76,82 @@ impl Harness {
         Client::new(self.running.addr)
     }
 }
+
+/// The service binary, started as its README runs it, killed when dropped unless it was
+/// stopped with [`Binary::terminate`] first.
+pub struct Binary {
+    child: Option<std::process::Child>,
+    /// Its standard output, line by line, after the lines read before it listened.
+    pub lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// What it printed up to `listening on ...`.
+    pub printed: Vec<String>,
+}
+
+impl Binary {
+    /// Starts it with `vars` (and no `RUST_LOG` or OTLP endpoint unless `vars` sets them),
+    /// and waits until it prints that it listens.
+    pub async fn start(vars: &HashMap<String, String>) -> Binary {
+        use std::io::BufRead as _;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_seawall-example-service"));
+        for name in [
+            "RUST_LOG",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_TRACES_EXPORTER",
+        ] {
+            command.env_remove(name);
+        }
+        let mut child = command
+            .envs(vars)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut binary = Binary {
+            child: Some(child),
+            lines,
+            printed: Vec::new(),
+        };
+        let wait = std::time::Duration::from_secs(20);
+        while let Ok(Some(line)) = tokio::time::timeout(wait, binary.lines.recv()).await {
+            let listening = line.starts_with("listening on");
+            binary.printed.push(line);
+            if listening {
+                return binary;
+            }
+        }
+        panic!("the service did not start: {:?}", binary.printed);
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
