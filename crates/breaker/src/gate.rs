@@ -2,8 +2,8 @@
 //! and moves between states; a [`TripPolicy`] tells it when to open.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use seawall_classify::schema;
@@ -12,6 +12,7 @@ use seawall_util::rng::AtomicSplitMix64;
 use tokio::time::Instant;
 
 use crate::policy::{Outcome, TripPolicy};
+use crate::probe::{Probe, Prober};
 
 /// The state of a circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,13 +151,16 @@ pub(crate) struct Gate<P> {
     transitions: AtomicU64,
     base: Instant,
     pub(crate) needs_clock: bool,
+    prober: Option<Prober>,
+    // The gate itself, for the prober task it starts when it opens.
+    me: Weak<Gate<P>>,
 }
 
 impl<P: TripPolicy> Gate<P> {
-    pub(crate) fn new(config: GateConfig, policy: P) -> Self {
+    pub(crate) fn new(config: GateConfig, policy: P, probe: Option<Probe>) -> Arc<Self> {
         let needs_clock = policy.needs_clock() || config.slow_call.is_some();
         let seed = config.seed;
-        Gate {
+        Arc::new_cyclic(|me| Gate {
             config,
             policy,
             word: AtomicU64::new(Word::unpack(0).pack()),
@@ -166,6 +170,45 @@ impl<P: TripPolicy> Gate<P> {
             transitions: AtomicU64::new(0),
             base: Instant::now(),
             needs_clock,
+            prober: probe.map(Prober::new),
+            me: me.clone(),
+        })
+    }
+
+    /// The probe and what it found, if the breaker has one.
+    pub(crate) fn prober(&self) -> Option<&Prober> {
+        self.prober.as_ref()
+    }
+
+    /// How long the prober waits before its next probe: half to all of its interval.
+    pub(crate) fn probe_wait(&self) -> Duration {
+        let interval = self
+            .prober
+            .as_ref()
+            .map_or(Duration::ZERO, |p| p.probe.interval_value());
+        interval.mul_f64(0.5 + 0.5 * self.next_random())
+    }
+
+    /// A probe succeeded: the open period ends now, in half-open, where the next call
+    /// confirms (a success closes, a fault reopens).
+    pub(crate) fn end_open_period(&self) {
+        let mut bits = self.word.load(Ordering::Acquire);
+        loop {
+            let word = Word::unpack(bits);
+            if word.state != State::Open {
+                return;
+            }
+            let next = word.next(State::HalfOpen);
+            match self
+                .word
+                .compare_exchange(bits, next.pack(), Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    self.announce(State::Open, State::HalfOpen);
+                    return;
+                }
+                Err(actual) => bits = actual,
+            }
         }
     }
 
@@ -185,7 +228,11 @@ impl<P: TripPolicy> Gate<P> {
     /// Time until the next probe may be admitted, while open.
     pub(crate) fn retry_after(&self, now: Instant) -> Option<Duration> {
         match self.state() {
-            State::Open => Some(self.until().saturating_duration_since(now)),
+            State::Open => Some(match self.prober.as_ref().filter(|p| p.active()) {
+                // The probe decides: the next one is at most an interval away.
+                Some(prober) => prober.probe.interval_value(),
+                None => self.until().saturating_duration_since(now),
+            }),
             _ => None,
         }
     }
@@ -227,6 +274,10 @@ impl<P: TripPolicy> Gate<P> {
                 }
                 State::ForcedOpen => return Ticket::Reject,
                 State::Open => {
+                    if self.prober.as_ref().is_some_and(Prober::active) {
+                        // The probe, not a user call, finds out when the dependency is back.
+                        return Ticket::Reject;
+                    }
                     let now = Instant::now();
                     let until = self.until();
                     if now < until {
@@ -324,6 +375,9 @@ impl<P: TripPolicy> Gate<P> {
         )?;
         self.reopened.store(level, Ordering::Relaxed);
         self.announce(from.state, State::Open);
+        if let Some(prober) = &self.prober {
+            prober.start(self.me.clone());
+        }
         tracing::debug!(
             target: "seawall::breaker",
             { { schema::BREAKER_NAME } = %self.config.name, { schema::BREAKER_OPEN_MS } = period.as_millis() as u64 },

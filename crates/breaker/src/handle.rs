@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use crate::gate::{Gate, State};
 use crate::policy::TripPolicy;
 use crate::policy::WindowStats;
+use crate::probe::ProbeStats;
 
 /// What a handle can do with a gate, whatever its policy.
 pub(crate) trait Control: Send + Sync + fmt::Debug {
@@ -18,6 +19,7 @@ pub(crate) trait Control: Send + Sync + fmt::Debug {
     fn stats(&self) -> Option<WindowStats>;
     fn transitions(&self) -> u64;
     fn retry_after(&self) -> Option<Duration>;
+    fn probes(&self) -> Option<ProbeStats>;
 }
 
 impl<P: TripPolicy + fmt::Debug> Control for Gate<P> {
@@ -38,6 +40,9 @@ impl<P: TripPolicy + fmt::Debug> Control for Gate<P> {
     }
     fn retry_after(&self) -> Option<Duration> {
         Gate::retry_after(self, Instant::now())
+    }
+    fn probes(&self) -> Option<ProbeStats> {
+        self.prober().map(crate::probe::Prober::stats)
     }
 }
 
@@ -89,6 +94,12 @@ impl BreakerHandle {
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         self.control.retry_after()
+    }
+
+    /// What the breaker's [`Probe`](crate::Probe) has found (`None` without a probe).
+    #[must_use]
+    pub fn probes(&self) -> Option<ProbeStats> {
+        self.control.probes()
     }
 
     /// Rejects every call until [`reset`](Self::reset) (or [`disable`](Self::disable)): to

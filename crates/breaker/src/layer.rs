@@ -10,6 +10,7 @@ use crate::any_of::AnyOf;
 use crate::gate::{Gate, GateConfig};
 use crate::handle::BreakerHandle;
 use crate::policy::{ConsecutiveFaults, TripPolicy};
+use crate::probe::Probe;
 use crate::window::{CountWindow, TimeWindow};
 
 const LAYER: &str = "circuit breaker";
@@ -63,6 +64,7 @@ impl CircuitBreakerLayer {
             slow_call: None,
             policy: Policy::STANDARD,
             seed: None,
+            probe: None,
             classifier: DefaultClassifier,
         }
     }
@@ -127,6 +129,7 @@ pub struct CircuitBreakerBuilder<C = DefaultClassifier> {
     slow_call: Option<Duration>,
     policy: Policy,
     seed: Option<u64>,
+    probe: Option<Probe>,
     classifier: C,
 }
 
@@ -143,6 +146,7 @@ impl<C: fmt::Debug> fmt::Debug for CircuitBreakerBuilder<C> {
             .field("probes", &self.probes)
             .field("slow_call", &self.slow_call)
             .field("policy", &self.policy)
+            .field("probe", &self.probe)
             .field("classifier", &self.classifier)
             .finish()
     }
@@ -203,6 +207,14 @@ impl<C> CircuitBreakerBuilder<C> {
         self
     }
 
+    /// An active check of the dependency, run in the background while the breaker is open:
+    /// its first success ends the open period (see [`Probe`]). Without one, the open period's
+    /// timer admits the next call as the probe.
+    pub fn probe(mut self, probe: Probe) -> Self {
+        self.probe = Some(probe);
+        self
+    }
+
     /// Which classes count as faults: [`Policy::is_fault`] (default [`Policy::STANDARD`]).
     /// Give every layer of a pipeline the same policy.
     pub fn policy(mut self, policy: Policy) -> Self {
@@ -230,6 +242,7 @@ impl<C> CircuitBreakerBuilder<C> {
             slow_call: self.slow_call,
             policy: self.policy,
             seed: self.seed,
+            probe: self.probe,
             classifier,
         }
     }
@@ -310,6 +323,9 @@ impl<C> CircuitBreakerBuilder<C> {
                 "must be at least 1",
             ));
         }
+        if let Some(probe) = &self.probe {
+            probe.validate()?;
+        }
         if self.slow_call.is_some_and(|d| d.is_zero()) {
             return Err(ConfigError::new(
                 LAYER,
@@ -336,7 +352,7 @@ impl<C> CircuitBreakerBuilder<C> {
             seed,
         };
         Ok(CircuitBreakerLayer {
-            gate: Arc::new(Gate::new(config, policy)),
+            gate: Gate::new(config, policy, self.probe),
             classifier: self.classifier,
         })
     }

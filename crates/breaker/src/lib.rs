@@ -17,7 +17,8 @@
 //! - Open: `call` fails at once with [`BreakerOpen`](error::BreakerOpen) naming the breaker
 //!   and the time until the next probe (class `Rejected`, `RetryAfter`); `poll_ready` never
 //!   blocks. The open period doubles (capped, with jitter) each time a probe fails, and resets
-//!   when the breaker closes.
+//!   when the breaker closes. With a [`Probe`], a cheap check of the dependency runs in the
+//!   background while open, and its first success ends the open period at once.
 //! - Half-open: at most `permitted_probes` calls in flight; that many successes close it, one
 //!   fault reopens it. A probe whose future is dropped releases its slot and counts as
 //!   neither, so a hung or cancelled probe never wedges the breaker (put the attempt timeout
@@ -68,6 +69,7 @@ mod gate;
 mod handle;
 mod layer;
 mod policy;
+mod probe;
 mod service;
 mod window;
 
@@ -76,6 +78,7 @@ pub use crate::gate::State;
 pub use crate::handle::BreakerHandle;
 pub use crate::layer::{CircuitBreakerBuilder, CircuitBreakerLayer, MAX_OPEN_DURATION};
 pub use crate::policy::{ConsecutiveFaults, Outcome, TripPolicy, WindowStats};
+pub use crate::probe::{MIN_PROBE_INTERVAL, Probe, ProbeOutcome, ProbeStats};
 pub use crate::service::CircuitBreaker;
 pub use crate::window::{CountWindow, TimeWindow};
 /// Re-exported: the error the breaker returns, and the policy that says what counts as a fault.

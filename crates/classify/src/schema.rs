@@ -39,6 +39,7 @@
 //! | `seawall.retry.budget.exhausted` | counter | `{retry}` | |
 //! | `seawall.breaker.transitions` | counter | `{transition}` | `seawall.breaker.name`, `seawall.breaker.state`, `seawall.breaker.previous_state` |
 //! | `seawall.breaker.state` | gauge | `{state}` (0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled) | `seawall.breaker.name` |
+//! | `seawall.breaker.probes` | counter | `{probe}` | `seawall.breaker.name`, `seawall.class` |
 //! | `seawall.rejections` | counter | `{call}` | `seawall.layer`, `error.type`, `seawall.breaker.name` (a breaker's) |
 //! | `seawall.limit.in_flight` | gauge | `{call}` | |
 //! | `seawall.limit.queued` | gauge | `{call}` | |
@@ -141,6 +142,8 @@ pub const RETRIES: &str = "seawall.retries";
 pub const BUDGET_EXHAUSTED: &str = "seawall.retry.budget.exhausted";
 /// Metric: breaker state changes.
 pub const BREAKER_TRANSITIONS: &str = "seawall.breaker.transitions";
+/// Metric: active recovery probes of an open breaker, by result.
+pub const BREAKER_PROBES: &str = "seawall.breaker.probes";
 /// Metric: a breaker's current state.
 pub const BREAKER_STATE_GAUGE: &str = "seawall.breaker.state";
 /// Metric: calls refused by a layer.
@@ -160,6 +163,8 @@ pub const FIELD_RETRIES: &str = "monotonic_counter.seawall.retries";
 pub const FIELD_BUDGET_EXHAUSTED: &str = "monotonic_counter.seawall.retry.budget.exhausted";
 /// Event field carrying [`BREAKER_TRANSITIONS`] (a counter increment).
 pub const FIELD_BREAKER_TRANSITIONS: &str = "monotonic_counter.seawall.breaker.transitions";
+/// Event field carrying [`BREAKER_PROBES`] (a counter increment).
+pub const FIELD_BREAKER_PROBES: &str = "monotonic_counter.seawall.breaker.probes";
 /// Event field carrying [`REJECTIONS`] (a counter increment).
 pub const FIELD_REJECTIONS: &str = "monotonic_counter.seawall.rejections";
 /// Event field carrying [`CLIENT_DURATION`] (a histogram sample, in seconds).
@@ -213,6 +218,7 @@ pub const METRICS: &[&str] = &[
     BUDGET_EXHAUSTED,
     BREAKER_TRANSITIONS,
     BREAKER_STATE_GAUGE,
+    BREAKER_PROBES,
     REJECTIONS,
     LIMIT_IN_FLIGHT_GAUGE,
     LIMIT_QUEUED,
@@ -250,6 +256,7 @@ mod tests {
             FIELD_REJECTIONS,
             FIELD_LIMIT_QUEUE_WAIT,
             FIELD_CLIENT_DURATION,
+            FIELD_BREAKER_PROBES,
         ] {
             assert!(is_known_field(field), "{field}");
         }

@@ -201,7 +201,7 @@ type EventMetric = (
     &'static str,
     &'static [&'static str],
 );
-const EVENT_METRICS: [EventMetric; 6] = [
+const EVENT_METRICS: [EventMetric; 7] = [
     (
         schema::CLIENT_DURATION,
         "s",
@@ -229,6 +229,12 @@ const EVENT_METRICS: [EventMetric; 6] = [
             schema::BREAKER_STATE,
             schema::BREAKER_PREVIOUS_STATE,
         ],
+    ),
+    (
+        schema::BREAKER_PROBES,
+        "{probe}",
+        "Active recovery probes of open circuit breakers, by result",
+        &[schema::BREAKER_NAME, schema::CLASS],
     ),
     (
         schema::REJECTIONS,

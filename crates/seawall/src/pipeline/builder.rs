@@ -219,6 +219,14 @@ impl<C, I, R> StandardPipeline<C, I, R> {
         self
     }
 
+    /// An active check of the dependency for the breaker, run in the background while it is
+    /// open: its first success ends the open period, so service resumes within a probe
+    /// interval of the dependency's return (see [`Probe`](seawall_breaker::Probe)).
+    pub fn probe(mut self, probe: seawall_breaker::Probe) -> Self {
+        self.breaker = self.breaker.map(|breaker| breaker.probe(probe));
+        self
+    }
+
     /// No circuit breaker.
     pub fn no_circuit_breaker(mut self) -> Self {
         self.breaker = None;
