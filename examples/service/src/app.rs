@@ -359,6 +359,7 @@ impl App {
                 "postgres": {
                     "status": db_status,
                     "breaker": db.breaker.as_ref().map(|b| b.state().as_str()),
+                    "probes": db.breaker.as_ref().and_then(probes_json),
                     "last_failure": last_failure(&db.last_failure),
                     "ping_ms": db_ping.map(millis),
                     "pool": {
@@ -372,6 +373,7 @@ impl App {
                 "redis": {
                     "status": cache_status,
                     "breaker": cache.breaker.as_ref().map(|b| b.state().as_str()),
+                    "probes": cache.breaker.as_ref().and_then(probes_json),
                     "last_failure": last_failure(&cache.last_failure),
                     "ping_ms": cache_ping.map(millis),
                     "limit": cache.limit.as_ref().map(limit_json),
@@ -637,6 +639,20 @@ fn last_failure(last: &deps::LastFailure) -> serde_json::Value {
         Some((kind, age)) => json!({ "class": kind.as_str(), "seconds_ago": millis(age) / 1e3 }),
         None => serde_json::Value::Null,
     }
+}
+
+/// What a breaker's recovery probe found: counts, and the last probe's result, age and time.
+fn probes_json(breaker: &BreakerHandle) -> Option<serde_json::Value> {
+    let stats = breaker.probes()?;
+    Some(json!({
+        "succeeded": stats.succeeded,
+        "failed": stats.failed,
+        "last": stats.last.map(|last| json!({
+            "ok": last.ok,
+            "seconds_ago": millis(last.at.elapsed()) / 1e3,
+            "took_ms": millis(last.took),
+        })),
+    }))
 }
 
 fn limit_json(limit: &seawall::limit::LimitHandle) -> serde_json::Value {

@@ -4,15 +4,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use seawall::breaker::BreakerHandle;
+use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use seawall::breaker::{BreakerHandle, Probe};
 use seawall::classify::AssumeIdempotent;
 use seawall::limit::{ConcurrencyLimitLayer, LimitHandle};
 use seawall::retry::{Backoff, Jitter, RetryBudget, RetryLayer};
 use seawall::trace::{ClientSpan, record_db_operation};
 use seawall::{BoxError, Error, FailureKind, HasDeadline, StandardPipeline, WithDeadline};
 use serde::{Deserialize, Serialize};
-use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt, service_fn};
@@ -259,7 +258,20 @@ pub fn build(config: &Config, layers: Layers) -> Result<(Database, Cache), seawa
             recycling_method: RecyclingMethod::Fast,
         },
     );
+    // Connections made before the last recovery probe began are suspect: after an outage
+    // they are dead, or, behind a network fault that swallowed bytes, out of step with the
+    // server. The probe sets the mark; such a connection is dropped when next checked out.
+    let suspect_before = Arc::new(Mutex::new(None::<Instant>));
+    let mark = suspect_before.clone();
     let pool = Pool::builder(manager)
+        .pre_recycle(Hook::sync_fn(move |_, metrics| {
+            match *mark.lock().unwrap_or_else(|e| e.into_inner()) {
+                Some(before) if metrics.created < before.into_std() => {
+                    Err(HookError::message("made before the last outage"))
+                }
+                _ => Ok(()),
+            }
+        }))
         .max_size(config.db_pool_max)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(config.db_pool_wait))
@@ -287,8 +299,12 @@ pub fn build(config: &Config, layers: Layers) -> Result<(Database, Cache), seawa
     let cache_failure = Arc::new(LastFailure::default());
     Ok(match layers {
         Layers::Seawall => {
-            let db_layer = db_pipeline(config).build()?;
-            let cache_layer = cache_pipeline(config).build()?;
+            let db_layer = db_pipeline(config)
+                .probe(db_probe(&pool, suspect_before, config))
+                .build()?;
+            let cache_layer = cache_pipeline(config)
+                .probe(cache_probe(&client, config))
+                .build()?;
             (
                 Database {
                     pool,
@@ -323,6 +339,50 @@ pub fn build(config: &Config, layers: Layers) -> Result<(Database, Cache), seawa
             },
         ),
     })
+}
+
+/// PostgreSQL's recovery probe, run only while its breaker is open: every connection made
+/// before it is marked suspect (after an outage they are dead, or out of step behind a
+/// network fault; in-use ones are dropped when they come back), the idle ones are dropped now,
+/// then a connection is made and `SELECT 1` run on it. The one that answers stays in the
+/// pool, so the first call after the breaker opens up finds a fresh connection. Every 200 ms
+/// at most, bounded by the attempt timeout.
+fn db_probe(pool: &Pool, suspect_before: Arc<Mutex<Option<Instant>>>, config: &Config) -> Probe {
+    let pool = pool.clone();
+    Probe::new(move || {
+        let pool = pool.clone();
+        *suspect_before.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        async move {
+            pool.retain(|_, _| false);
+            let client = pool.get().await?;
+            client.simple_query("SELECT 1").await?;
+            Ok::<_, BoxError>(())
+        }
+    })
+    .interval(Duration::from_millis(200))
+    .timeout(config.db_timeout)
+}
+
+/// Redis's recovery probe: a new connection and `PING` on it; the connection that answers
+/// `PONG` replaces the old one, so the first call after the breaker opens up has a live
+/// connection in step with the server.
+fn cache_probe(client: &RedisClient, config: &Config) -> Probe {
+    let client = client.clone();
+    Probe::new(move || {
+        let client = client.clone();
+        async move {
+            let mut connection = client.reconnect().await?;
+            let pong = redis::cmd("PING")
+                .query_async::<String>(&mut connection)
+                .await?;
+            if pong != "PONG" {
+                return Err(BoxError::from(format!("PING answered {pong:?}")));
+            }
+            Ok(())
+        }
+    })
+    .interval(Duration::from_millis(200))
+    .timeout(config.redis_timeout.max(Duration::from_millis(100)))
 }
 
 /// Creates the table if it is missing; safe to run from many instances at once (an
@@ -407,12 +467,14 @@ async fn run_db(
 }
 
 /// Redis, connected on first use: the service starts (degraded) while Redis is down, and
-/// the connection manager reconnects after a failure.
+/// the connection manager reconnects after a failure. The recovery probe replaces the manager
+/// with one on a new connection ([`reconnect`](Self::reconnect)): after a network fault that
+/// swallowed requests, the old connection's replies would be out of step with its requests.
 #[derive(Clone)]
 pub struct RedisClient {
     client: redis::Client,
     config: redis::aio::ConnectionManagerConfig,
-    manager: Arc<OnceCell<redis::aio::ConnectionManager>>,
+    manager: Arc<Mutex<Option<redis::aio::ConnectionManager>>>,
 }
 
 impl RedisClient {
@@ -427,28 +489,41 @@ impl RedisClient {
         Ok(RedisClient {
             client,
             config: manager_config,
-            manager: Arc::new(OnceCell::new()),
+            manager: Arc::new(Mutex::new(None)),
         })
     }
 
-    /// The connection, made now if this is the first call.
+    /// The connection, made now if there is none yet.
     pub async fn connection(&self) -> redis::RedisResult<redis::aio::ConnectionManager> {
+        if let Some(manager) = self.current() {
+            return Ok(manager);
+        }
+        self.reconnect().await
+    }
+
+    /// A connection made now, which replaces the current one for every later call.
+    pub async fn reconnect(&self) -> redis::RedisResult<redis::aio::ConnectionManager> {
+        let manager = redis::aio::ConnectionManager::new_with_config(
+            self.client.clone(),
+            self.config.clone(),
+        )
+        .await?;
+        *self.manager.lock().unwrap_or_else(|e| e.into_inner()) = Some(manager.clone());
+        Ok(manager)
+    }
+
+    fn current(&self) -> Option<redis::aio::ConnectionManager> {
         self.manager
-            .get_or_try_init(|| {
-                redis::aio::ConnectionManager::new_with_config(
-                    self.client.clone(),
-                    self.config.clone(),
-                )
-            })
-            .await
-            .cloned()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
 impl std::fmt::Debug for RedisClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisClient")
-            .field("connected", &self.manager.initialized())
+            .field("connected", &self.current().is_some())
             .finish_non_exhaustive()
     }
 }
