@@ -56,6 +56,7 @@ pub struct Backoff {
     factor: f64,
     max_delay: Duration,
     jitter: Jitter,
+    fast: Duration,
 }
 
 impl Backoff {
@@ -67,6 +68,7 @@ impl Backoff {
             factor: 1.0,
             max_delay: delay,
             jitter: Jitter::None,
+            fast: Duration::ZERO,
         }
     }
 
@@ -79,6 +81,7 @@ impl Backoff {
             factor: 2.0,
             max_delay: Duration::from_secs(10),
             jitter: Jitter::Decorrelated,
+            fast: Duration::ZERO,
         }
     }
 
@@ -101,6 +104,34 @@ impl Backoff {
     pub fn jitter(mut self, jitter: Jitter) -> Self {
         self.jitter = jitter;
         self
+    }
+
+    /// A short schedule for failures that clear in milliseconds: a conflict
+    /// ([`FailureKind::Contention`](seawall_classify::FailureKind::Contention): a
+    /// serialization failure, a deadlock) or a lost connection
+    /// ([`FailureKind::Disconnect`](seawall_classify::FailureKind::Disconnect)) is retried after
+    /// at most `max` (full jitter), doubling per such retry, instead of the main schedule,
+    /// whose first delay would be pure latency by the time it ends. Other failures keep the
+    /// main schedule. `Duration::ZERO` (the default) turns it off. The retry budget bounds
+    /// these retries like any other.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seawall_retry::Backoff;
+    ///
+    /// let backoff = Backoff::exponential(Duration::from_millis(50)).fast_retry(Duration::from_millis(5));
+    /// assert_eq!(backoff.fast(), Duration::from_millis(5));
+    /// ```
+    #[must_use]
+    pub fn fast_retry(mut self, max: Duration) -> Self {
+        self.fast = max;
+        self
+    }
+
+    /// The fast schedule's first delay at most (zero: off); see [`fast_retry`](Self::fast_retry).
+    #[must_use]
+    pub fn fast(&self) -> Duration {
+        self.fast
     }
 
     /// The first delay.
@@ -155,6 +186,7 @@ impl Backoff {
     pub fn start(&self, seed: u64) -> BackoffState {
         BackoffState {
             retries: 0,
+            fast_retries: 0,
             previous: self.base,
             rng: SplitMix64::new(seed),
         }
@@ -176,6 +208,7 @@ impl Backoff {
 #[derive(Debug, Clone)]
 pub struct BackoffState {
     retries: u32,
+    fast_retries: u32,
     previous: Duration,
     rng: SplitMix64,
 }
@@ -201,7 +234,17 @@ impl BackoffState {
         delay
     }
 
-    /// Retries scheduled so far.
+    /// The delay before the next retry of a failure that clears fast (see
+    /// [`Backoff::fast_retry`]): up to the fast delay, doubled per such retry, capped by the
+    /// longest delay. The main schedule does not advance.
+    pub fn next_fast_delay(&mut self, backoff: &Backoff) -> Duration {
+        let doubling = 1u32.checked_shl(self.fast_retries).unwrap_or(u32::MAX);
+        self.fast_retries = self.fast_retries.saturating_add(1);
+        let most = backoff.fast.saturating_mul(doubling).min(backoff.max_delay);
+        most.mul_f64(self.rng.next_f64_inclusive())
+    }
+
+    /// Retries scheduled so far on the main schedule.
     #[must_use]
     pub fn retries(&self) -> u32 {
         self.retries

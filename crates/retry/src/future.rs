@@ -11,7 +11,8 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use seawall_classify::schema;
 use seawall_classify::{
-    BoxError, Classifier, DeadlineExceeded, Error, HasDeadline, RetryHint, classify_outcome,
+    BoxError, Classifier, DeadlineExceeded, Error, FailureKind, HasDeadline, RetryHint,
+    classify_outcome,
 };
 use tokio::time::{Instant, Sleep, sleep};
 use tower_service::Service;
@@ -210,7 +211,16 @@ fn decide<C, Req: HasDeadline>(
         return Next::Return;
     };
     let state = backoff.get_or_insert_with(|| shared.backoff.start(shared.next_seed()));
-    let mut delay = state.next_delay(&shared.backoff);
+    let fast = !shared.backoff.fast().is_zero()
+        && matches!(
+            failure.kind,
+            FailureKind::Contention | FailureKind::Disconnect
+        );
+    let mut delay = if fast {
+        state.next_fast_delay(&shared.backoff)
+    } else {
+        state.next_delay(&shared.backoff)
+    };
     if let Some(wait) = remote_wait {
         // At least what the remote asked for, but never more than the cap.
         delay = delay.max(wait).min(shared.backoff.cap());

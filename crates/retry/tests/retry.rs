@@ -349,3 +349,41 @@ async fn the_budget_caps_amplification_when_everything_fails() {
     );
     assert!(amplification < 1.4, "{amplification}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn conflicts_and_lost_connections_take_the_fast_schedule() {
+    let fast = |attempts| {
+        RetryLayer::builder()
+            .max_attempts(attempts)
+            .backoff(
+                Backoff::exponential(ms(100))
+                    .max_delay(ms(5_000))
+                    .jitter(Jitter::None)
+                    .fast_retry(ms(5)),
+            )
+            .no_budget()
+            .build()
+            .unwrap()
+    };
+    // A conflict, then a lost connection: retried within 5 ms, then within 10 ms.
+    let (service, times) = scripted(vec![
+        failure(FailureKind::Contention, RetryHint::Retry),
+        failure(FailureKind::Disconnect, RetryHint::Retry),
+    ]);
+    let answer = fast(3).layer(service).oneshot(WithDeadline::new(1)).await;
+    assert_eq!(answer.unwrap(), 2);
+    let times = times.lock().unwrap().clone();
+    assert!(times[1] <= ms(5), "{times:?}");
+    assert!(times[2] - times[1] <= ms(10), "{times:?}");
+
+    // Anything else keeps the main schedule, which the fast retries did not advance.
+    let (service, times) = scripted(vec![
+        failure(FailureKind::Contention, RetryHint::Retry),
+        failure(FailureKind::Unavailable, RetryHint::Retry),
+    ]);
+    let answer = fast(3).layer(service).oneshot(WithDeadline::new(1)).await;
+    assert_eq!(answer.unwrap(), 2);
+    let times = times.lock().unwrap().clone();
+    assert!(times[1] <= ms(5), "{times:?}");
+    assert_eq!(times[2] - times[1], ms(100), "{times:?}");
+}

@@ -110,7 +110,7 @@
 //! |---|---|---|
 //! | deadline | 30 s | the usual request budget of an HTTP service |
 //! | attempt timeout | 5 s (Redis 500 ms, HTTP 10 s) | a database query that takes longer is stuck |
-//! | retry | 3 attempts, exponential from 100 ms (PostgreSQL 50 ms, Redis 10 ms), ×2, capped at 5 s (2 s, 200 ms), decorrelated jitter | rides out a blip without long tails |
+//! | retry | 3 attempts, exponential from 100 ms (PostgreSQL 50 ms, Redis 10 ms), ×2, capped at 5 s (2 s, 200 ms), decorrelated jitter; conflicts and lost connections retried within 5 ms (10 ms the second time) | rides out a blip without long tails; a serialization failure or a dropped connection clears in milliseconds, so waiting 50 ms for it is pure latency |
 //! | retry budget | 20 % of requests + 10/s over 10 s | caps amplification at 1.2× when everything fails |
 //! | breaker | 5 consecutive faults, or 50 % of the last 100 calls (at least 20) | fast on a hard outage, steady under partial failure |
 //! | breaker open | 1 s, doubled per failed probe up to 5 s, 10 % jitter, 1 probe | a recovered dependency is noticed within 5 s (Polly's break is 5 s); one probe per 5 s costs nothing during a long outage; jitter avoids lockstep across instances |

@@ -44,14 +44,37 @@ use crate::future::{Bound, ResponseFuture};
 #[derive(Debug, Clone, Copy)]
 pub struct DeadlineLayer {
     budget: Duration,
+    margin: Duration,
 }
+
+/// How much earlier than the deadline a request is given up by default: timer granularity
+/// (tokio's timer fires on the first millisecond tick at or after its instant), waking the
+/// task, and the work on the way out must fit before the deadline, so that an answer never
+/// reaches its caller after it.
+pub const DEFAULT_MARGIN: Duration = Duration::from_millis(5);
 
 impl DeadlineLayer {
     /// A layer giving each request `budget` end to end. Fails when `budget` is zero or
     /// longer than [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
+    ///
+    /// The request is given up [`DEFAULT_MARGIN`] before its deadline (at most an eighth of
+    /// the time it has left), so that the error reaches the caller in time; see
+    /// [`margin`](Self::margin).
     pub fn try_new(budget: Duration) -> Result<Self, ConfigError> {
         check_duration("deadline", "budget", budget)?;
-        Ok(DeadlineLayer { budget })
+        Ok(DeadlineLayer {
+            budget,
+            margin: DEFAULT_MARGIN,
+        })
+    }
+
+    /// How much earlier than the deadline the request is given up (at most an eighth of the
+    /// time it has left when it starts). Zero gives up at the deadline itself, whose error
+    /// then reaches the caller a timer tick or more after it.
+    #[must_use]
+    pub fn margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
     }
 
     /// The end-to-end budget.
@@ -68,6 +91,7 @@ impl<S> Layer<S> for DeadlineLayer {
         Deadline {
             inner,
             budget: self.budget,
+            margin: self.margin,
         }
     }
 }
@@ -82,6 +106,7 @@ impl<S> Layer<S> for DeadlineLayer {
 pub struct Deadline<S> {
     inner: S,
     budget: Duration,
+    margin: Duration,
 }
 
 impl<S> Deadline<S> {
@@ -121,6 +146,7 @@ where
         if until <= now {
             return ResponseFuture::expired(Bound::Deadline);
         }
-        ResponseFuture::running(self.inner.call(request), until, Bound::Deadline)
+        let early = self.margin.min((until - now) / 8);
+        ResponseFuture::running(self.inner.call(request), until - early, Bound::Deadline)
     }
 }

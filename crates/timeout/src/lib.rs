@@ -69,7 +69,7 @@ pub mod future;
 pub mod grpc;
 
 pub use crate::attempt::{AttemptTimeout, AttemptTimeoutLayer, MAX_TIMEOUT};
-pub use crate::deadline::{Deadline, DeadlineLayer};
+pub use crate::deadline::{DEFAULT_MARGIN, Deadline, DeadlineLayer};
 /// Re-exported: the error both layers return.
 pub use seawall_classify::Error;
 pub use seawall_classify::{HasDeadline, WithDeadline};

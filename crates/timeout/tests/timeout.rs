@@ -237,20 +237,42 @@ async fn an_earlier_deadline_on_the_request_is_kept() {
     assert_eq!(request.deadline(), Some(Instant::now() + ms(250)));
 }
 
-#[tokio::test(start_paused = true)]
-async fn deadline_fires_exactly_at_the_budget() {
+/// The deadline gives a request up `margin` before it ends (5 ms by default, at most an
+/// eighth of the time left), so that the error reaches the caller before its deadline.
+async fn fires_at(layer: DeadlineLayer, at: Duration) {
     let (service, mut handle) = mock::pair::<Req, u32>();
-    let mut service = DeadlineLayer::try_new(ms(250)).unwrap().layer(service);
+    let mut service = layer.layer(service);
     handle.allow(1);
 
     let mut call = task::spawn(service.ready().await.unwrap().call(WithDeadline::new(1)));
     let _pending = handle.next_request().await.unwrap();
-    advance(ms(249)).await;
+    advance(at - ms(1)).await;
     assert_pending!(call.poll());
     advance(ms(1)).await;
     let err = assert_ready!(call.poll()).unwrap_err();
     assert_eq!(class_of(&err), DeadlineExceeded::CLASS);
     assert!(!class_of(&err).is_retryable());
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_fires_its_margin_before_the_budget() {
+    fires_at(DeadlineLayer::try_new(ms(250)).unwrap(), ms(245)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_margin_is_at_most_an_eighth_of_the_time_left() {
+    fires_at(DeadlineLayer::try_new(ms(16)).unwrap(), ms(14)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_margin_the_deadline_fires_exactly_at_the_budget() {
+    fires_at(
+        DeadlineLayer::try_new(ms(250))
+            .unwrap()
+            .margin(Duration::ZERO),
+        ms(250),
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]

@@ -296,6 +296,7 @@ async fn cell_for(target: Target, fault: Fault, length: Duration) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let fully_serving = fault_ended.elapsed();
     if let Some(left) = AFTER.checked_sub(fault_ended.elapsed()) {
         tokio::time::sleep(left).await;
     }
@@ -315,7 +316,7 @@ async fn cell_for(target: Target, fault: Fault, length: Duration) {
          the fault, 99 % served from {back:?} (per 250 ms: {})",
         log.statuses,
         log.acked.len(),
-        healed.duration_since(fault_ended),
+        fully_serving,
         shares.join(" ")
     );
     assert!(

@@ -18,6 +18,9 @@ use crate::trace::{ClientSpan, ClientSpanLayer};
 
 const LAYER: &str = "standard pipeline";
 
+/// The presets' fast schedule for conflicts and lost connections: up to 5 ms, doubling.
+const FAST_RETRY: Duration = Duration::from_millis(5);
+
 /// Configures the standard pipeline; see the [crate docs](crate) for the order and why.
 ///
 /// Start from a preset ([`postgres`](Self::postgres), [`redis`](Self::redis),
@@ -69,7 +72,8 @@ impl StandardPipeline {
                     .backoff(
                         Backoff::exponential(Duration::from_millis(100))
                             .max_delay(Duration::from_secs(5))
-                            .jitter(Jitter::Decorrelated),
+                            .jitter(Jitter::Decorrelated)
+                            .fast_retry(FAST_RETRY),
                     )
                     .budget(RetryBudget::standard()),
             ),
@@ -102,7 +106,9 @@ impl StandardPipeline {
         let mut pipeline = Self::new("postgres", pool_size).client_span(ClientSpan::postgresql());
         pipeline.retry = pipeline.retry.map(|retry| {
             retry.backoff(
-                Backoff::exponential(Duration::from_millis(50)).max_delay(Duration::from_secs(2)),
+                Backoff::exponential(Duration::from_millis(50))
+                    .max_delay(Duration::from_secs(2))
+                    .fast_retry(FAST_RETRY),
             )
         });
         pipeline
@@ -118,7 +124,8 @@ impl StandardPipeline {
         pipeline.retry = pipeline.retry.map(|retry| {
             retry.backoff(
                 Backoff::exponential(Duration::from_millis(10))
-                    .max_delay(Duration::from_millis(200)),
+                    .max_delay(Duration::from_millis(200))
+                    .fast_retry(FAST_RETRY),
             )
         });
         pipeline.limit = Some(
