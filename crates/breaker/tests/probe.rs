@@ -88,7 +88,7 @@ async fn the_probe_finds_the_dependency_back_and_user_calls_never_probe() {
     let reached = dependency.calls.load(Ordering::SeqCst);
 
     // Down for 10 s, past many open periods: every user call is refused without reaching the
-    // dependency; only probes go out, one at a time, at most one per half interval.
+    // dependency; only probes go out, one at a time, at most one per 75 ms.
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
         let error = service.ready().await.unwrap().call(1).await.unwrap_err();
@@ -200,8 +200,8 @@ async fn a_hung_probe_is_bounded_by_its_timeout() {
     let _ = service.ready().await.unwrap().call(1).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let stats = handle.probes().unwrap();
-    // Each probe takes its 300 ms timeout plus a 50-100 ms wait: 4 s holds 10 to 12.
-    assert!((10..=12).contains(&stats.failed), "{stats:?}");
+    // Each probe takes its 300 ms timeout plus a 75-100 ms wait: 4 s holds 10 or 11.
+    assert!((10..=11).contains(&stats.failed), "{stats:?}");
     assert_eq!(stats.last.unwrap().took, Duration::from_millis(300));
     assert_eq!(handle.state(), State::Open);
 }

@@ -28,6 +28,9 @@ pub enum Reason {
     QueueFull,
     /// The call waited in the queue for `max_wait` without getting a permit.
     WaitedTooLong(Duration),
+    /// At the pace the queue drains now, the call would be answered after its deadline
+    /// (this long from now): refused at once instead of waiting for nothing.
+    TooLate(Duration),
 }
 
 impl LimitReached {
@@ -47,6 +50,10 @@ impl fmt::Display for LimitReached {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.reason {
             Reason::QueueFull => f.write_str("concurrency limit reached and its queue is full"),
+            Reason::TooLate(expected) => write!(
+                f,
+                "concurrency limit reached: the queue would answer in about {expected:?}, after the deadline"
+            ),
             Reason::WaitedTooLong(wait) => {
                 write!(f, "concurrency limit reached: no permit within {wait:?}")
             }

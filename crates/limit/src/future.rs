@@ -71,6 +71,7 @@ pin_project! {
         permit: Option<OwnedSemaphorePermit>,
         queued_at: Instant,
         by_deadline: bool,
+        deadline: Option<Instant>,
     }
 }
 
@@ -112,6 +113,7 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
             queued_at,
             until,
             by_deadline,
+            deadline,
         } = wait;
         let mut acquire: Acquire = Box::pin(shared.semaphore.clone().acquire_owned());
         // Join the semaphore's queue now, so that FIFO order is the order of `call`s, not of
@@ -136,6 +138,7 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
                     permit,
                     queued_at,
                     by_deadline,
+                    deadline,
                 }),
             },
             classifier,
@@ -150,6 +153,8 @@ pub(crate) struct QueueWait {
     pub(crate) queued_at: Instant,
     pub(crate) until: Instant,
     pub(crate) by_deadline: bool,
+    /// The request's deadline.
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl<S: Service<Req>, Req> Waiting<S, Req>
@@ -168,9 +173,9 @@ where
             // The permit first: one granted in the same instant the wait ends is kept.
             match this.acquire.as_mut().poll(cx) {
                 Poll::Ready(Ok(permit)) => {
-                    drop(this.slot.take());
+                    let place = this.slot.take().map_or(1, |slot| slot.place);
                     let waited = this.queued_at.elapsed();
-                    this.shared.record_admitted_after(waited);
+                    this.shared.learn_drain(place, waited);
                     tracing::debug!(
                         target: "seawall::limit",
                         { { schema::FIELD_LIMIT_QUEUE_WAIT } = waited.as_secs_f64() },
@@ -178,6 +183,21 @@ where
                     );
                     tracing::Span::current()
                         .record(schema::LIMIT_QUEUE_WAIT_MS, waited.as_millis() as i64);
+                    // Too little time left for even half a call at the recent pace: the permit
+                    // goes to the next in line rather than to a call that cannot finish.
+                    let now = Instant::now();
+                    if let (Some(deadline), Some(service)) =
+                        (*this.deadline, this.shared.expected_service(now))
+                        && now + service / 2 > deadline
+                    {
+                        drop(permit);
+                        this.shared.record_rejected();
+                        return Poll::Ready(Err(LimitReached::error(
+                            Reason::TooLate(service),
+                            service,
+                        )));
+                    }
+                    this.shared.record_admitted_after(waited);
                     *this.permit = Some(permit);
                 }
                 // The semaphore is never closed; refuse rather than panic if it were.

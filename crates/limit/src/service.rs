@@ -163,6 +163,37 @@ impl<S, C: Clone> ConcurrencyLimit<S, C> {
                 self.classifier.clone(),
             );
         };
+        // A call that would not get its permit before its deadline even if the queue drained
+        // four times as fast as it has lately is refused at once rather than after waiting
+        // for nothing. One that might make it waits: overloads end, and the queue then drains
+        // at once (refusing on the current pace alone turned away calls that the end of a
+        // slowdown would have served: measured in seawall-eval's real mode).
+        if let (Some(deadline), Some(expected)) =
+            (deadline, self.shared.expected_wait(slot.place, now))
+            && now + expected / 4 > deadline
+        {
+            drop(slot);
+            self.shared.record_rejected();
+            tracing::debug!(
+                target: "seawall::limit",
+                {
+                    { schema::FIELD_REJECTIONS } = 1u64,
+                    { schema::LAYER } = "limit",
+                    { schema::ERROR_TYPE } = "rejected",
+                    { schema::LIMIT_QUEUED_ATTR } = self.shared.queued(),
+                    { schema::LIMIT_QUEUE_WAIT_MS } = expected.as_millis() as u64
+                },
+                "call refused: the queue would not reach it before its deadline"
+            );
+            let span = tracing::Span::current();
+            span.record(schema::LAYER, "limit");
+            span.record(schema::LIMIT_QUEUE_WAIT_MS, expected.as_millis() as i64);
+            return ResponseFuture::limit_reached(
+                Reason::TooLate(expected),
+                expected,
+                self.classifier.clone(),
+            );
+        }
         let max_wait_ends = now + self.shared.max_wait;
         let (until, by_deadline) = match deadline {
             Some(deadline) if deadline < max_wait_ends => (deadline, true),
@@ -177,6 +208,7 @@ impl<S, C: Clone> ConcurrencyLimit<S, C> {
                 queued_at: now,
                 until,
                 by_deadline,
+                deadline,
             },
             self.classifier.clone(),
         )

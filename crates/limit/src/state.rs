@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use seawall_classify::schema;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use crate::adaptive::LimitAlgorithm;
 
@@ -29,7 +30,16 @@ pub(crate) struct Shared {
     admitted: AtomicU64,
     rejected: AtomicU64,
     waited_nanos: AtomicU64,
+    /// The queue's drain interval learnt from calls it admitted: the wait of each divided by
+    /// its place in the queue (an exponential moving average, in nanoseconds; 0 before the
+    /// first), and when it was last learnt (nanoseconds since `epoch`).
+    per_place_nanos: AtomicU64,
+    learnt_at: AtomicU64,
+    epoch: Instant,
 }
+
+/// How long a learnt drain interval is trusted without a new sample.
+const FRESH: Duration = Duration::from_secs(2);
 
 impl Shared {
     pub(crate) fn new(
@@ -57,7 +67,62 @@ impl Shared {
             admitted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             waited_nanos: AtomicU64::new(0),
+            per_place_nanos: AtomicU64::new(0),
+            learnt_at: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
+    }
+
+    /// A queued call that joined at `place` (1: first in line) was admitted after `waited`.
+    ///
+    /// The sample is the wait over `place + limit - 1` places: calls that started together
+    /// end together, so the first in line may wait a whole call for a permit (the drain comes
+    /// in bursts); counting the calls in flight as places keeps a burst from reading as a slow
+    /// queue. It errs low, which admits rather than refuses.
+    pub(crate) fn learn_drain(&self, place: usize, waited: Duration) {
+        let places = place.max(1) + self.limit().saturating_sub(1);
+        let sample = waited.as_nanos() as f64 / places as f64;
+        let _ = self
+            .per_place_nanos
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |old| {
+                let next = if old == 0 {
+                    sample
+                } else {
+                    0.8 * old as f64 + 0.2 * sample
+                };
+                Some((next as u64).max(1))
+            });
+        let now = Instant::now().saturating_duration_since(self.epoch);
+        self.learnt_at.store(
+            u64::try_from(now.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Release,
+        );
+    }
+
+    /// The learnt drain interval (a permit frees every `service / limit`), if learnt in the
+    /// last two seconds.
+    fn per_place(&self, now: Instant) -> Option<Duration> {
+        let per_place = self.per_place_nanos.load(Ordering::Acquire);
+        if per_place == 0 {
+            return None;
+        }
+        let learnt = self.epoch + Duration::from_nanos(self.learnt_at.load(Ordering::Acquire));
+        (now.saturating_duration_since(learnt) <= FRESH).then(|| Duration::from_nanos(per_place))
+    }
+
+    /// How long a call joining the queue at `place` can expect to wait for its permit, at
+    /// the pace the queue drained recently; `None` without a recent estimate.
+    pub(crate) fn expected_wait(&self, place: usize, now: Instant) -> Option<Duration> {
+        let places = u32::try_from(place).unwrap_or(u32::MAX);
+        self.per_place(now)
+            .map(|per_place| per_place.saturating_mul(places))
+    }
+
+    /// How long a call holds its permit, by the same estimate (`limit` drain intervals).
+    pub(crate) fn expected_service(&self, now: Instant) -> Option<Duration> {
+        let limit = u32::try_from(self.limit()).unwrap_or(u32::MAX);
+        self.per_place(now)
+            .map(|per_place| per_place.saturating_mul(limit))
     }
 
     /// Takes a place in the queue, or `None` when it is full.
@@ -67,8 +132,9 @@ impl Shared {
                 (queued < self.queue).then_some(queued + 1)
             })
             .ok()
-            .map(|_| QueueSlot {
+            .map(|before| QueueSlot {
                 shared: self.clone(),
+                place: before + 1,
             })
     }
 
@@ -147,6 +213,8 @@ impl Shared {
 #[derive(Debug)]
 pub(crate) struct QueueSlot {
     shared: Arc<Shared>,
+    /// Its place when it joined: 1 for the first in line.
+    pub(crate) place: usize,
 }
 
 impl Drop for QueueSlot {

@@ -296,3 +296,56 @@ fn impossible_configurations_are_errors() {
             .is_ok()
     );
 }
+
+/// A queue that drains one call per 100 ms refuses at once a call it would answer after its
+/// deadline, and keeps one it can answer in time; the pace is learnt from the calls it
+/// admitted.
+#[tokio::test(start_paused = true)]
+async fn a_call_the_queue_cannot_answer_in_time_is_refused_at_once() {
+    let service = tower::service_fn(|_: Req| async {
+        tokio::time::sleep(ms(100)).await;
+        Ok::<_, std::io::Error>(())
+    });
+    let layer = ConcurrencyLimitLayer::builder(1)
+        .queue(1_000)
+        .max_wait(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    let service = layer.layer(service);
+    let deadline = |left: Duration| WithDeadline::new(0_u32).deadline_in(left);
+    // Five calls in line teach the queue its pace: a place every 100 ms.
+    let mut calls = Vec::new();
+    for _ in 0..5 {
+        calls.push(tokio::spawn(service.clone().oneshot(deadline(ms(2_000)))));
+        tokio::task::yield_now().await;
+    }
+    for call in calls.drain(..) {
+        call.await.unwrap().unwrap();
+    }
+    // Twenty more in line, then one with 0.4 s left: at place 20 it would get its permit in
+    // about 2 s (0.5 s even at four times the pace), so it is refused at once; one with 3 s
+    // left waits and is answered in time.
+    for _ in 0..20 {
+        calls.push(tokio::spawn(service.clone().oneshot(deadline(ms(10_000)))));
+    }
+    tokio::task::yield_now().await;
+    assert_eq!(handle.queued(), 19);
+    let started = Instant::now();
+    let refused = service
+        .clone()
+        .oneshot(deadline(ms(400)))
+        .await
+        .unwrap_err();
+    assert_eq!(started.elapsed(), Duration::ZERO, "refused without waiting");
+    assert!(
+        matches!(overloaded_reason(&refused), Some(Reason::TooLate(expected)) if expected >= ms(2_000)),
+        "{refused}"
+    );
+    let served = service.clone().oneshot(deadline(ms(3_000))).await;
+    assert!(served.is_ok(), "{served:?}");
+    assert!(started.elapsed() <= ms(3_000));
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+}

@@ -114,7 +114,7 @@
 //! | retry budget | 20 % of requests + 10/s over 10 s | caps amplification at 1.2× when everything fails |
 //! | breaker | 5 consecutive faults, or 50 % of the last 100 calls (at least 20) | fast on a hard outage, steady under partial failure |
 //! | breaker open | 1 s, doubled per failed probe up to 5 s, 10 % jitter, 1 probe | a recovered dependency is noticed within 5 s (Polly's break is 5 s); one probe per 5 s costs nothing during a long outage; jitter avoids lockstep across instances |
-//! | limit | the pool size, queue twice that, 1 s wait (Redis: queue = limit, 100 ms) | the pool never waits; the queue's bounds are yours |
+//! | limit | the pool size, queue 16 times that, waits bounded by the caller's deadline (Redis: queue = limit, 100 ms) | the pool never waits; a call the queue could not reach before its deadline even at twice its recent pace is refused at once, one that might make it waits; the length only bounds memory |
 //! | classifier | [`DefaultClassifier`] (HTTP: [`HttpClassifier`](seawall_classify::HttpClassifier)) | the shared vocabulary |
 //! | client span | INFO, kind client, named per the semantic conventions (PostgreSQL, Redis, HTTP presets) | exported at the default filter: the dependency call is what a trace is opened for |
 //! | idempotency | lost connections not retried (HTTP: by method and `Idempotency-Key`) | a request that may have run is not repeated blindly |

@@ -121,6 +121,7 @@ async fn run_async(
     .map_err(|e| format!("--redis: cannot connect: {e}"))?;
 
     let db_log: SharedLog = Arc::new(Mutex::new(Log::default()));
+    let cache_log: SharedLog = Arc::new(Mutex::new(Log::default()));
     let db: Client = recorded(
         tower::service_fn(move |request: Request| {
             let pool = pool.clone();
@@ -145,7 +146,7 @@ async fn run_async(
                 Ok::<_, BoxError>(id)
             }
         }),
-        Arc::new(Mutex::new(Log::default())),
+        cache_log.clone(),
     );
 
     let pg_proxy = Arc::new(pg_proxy);
@@ -173,7 +174,9 @@ async fn run_async(
             redis_proxy.up();
         }
     };
-    let run = drive(scenario, stack, seed, db, cache, db_log, faults).await;
+    // The load that counts is the load on the dependency under fault.
+    let measured = if scenario.cache { cache_log } else { db_log };
+    let run = drive(scenario, stack, seed, db, cache, measured, faults).await;
     for proxy in [pg_proxy, redis_proxy] {
         if let Ok(proxy) = Arc::try_unwrap(proxy) {
             proxy.shutdown().await;

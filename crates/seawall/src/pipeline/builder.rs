@@ -85,10 +85,13 @@ impl StandardPipeline {
                     .open_duration(Duration::from_secs(1))
                     .max_open_duration(Duration::from_secs(5)),
             ),
+            // The caller's deadline decides how long a call may wait (a call the queue
+            // would answer too late is refused at once); the queue's length only bounds
+            // memory.
             limit: Some(
                 ConcurrencyLimitLayer::builder(max_in_flight)
-                    .queue(max_in_flight.saturating_mul(2))
-                    .max_wait(Duration::from_secs(1)),
+                    .queue(max_in_flight.saturating_mul(16))
+                    .max_wait(Duration::from_secs(30)),
             ),
             attempt_timeout: Some(Duration::from_secs(5)),
             classifier: DefaultClassifier,
