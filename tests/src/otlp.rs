@@ -7,9 +7,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+pub use opentelemetry_proto::tonic::resource::v1::Resource;
 pub use opentelemetry_proto::tonic::trace::v1::Span;
 
 /// What the receiver got: (path, body) in arrival order.
@@ -46,21 +48,44 @@ pub async fn start() -> (SocketAddr, Received) {
     (addr, received)
 }
 
-/// Every span the receiver got, decoded with the OpenTelemetry protobuf definitions.
-pub fn spans(received: &Received) -> Vec<Span> {
-    use prost::Message as _;
+/// Every export the receiver got at `path`, decoded as `M`.
+fn decoded<M: prost::Message + Default>(received: &Received, path: &str) -> Vec<M> {
     received
         .lock()
         .unwrap()
         .iter()
-        .filter(|(path, _)| path == "/v1/traces")
-        .flat_map(|(_, body)| {
-            ExportTraceServiceRequest::decode(body.as_slice())
-                .unwrap()
-                .resource_spans
-        })
+        .filter(|(at, _)| at == path)
+        .map(|(_, body)| M::decode(body.as_slice()).unwrap())
+        .collect()
+}
+
+/// Every span the receiver got, decoded with the OpenTelemetry protobuf definitions.
+pub fn spans(received: &Received) -> Vec<Span> {
+    decoded::<ExportTraceServiceRequest>(received, "/v1/traces")
+        .into_iter()
+        .flat_map(|export| export.resource_spans)
         .flat_map(|r| r.scope_spans)
         .flat_map(|s| s.spans)
+        .collect()
+}
+
+/// The resources the spans were exported with.
+pub fn span_resources(received: &Received) -> Vec<Resource> {
+    decoded::<ExportTraceServiceRequest>(received, "/v1/traces")
+        .into_iter()
+        .flat_map(|export| export.resource_spans)
+        .filter_map(|r| r.resource)
+        .collect()
+}
+
+/// The name of every metric the receiver got.
+pub fn metric_names(received: &Received) -> Vec<String> {
+    decoded::<ExportMetricsServiceRequest>(received, "/v1/metrics")
+        .into_iter()
+        .flat_map(|export| export.resource_metrics)
+        .flat_map(|r| r.scope_metrics)
+        .flat_map(|s| s.metrics)
+        .map(|m| m.name)
         .collect()
 }
 

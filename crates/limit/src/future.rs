@@ -5,7 +5,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use seawall_classify::schema;
@@ -86,8 +85,9 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
         }
     }
 
-    pub(crate) fn limit_reached(reason: Reason, retry_after: Duration, classifier: C) -> Self {
-        Self::failed(LimitReached::error(reason, retry_after), classifier)
+    /// A call refused before it queued (see [`Shared::refuse`]).
+    pub(crate) fn refused(error: Error, classifier: C) -> Self {
+        Self::failed(error, classifier)
     }
 
     pub(crate) fn deadline_exceeded(classifier: C) -> Self {
@@ -191,11 +191,9 @@ where
                         && now + service / 2 > deadline
                     {
                         drop(permit);
-                        this.shared.record_rejected();
-                        return Poll::Ready(Err(LimitReached::error(
-                            Reason::TooLate(service),
-                            service,
-                        )));
+                        return Poll::Ready(Err(this
+                            .shared
+                            .refuse(Reason::TooLate(service), service)));
                     }
                     this.shared.record_admitted_after(waited);
                     *this.permit = Some(permit);
@@ -210,30 +208,14 @@ where
                 Poll::Pending => {
                     ready!(this.sleep.poll(cx));
                     drop(this.slot.take());
-                    this.shared.record_rejected();
                     if *this.by_deadline {
+                        this.shared.record_rejected();
                         return Poll::Ready(Err(DeadlineExceeded::classified()));
                     }
-                    tracing::debug!(
-                        target: "seawall::limit",
-                        {
-                            { schema::FIELD_REJECTIONS } = 1u64,
-                            { schema::LAYER } = "limit",
-                            { schema::ERROR_TYPE } = "rejected",
-                            { schema::LIMIT_QUEUE_WAIT_MS } = this.shared.max_wait.as_millis() as u64
-                        },
-                        "call refused: no permit within max_wait"
-                    );
-                    let span = tracing::Span::current();
-                    span.record(schema::LAYER, "limit");
-                    span.record(
-                        schema::LIMIT_QUEUE_WAIT_MS,
-                        this.shared.max_wait.as_millis() as i64,
-                    );
-                    return Poll::Ready(Err(LimitReached::error(
-                        Reason::WaitedTooLong(this.shared.max_wait),
-                        this.shared.max_wait,
-                    )));
+                    let max_wait = this.shared.max_wait;
+                    return Poll::Ready(Err(this
+                        .shared
+                        .refuse(Reason::WaitedTooLong(max_wait), max_wait)));
                 }
             }
         }

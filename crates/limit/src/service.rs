@@ -4,7 +4,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use seawall_classify::schema;
 use seawall_classify::{BoxError, Classifier, DefaultClassifier, Error, HasDeadline};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -141,27 +140,8 @@ impl<S, C: Clone> ConcurrencyLimit<S, C> {
             return ResponseFuture::deadline_exceeded(self.classifier.clone());
         }
         let Some(slot) = self.shared.enter_queue() else {
-            self.shared.record_rejected();
-            tracing::debug!(
-                target: "seawall::limit",
-                {
-                    { schema::FIELD_REJECTIONS } = 1u64,
-                    { schema::LAYER } = "limit",
-                    { schema::ERROR_TYPE } = "rejected",
-                    { schema::LIMIT_IN_FLIGHT } = self.shared.in_flight(),
-                    { schema::LIMIT_QUEUED_ATTR } = self.shared.queued()
-                },
-                "call refused: concurrency limit reached and queue full"
-            );
-            let span = tracing::Span::current();
-            span.record(schema::LAYER, "limit");
-            span.record(schema::LIMIT_IN_FLIGHT, self.shared.in_flight() as i64);
-            span.record(schema::LIMIT_QUEUED_ATTR, self.shared.queued() as i64);
-            return ResponseFuture::limit_reached(
-                Reason::QueueFull,
-                self.shared.max_wait,
-                self.classifier.clone(),
-            );
+            let error = self.shared.refuse(Reason::QueueFull, self.shared.max_wait);
+            return ResponseFuture::refused(error, self.classifier.clone());
         };
         // A call that would not get its permit before its deadline even if the queue drained
         // four times as fast as it has lately is refused at once rather than after waiting
@@ -173,26 +153,8 @@ impl<S, C: Clone> ConcurrencyLimit<S, C> {
             && now + expected / 4 > deadline
         {
             drop(slot);
-            self.shared.record_rejected();
-            tracing::debug!(
-                target: "seawall::limit",
-                {
-                    { schema::FIELD_REJECTIONS } = 1u64,
-                    { schema::LAYER } = "limit",
-                    { schema::ERROR_TYPE } = "rejected",
-                    { schema::LIMIT_QUEUED_ATTR } = self.shared.queued(),
-                    { schema::LIMIT_QUEUE_WAIT_MS } = expected.as_millis() as u64
-                },
-                "call refused: the queue would not reach it before its deadline"
-            );
-            let span = tracing::Span::current();
-            span.record(schema::LAYER, "limit");
-            span.record(schema::LIMIT_QUEUE_WAIT_MS, expected.as_millis() as i64);
-            return ResponseFuture::limit_reached(
-                Reason::TooLate(expected),
-                expected,
-                self.classifier.clone(),
-            );
+            let error = self.shared.refuse(Reason::TooLate(expected), expected);
+            return ResponseFuture::refused(error, self.classifier.clone());
         }
         let max_wait_ends = now + self.shared.max_wait;
         let (until, by_deadline) = match deadline {

@@ -9,6 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::adaptive::LimitAlgorithm;
+use crate::error::{LimitReached, Reason};
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -150,6 +151,38 @@ impl Shared {
 
     pub(crate) fn record_rejected(&self) {
         self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Refuses a call for `reason`: counted, reported (an event, and on the caller's span
+    /// who refused and how loaded the limit was), and the error with `retry_after`.
+    pub(crate) fn refuse(&self, reason: Reason, retry_after: Duration) -> seawall_classify::Error {
+        self.record_rejected();
+        let error = LimitReached::error(reason, retry_after);
+        let (in_flight, queued) = (self.in_flight(), self.queued());
+        let waited = match reason {
+            Reason::QueueFull => None,
+            Reason::WaitedTooLong(wait) | Reason::TooLate(wait) => Some(wait.as_millis() as u64),
+        };
+        tracing::debug!(
+            target: "seawall::limit",
+            {
+                { schema::FIELD_REJECTIONS } = 1u64,
+                { schema::LAYER } = "limit",
+                { schema::ERROR_TYPE } = "rejected",
+                { schema::LIMIT_IN_FLIGHT } = in_flight,
+                { schema::LIMIT_QUEUED_ATTR } = queued,
+                { schema::LIMIT_QUEUE_WAIT_MS } = waited
+            },
+            "call refused: {error}"
+        );
+        let span = tracing::Span::current();
+        span.record(schema::LAYER, "limit");
+        span.record(schema::LIMIT_IN_FLIGHT, in_flight as i64);
+        span.record(schema::LIMIT_QUEUED_ATTR, queued as i64);
+        if let Some(waited) = waited {
+            span.record(schema::LIMIT_QUEUE_WAIT_MS, waited as i64);
+        }
+        error
     }
 
     pub(crate) fn in_flight(&self) -> usize {

@@ -2,14 +2,11 @@
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
-use prost::Message;
 use seawall_classify::{Class, FailureKind, RetryHint};
 use seawall_telemetry::{Config, Exporter, Recorder, init, schema};
-use seawall_tests::otlp::attribute;
+use seawall_tests::otlp::{self, attribute};
 use tracing::Instrument;
 
 const SECRET: &str = "hunter2-do-not-export";
@@ -111,32 +108,27 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
     );
     guard.shutdown().expect("everything exported");
 
-    let received = received.lock().unwrap().clone();
-    let everything: Vec<u8> = received.iter().flat_map(|(_, body)| body.clone()).collect();
+    let everything: Vec<u8> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, body)| body.clone())
+        .collect();
     assert!(
         !String::from_utf8_lossy(&everything).contains(SECRET),
         "a secret was exported"
     );
 
-    let spans: Vec<_> = received
-        .iter()
-        .filter(|(path, _)| path == "/v1/traces")
-        .flat_map(|(_, body)| {
-            ExportTraceServiceRequest::decode(body.as_slice())
-                .unwrap()
-                .resource_spans
-        })
-        .collect();
-    let resource = spans[0].resource.as_ref().expect("a resource");
+    let resource = otlp::span_resources(&received)
+        .into_iter()
+        .next()
+        .expect("a resource");
     assert_eq!(
         attribute(&resource.attributes, "service.name").as_deref(),
         Some("seawall-test")
     );
-    let all: Vec<_> = spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
-        .collect();
+    let spans = otlp::spans(&received);
+    let all: Vec<_> = spans.iter().collect();
     let request = all
         .iter()
         .find(|s| s.name == "checkout.request")
@@ -174,18 +166,7 @@ fn spans_events_and_metrics_arrive_with_the_schema() {
         Some("timeout")
     );
 
-    let metrics: Vec<String> = received
-        .iter()
-        .filter(|(path, _)| path == "/v1/metrics")
-        .flat_map(|(_, body)| {
-            ExportMetricsServiceRequest::decode(body.as_slice())
-                .unwrap()
-                .resource_metrics
-        })
-        .flat_map(|r| r.scope_metrics)
-        .flat_map(|s| s.metrics)
-        .map(|m| m.name)
-        .collect();
+    let metrics = otlp::metric_names(&received);
     assert!(metrics.iter().any(|m| m == schema::CALLS), "{metrics:?}");
     // Recorded by the layers themselves, through their events.
     assert!(
