@@ -2,7 +2,7 @@
 //! path. A test binary of its own, so that no other test's allocations are counted.
 
 use seawall_classify::{Class, Classifier, ClassifyLayer, DefaultClassifier, FailureKind};
-use seawall_util::alloc_test::{INSTRUMENTED_SYSTEM, Region, Warmup, allocations_per_call};
+use seawall_util::alloc_test::{Warmup, allocations_per_call, fewest_allocations};
 use tower::{Layer, service_fn};
 
 seawall_util::install_counting_allocator!();
@@ -23,12 +23,12 @@ fn classify_layer_and_the_default_classifier_do_not_allocate() {
 
     // In the same test: tests of one binary run at once, and the count is process-wide.
     let io = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
-    let region = Region::new(&INSTRUMENTED_SYSTEM);
-    for _ in 0..1_000 {
-        let class = Classifier::<(), _>::classify(&DefaultClassifier, Err(&io));
-        assert_eq!(class.kind(), Some(FailureKind::Disconnect));
-        assert_ne!(class, Class::Success);
-    }
-    let stats = region.change();
+    let stats = fewest_allocations(|| {
+        for _ in 0..1_000 {
+            let class = Classifier::<(), _>::classify(&DefaultClassifier, Err(&io));
+            assert_eq!(class.kind(), Some(FailureKind::Disconnect));
+            assert_ne!(class, Class::Success);
+        }
+    });
     assert_eq!(stats.allocations, 0, "{stats:?}");
 }

@@ -60,8 +60,15 @@ pub const COUNTED_CALLS: u64 = 1_000;
 
 /// Builds a service with `make` on a paused current-thread runtime, warms it up, then
 /// counts the allocations of [`COUNTED_CALLS`] calls (`ready`, then `call` with
-/// `request(i)`, awaited; a failed call panics). Needs the counting allocator
+/// `request(i)`, awaited; a failed call panics), in [`ROUNDS`] rounds, and returns the round
+/// with the fewest. Needs the counting allocator
 /// ([`install_counting_allocator!`](crate::install_counting_allocator)).
+///
+/// Why rounds: the count is process-wide, and on a loaded machine the test harness's own
+/// thread (printing the test's name) can allocate while a round runs (seen in CI: 4
+/// allocations, 900 bytes, in one run of twenty under load). A service that allocates per
+/// call allocates in every round, at least [`COUNTED_CALLS`] times; a stranger's one-off
+/// allocation lands in one round at most.
 pub fn allocations_per_call<S, Req>(
     make: impl FnOnce() -> S,
     request: impl Fn(u64) -> Req,
@@ -92,8 +99,34 @@ where
             }
         };
         calls(0, warmup.calls).await;
-        let region = Region::new(&INSTRUMENTED_SYSTEM);
-        calls(warmup.calls, warmup.calls + COUNTED_CALLS).await;
-        region.change()
+        let mut fewest: Option<Stats> = None;
+        for round in 0..ROUNDS {
+            let from = warmup.calls + round * COUNTED_CALLS;
+            let region = Region::new(&INSTRUMENTED_SYSTEM);
+            calls(from, from + COUNTED_CALLS).await;
+            let stats = region.change();
+            if fewest.is_none_or(|best| stats.allocations < best.allocations) {
+                fewest = Some(stats);
+            }
+        }
+        fewest.expect("at least one round")
     })
+}
+
+/// Rounds counted by [`allocations_per_call`], the fewest allocations of which it returns.
+pub const ROUNDS: u64 = 3;
+
+/// Runs `f` in [`ROUNDS`] counted rounds and returns the fewest allocations of one, for a
+/// test that counts a loop of its own (see [`allocations_per_call`] for why rounds).
+pub fn fewest_allocations(mut f: impl FnMut()) -> Stats {
+    let mut fewest: Option<Stats> = None;
+    for _ in 0..ROUNDS {
+        let region = Region::new(&INSTRUMENTED_SYSTEM);
+        f();
+        let stats = region.change();
+        if fewest.is_none_or(|best| stats.allocations < best.allocations) {
+            fewest = Some(stats);
+        }
+    }
+    fewest.expect("at least one round")
 }
