@@ -4,129 +4,56 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::PossibleValuesParser;
+use clap::{Parser, ValueEnum};
 use seawall_eval::report::{csv, json, table, verdicts};
 use seawall_eval::{evaluate, scenario, svg};
 
-const HELP: &str = "\
-seawall-eval: runs production failure scenarios against a simulated dependency twice, with a
-naive client (no limit, 30 s timeout, 3 immediate retries on every error) and with Seawall's
-standard pipeline, and prints what each stack measured, side by side.
-
-Simulated runs use a paused clock: minutes of traffic take seconds, and the same seed gives
-byte-identical results.
-
-USAGE:
-    seawall-eval [OPTIONS]
-
-OPTIONS:
-    --scenario NAME      run this scenario (repeatable; default: all)
-    --list               list the scenarios and what they reproduce, then exit
-    --seed N             seed of every random choice (default 1)
-    --out DIR            where to write report.md, results.json and the timelines
-                         (default target/seawall-eval)
-    --format FORMAT      what to print: table (default), json or csv
-    --postgres URL       with --redis: run the scenarios that apply against these real
-    --redis URL          servers, through a fault proxy, in real time (12 s each)
-    -h, --help           print this help
-";
-
-#[derive(Debug)]
+/// Runs production failure scenarios against a simulated dependency twice, with a naive
+/// client (no limit, 30 s timeout, 3 immediate retries on every error) and with Seawall's
+/// standard pipeline, and prints what each stack measured, side by side.
+///
+/// Simulated runs use a paused clock: minutes of traffic take seconds, and the same seed gives
+/// byte-identical results.
+#[derive(Debug, Parser)]
+#[command(name = "seawall-eval", version)]
 struct Options {
+    /// Run this scenario (repeatable; default: all).
+    #[arg(long = "scenario", value_name = "NAME", value_parser = PossibleValuesParser::new(scenario::names()))]
     scenarios: Vec<String>,
+    /// List the scenarios and what they reproduce, then exit.
+    #[arg(long)]
     list: bool,
+    /// Seed of every random choice.
+    #[arg(long, value_name = "N", default_value_t = 1)]
     seed: u64,
+    /// Where to write report.md, results.json, results.csv and the timelines.
+    #[arg(long, value_name = "DIR", default_value = "target/seawall-eval")]
     out: PathBuf,
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// With --redis: run the scenarios that apply against these real servers, through a
+    /// fault proxy, in real time (12 s each).
+    #[arg(long, value_name = "URL", requires = "redis")]
     postgres: Option<String>,
+    /// The Redis server of real mode (with --postgres).
+    #[arg(long, value_name = "URL", requires = "postgres")]
     redis: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
+    /// A Markdown table and the verdicts.
     Table,
+    /// The results as JSON.
     Json,
+    /// The results as CSV.
     Csv,
 }
 
-fn parse(args: &[String]) -> Result<Option<Options>, String> {
-    let mut options = Options {
-        scenarios: Vec::new(),
-        list: false,
-        seed: 1,
-        out: PathBuf::from("target/seawall-eval"),
-        format: Format::Table,
-        postgres: None,
-        redis: None,
-    };
-    let names = scenario::names();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = |flag: &str| {
-            args.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--list" => options.list = true,
-            "--scenario" => {
-                let name = value("--scenario")?;
-                if !names.contains(&name.as_str()) {
-                    return Err(format!(
-                        "unknown scenario `{name}`; the scenarios are: {}",
-                        names.join(", ")
-                    ));
-                }
-                options.scenarios.push(name);
-            }
-            "--seed" => {
-                let seed = value("--seed")?;
-                options.seed = seed
-                    .parse()
-                    .map_err(|_| format!("--seed takes a whole number, not `{seed}`"))?;
-            }
-            "--out" => options.out = PathBuf::from(value("--out")?),
-            "--postgres" => options.postgres = Some(value("--postgres")?),
-            "--redis" => options.redis = Some(value("--redis")?),
-            "--format" => {
-                options.format = match value("--format")?.as_str() {
-                    "table" => Format::Table,
-                    "json" => Format::Json,
-                    "csv" => Format::Csv,
-                    other => {
-                        return Err(format!(
-                            "unknown format `{other}`; the formats are: table, json, csv"
-                        ));
-                    }
-                }
-            }
-            other => {
-                return Err(format!(
-                    "unknown option `{other}`; the options are: --scenario NAME, --list, --seed N, --out DIR, --format table|json|csv, --postgres URL, --redis URL, --help"
-                ));
-            }
-        }
-    }
-    if options.postgres.is_some() != options.redis.is_some() {
-        return Err("real mode needs both --postgres URL and --redis URL".to_owned());
-    }
-    Ok(Some(options))
-}
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let options = match parse(&args) {
-        Ok(Some(options)) => options,
-        Ok(None) => {
-            print!("{HELP}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            eprintln!("try `seawall-eval --help`");
-            return ExitCode::from(2);
-        }
-    };
+    let options = Options::parse();
     let all = scenario::all(options.seed);
     if options.list {
         for scenario in &all {
