@@ -35,8 +35,8 @@
 //! |---|---|---|---|
 //! | `seawall.client.duration` | histogram | `s` | `seawall.dependency`, `seawall.class`, `error.type` |
 //! | `seawall.calls` | counter | `{call}` | `seawall.layer`, `seawall.class`, `error.type` |
-//! | `seawall.retries` | counter | `{retry}` | `error.type` |
-//! | `seawall.retry.budget.exhausted` | counter | `{retry}` | |
+//! | `seawall.retries` | counter | `{retry}` | `seawall.dependency`, `error.type` |
+//! | `seawall.retry.budget.exhausted` | counter | `{retry}` | `seawall.dependency` |
 //! | `seawall.breaker.transitions` | counter | `{transition}` | `seawall.breaker.name`, `seawall.breaker.state`, `seawall.breaker.previous_state` |
 //! | `seawall.breaker.state` | gauge | `{state}` (0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled) | `seawall.breaker.name` |
 //! | `seawall.breaker.probes` | counter | `{probe}` | `seawall.breaker.name`, `seawall.class` |

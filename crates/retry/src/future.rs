@@ -242,6 +242,7 @@ fn decide<C, Req: HasDeadline>(
             target: "seawall::retry",
             {
                 { schema::FIELD_BUDGET_EXHAUSTED } = 1u64,
+                { schema::DEPENDENCY } = &*shared.name,
                 { schema::RETRY_ATTEMPT } = attempt,
                 { schema::FAILURE_KIND } = failure.kind.as_str()
             },
@@ -253,6 +254,7 @@ fn decide<C, Req: HasDeadline>(
         target: "seawall::retry",
         {
             { schema::FIELD_RETRIES } = 1u64,
+            { schema::DEPENDENCY } = &*shared.name,
             { schema::ERROR_TYPE } = failure.kind.as_str(),
             { schema::RETRY_ATTEMPT } = attempt + 1,
             { schema::RETRY_DELAY_MS } = delay.as_millis() as u64,

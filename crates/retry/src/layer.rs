@@ -22,6 +22,8 @@ pub(crate) struct Shared<C> {
     pub(crate) policy: Policy,
     seeds: AtomicSplitMix64,
     pub(crate) counters: Arc<Counters>,
+    /// The dependency the layer retries calls to, for its metrics (`seawall.dependency`).
+    pub(crate) name: Arc<str>,
 }
 
 /// What the layer's [`RetryHandle`] reads.
@@ -124,6 +126,7 @@ impl RetryLayer {
             classifier: DefaultClassifier,
             policy: Policy::STANDARD,
             seed: None,
+            name: Arc::from("default"),
         }
     }
 }
@@ -171,6 +174,7 @@ pub struct RetryBuilder<C = DefaultClassifier> {
     classifier: C,
     policy: Policy,
     seed: Option<u64>,
+    name: Arc<str>,
 }
 
 impl<C: fmt::Debug> fmt::Debug for RetryBuilder<C> {
@@ -179,6 +183,7 @@ impl<C: fmt::Debug> fmt::Debug for RetryBuilder<C> {
             .field("max_attempts", &self.max_attempts)
             .field("backoff", &self.backoff)
             .field("budget", &self.budget)
+            .field("name", &self.name)
             .field("policy", &self.policy)
             .field("classifier", &self.classifier)
             .finish()
@@ -217,6 +222,13 @@ impl<C> RetryBuilder<C> {
         self
     }
 
+    /// The dependency this layer retries calls to: its retries and budget refusals are
+    /// reported with `seawall.dependency` set to it (default `default`).
+    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
     /// Seeds the jitter, so that a test sees the same delays every run.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
@@ -239,6 +251,7 @@ impl<C> RetryBuilder<C> {
             classifier,
             policy: self.policy,
             seed: self.seed,
+            name: self.name,
         }
     }
 
@@ -269,6 +282,7 @@ impl<C> RetryBuilder<C> {
                     retries: AtomicU64::new(0),
                     stopped_by_deadline: AtomicU64::new(0),
                 }),
+                name: self.name,
             }),
         })
     }

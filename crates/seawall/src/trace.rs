@@ -182,6 +182,11 @@ impl ClientSpan {
         self
     }
 
+    /// The dependency's name (`seawall.dependency` on the spans and metrics).
+    pub(crate) fn dependency_name(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
     /// A new span for one call, a child of the current span; disabled (and free) when no
     /// subscriber wants it.
     fn span(&self) -> Span {

@@ -212,13 +212,13 @@ const EVENT_METRICS: [EventMetric; 7] = [
         schema::RETRIES,
         "{retry}",
         "Retries started",
-        &[schema::ERROR_TYPE],
+        &[schema::DEPENDENCY, schema::ERROR_TYPE],
     ),
     (
         schema::BUDGET_EXHAUSTED,
         "{retry}",
         "Retries refused because the retry budget was spent",
-        &[],
+        &[schema::DEPENDENCY],
     ),
     (
         schema::BREAKER_TRANSITIONS,

@@ -254,7 +254,11 @@ async fn metrics_pass_promtool_and_alerts_fire_and_resolve_on_a_real_prometheus(
             "histogram",
             &[schema::DEPENDENCY, schema::CLASS, schema::ERROR_TYPE],
         ),
-        ("seawall_retries_total", "counter", &[schema::ERROR_TYPE]),
+        (
+            "seawall_retries_total",
+            "counter",
+            &[schema::DEPENDENCY, schema::ERROR_TYPE],
+        ),
         (
             "seawall_rejections_total",
             "counter",

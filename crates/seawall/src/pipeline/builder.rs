@@ -326,7 +326,15 @@ impl<C, I, R> StandardPipeline<C, I, R> {
             .transpose()?;
         let retry = self
             .retry
-            .map(|retry| retry.classifier(above.clone()).policy(self.policy).build())
+            .map(|retry| {
+                let retry = retry.classifier(above.clone()).policy(self.policy);
+                match &self.client_span {
+                    // The dependency's name, as the client span and its metric give it.
+                    Some(span) => retry.name(span.dependency_name()),
+                    None => retry,
+                }
+                .build()
+            })
             .transpose()?;
         let breaker = self
             .breaker
