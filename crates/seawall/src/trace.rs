@@ -467,13 +467,15 @@ where
 }
 
 #[cfg(feature = "http")]
-pub use self::http_attributes::{RecordHttp, RecordHttpFuture, RecordHttpLayer};
+pub use self::http_attributes::{HttpStatus, RecordHttp, RecordHttpFuture, RecordHttpLayer};
 
 #[cfg(feature = "http")]
 mod http_attributes {
     use super::*;
 
-    /// Records an HTTP call's attributes on the current client span: `http.request.method`,
+    /// Records an HTTP call's attributes on the current client span (for `http::Request`
+    /// clients such as hyper-util's and tonic's channels, and with feature `reqwest` for
+    /// `reqwest::Client`): `http.request.method`,
     /// `url.full` (scheme, host, port and path: no credentials, no query, no fragment) and the
     /// span's name (the method), and `http.response.status_code` when the answer comes. A gRPC
     /// request (`content-type: application/grpc`) gets `rpc.method` (and `rpc.service`) from
@@ -513,9 +515,7 @@ mod http_attributes {
 
         fn call(&mut self, request: http::Request<B>) -> Self::Future {
             let span = Span::current();
-            if !span.is_disabled() {
-                record_request(&span, &request);
-            }
+            RequestView::of_http(&request).record(&span);
             RecordHttpFuture {
                 future: self.inner.call(request),
                 span,
@@ -523,53 +523,140 @@ mod http_attributes {
         }
     }
 
-    fn record_request<B>(span: &Span, request: &http::Request<B>) {
-        let grpc = request
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let uri = request.uri();
-        let path = uri.path().strip_prefix('/').unwrap_or_default();
-        if grpc && let Some((service, method)) = path.split_once('/') {
-            span.record(schema::RPC_SYSTEM, "grpc");
-            span.record(schema::RPC_SERVICE, service);
-            span.record(schema::RPC_METHOD, method);
-            rename(span, path.to_owned());
-            return;
+    /// What an HTTP call records of its request, from any client's request type.
+    struct RequestView<'a> {
+        method: &'a str,
+        scheme: Option<&'a str>,
+        host: Option<&'a str>,
+        port: Option<u16>,
+        path: &'a str,
+        grpc: bool,
+    }
+
+    impl<'a> RequestView<'a> {
+        fn of_http<B>(request: &'a http::Request<B>) -> Self {
+            let uri = request.uri();
+            RequestView {
+                method: request.method().as_str(),
+                scheme: uri.scheme_str(),
+                host: uri.host(),
+                port: uri.port_u16(),
+                path: uri.path(),
+                grpc: request
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")),
+            }
         }
-        let method = request.method().as_str();
-        span.record(schema::HTTP_REQUEST_METHOD, method);
-        rename(span, method.to_owned());
-        span.record(schema::URL_FULL, url_full(uri).as_str());
-        if let Some(host) = uri.host() {
-            span.record(schema::SERVER_ADDRESS, host);
+
+        /// `scheme://host[:port]/path`: what identifies the resource, nothing that may be
+        /// secret (user information, query, fragment).
+        fn url_full(&self) -> String {
+            let mut url = String::new();
+            if let Some(scheme) = self.scheme {
+                url.push_str(scheme);
+                url.push_str("://");
+            }
+            if let Some(host) = self.host {
+                url.push_str(host);
+            }
+            if let Some(port) = self.port {
+                url.push(':');
+                url.push_str(&port.to_string());
+            }
+            url.push_str(self.path);
+            url
         }
-        if let Some(port) = uri.port_u16().or(match uri.scheme_str() {
-            Some("https") => Some(443),
-            Some("http") => Some(80),
-            _ => None,
-        }) {
-            span.record(schema::SERVER_PORT, i64::from(port));
+
+        fn record(&self, span: &Span) {
+            if span.is_disabled() {
+                return;
+            }
+            let path = self.path.strip_prefix('/').unwrap_or_default();
+            if self.grpc
+                && let Some((service, method)) = path.split_once('/')
+            {
+                span.record(schema::RPC_SYSTEM, "grpc");
+                span.record(schema::RPC_SERVICE, service);
+                span.record(schema::RPC_METHOD, method);
+                rename(span, path.to_owned());
+                return;
+            }
+            span.record(schema::HTTP_REQUEST_METHOD, self.method);
+            rename(span, self.method.to_owned());
+            span.record(schema::URL_FULL, self.url_full().as_str());
+            if let Some(host) = self.host {
+                span.record(schema::SERVER_ADDRESS, host);
+            }
+            if let Some(port) = self.port.or(match self.scheme {
+                Some("https") => Some(443),
+                Some("http") => Some(80),
+                _ => None,
+            }) {
+                span.record(schema::SERVER_PORT, i64::from(port));
+            }
         }
     }
 
-    /// `scheme://host[:port]/path`: what identifies the resource, nothing that may be secret
-    /// (user information, query, fragment).
-    pub(crate) fn url_full(uri: &http::Uri) -> String {
-        let mut url = String::new();
-        if let Some(scheme) = uri.scheme_str() {
-            url.push_str(scheme);
-            url.push_str("://");
+    /// A response whose status [`RecordHttpFuture`] records (sealed: `http::Response`, and
+    /// `reqwest::Response` with feature `reqwest`).
+    pub trait HttpStatus: sealed::Sealed {
+        /// The status code.
+        fn status_code(&self) -> u16;
+    }
+
+    mod sealed {
+        pub trait Sealed {}
+        impl<B> Sealed for http::Response<B> {}
+        #[cfg(feature = "reqwest")]
+        impl Sealed for reqwest::Response {}
+    }
+
+    impl<B> HttpStatus for http::Response<B> {
+        fn status_code(&self) -> u16 {
+            self.status().as_u16()
         }
-        if let Some(host) = uri.host() {
-            url.push_str(host);
+    }
+
+    #[cfg(feature = "reqwest")]
+    impl HttpStatus for reqwest::Response {
+        fn status_code(&self) -> u16 {
+            self.status().as_u16()
         }
-        if let Some(port) = uri.port_u16() {
-            url.push(':');
-            url.push_str(&port.to_string());
+    }
+
+    /// `reqwest`'s client as a tower service, recorded the same way.
+    #[cfg(feature = "reqwest")]
+    impl<S> Service<reqwest::Request> for RecordHttp<S>
+    where
+        S: Service<reqwest::Request, Response = reqwest::Response>,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = RecordHttpFuture<S::Future>;
+
+        #[inline]
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+            self.inner.poll_ready(cx)
         }
-        url.push_str(uri.path());
-        url
+
+        fn call(&mut self, request: reqwest::Request) -> Self::Future {
+            let span = Span::current();
+            let url = request.url();
+            RequestView {
+                method: request.method().as_str(),
+                scheme: Some(url.scheme()),
+                host: url.host_str(),
+                port: url.port(),
+                path: url.path(),
+                grpc: false,
+            }
+            .record(&span);
+            RecordHttpFuture {
+                future: self.inner.call(request),
+                span,
+            }
+        }
     }
 
     pin_project! {
@@ -587,9 +674,9 @@ mod http_attributes {
         }
     }
 
-    impl<F, RB, E> Future for RecordHttpFuture<F>
+    impl<F, R: HttpStatus, E> Future for RecordHttpFuture<F>
     where
-        F: Future<Output = Result<http::Response<RB>, E>>,
+        F: Future<Output = Result<R, E>>,
     {
         type Output = F::Output;
 
@@ -601,7 +688,7 @@ mod http_attributes {
             {
                 this.span.record(
                     schema::HTTP_RESPONSE_STATUS_CODE,
-                    i64::from(response.status().as_u16()),
+                    i64::from(response.status_code()),
                 );
             }
             Poll::Ready(output)
@@ -610,14 +697,18 @@ mod http_attributes {
 
     #[cfg(test)]
     mod tests {
-        use super::url_full;
+        use super::RequestView;
 
         #[test]
         fn url_full_drops_credentials_query_and_fragment() {
-            let uri: http::Uri = "https://user:secret@api.example.com:8443/v1/items?token=abc"
-                .parse()
-                .unwrap();
-            assert_eq!(url_full(&uri), "https://api.example.com:8443/v1/items");
+            let request =
+                http::Request::get("https://user:secret@api.example.com:8443/v1/items?token=abc")
+                    .body(())
+                    .unwrap();
+            assert_eq!(
+                RequestView::of_http(&request).url_full(),
+                "https://api.example.com:8443/v1/items"
+            );
         }
     }
 }

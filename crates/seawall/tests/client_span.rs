@@ -360,3 +360,48 @@ fn a_typed_rpc_is_named_by_its_service_and_method() {
         );
     }
 }
+
+#[cfg(feature = "reqwest")]
+#[test]
+fn reqwest_calls_are_recorded_too() {
+    let spans = seen(LevelFilter::INFO, || async {
+        let upstream = service_fn(|_: reqwest::Request| async {
+            let answer = http::Response::builder().status(502).body("").unwrap();
+            Ok::<_, std::io::Error>(reqwest::Response::from(answer))
+        });
+        // A `reqwest::Request` carries no deadline, so the span layer goes around the client
+        // on its own here (a pipeline takes the request in a `WithDeadline`).
+        let api = seawall::trace::ClientSpanLayer::new(ClientSpan::http().name("payments"))
+            .classifier(seawall::classify::HttpClassifier)
+            .layer(
+                RecordHttpLayer
+                    .layer(upstream)
+                    .map_err(seawall::Error::from_inner),
+            );
+        let url = reqwest::Url::parse("https://user:secret@api.example.com/v1/charges?token=abc")
+            .unwrap();
+        let request = reqwest::Request::new(reqwest::Method::POST, url);
+        let response = api.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 502);
+    });
+    let [call] = &spans[..] else {
+        panic!("{spans:?}")
+    };
+    for (key, value) in [
+        ("otel.name", "POST"),
+        ("http.request.method", "POST"),
+        ("url.full", "https://api.example.com/v1/charges"),
+        ("server.address", "api.example.com"),
+        ("server.port", "443"),
+        ("http.response.status_code", "502"),
+        ("error.type", "unavailable"),
+    ] {
+        assert_eq!(
+            call.fields.get(key).map(String::as_str),
+            Some(value),
+            "{key}"
+        );
+    }
+    let all = format!("{call:?}");
+    assert!(!all.contains("secret") && !all.contains("token"), "{all}");
+}
