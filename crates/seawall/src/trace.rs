@@ -467,7 +467,9 @@ where
 }
 
 #[cfg(feature = "http")]
-pub use self::http_attributes::{HttpStatus, RecordHttp, RecordHttpFuture, RecordHttpLayer};
+pub use self::http_attributes::{
+    HttpRequest, HttpStatus, RecordHttp, RecordHttpFuture, RecordHttpLayer,
+};
 
 #[cfg(feature = "http")]
 mod http_attributes {
@@ -500,9 +502,11 @@ mod http_attributes {
         inner: S,
     }
 
-    impl<S, B, RB> Service<http::Request<B>> for RecordHttp<S>
+    impl<S, Req> Service<Req> for RecordHttp<S>
     where
-        S: Service<http::Request<B>, Response = http::Response<RB>>,
+        Req: HttpRequest,
+        S: Service<Req>,
+        S::Response: HttpStatus,
     {
         type Response = S::Response;
         type Error = S::Error;
@@ -513,9 +517,11 @@ mod http_attributes {
             self.inner.poll_ready(cx)
         }
 
-        fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        fn call(&mut self, request: Req) -> Self::Future {
             let span = Span::current();
-            RequestView::of_http(&request).record(&span);
+            if !span.is_disabled() {
+                request.view().record(&span);
+            }
             RecordHttpFuture {
                 future: self.inner.call(request),
                 span,
@@ -523,8 +529,17 @@ mod http_attributes {
         }
     }
 
+    /// A request [`RecordHttp`] reads (sealed: `http::Request`, and `reqwest::Request` with
+    /// feature `reqwest`).
+    pub trait HttpRequest: sealed::Request {}
+
+    impl<B> HttpRequest for http::Request<B> {}
+    #[cfg(feature = "reqwest")]
+    impl HttpRequest for reqwest::Request {}
+
     /// What an HTTP call records of its request, from any client's request type.
-    struct RequestView<'a> {
+    #[derive(Debug)]
+    pub struct RequestView<'a> {
         method: &'a str,
         scheme: Option<&'a str>,
         host: Option<&'a str>,
@@ -534,21 +549,6 @@ mod http_attributes {
     }
 
     impl<'a> RequestView<'a> {
-        fn of_http<B>(request: &'a http::Request<B>) -> Self {
-            let uri = request.uri();
-            RequestView {
-                method: request.method().as_str(),
-                scheme: uri.scheme_str(),
-                host: uri.host(),
-                port: uri.port_u16(),
-                path: uri.path(),
-                grpc: request
-                    .headers()
-                    .get(http::header::CONTENT_TYPE)
-                    .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")),
-            }
-        }
-
         /// `scheme://host[:port]/path`: what identifies the resource, nothing that may be
         /// secret (user information, query, fragment).
         fn url_full(&self) -> String {
@@ -569,9 +569,6 @@ mod http_attributes {
         }
 
         fn record(&self, span: &Span) {
-            if span.is_disabled() {
-                return;
-            }
             let path = self.path.strip_prefix('/').unwrap_or_default();
             if self.grpc
                 && let Some((service, method)) = path.split_once('/')
@@ -606,10 +603,49 @@ mod http_attributes {
     }
 
     mod sealed {
+        use super::RequestView;
+
         pub trait Sealed {}
         impl<B> Sealed for http::Response<B> {}
         #[cfg(feature = "reqwest")]
         impl Sealed for reqwest::Response {}
+
+        /// What a request gives [`RecordHttp`](super::RecordHttp) to record.
+        pub trait Request {
+            fn view(&self) -> RequestView<'_>;
+        }
+
+        impl<B> Request for http::Request<B> {
+            fn view(&self) -> RequestView<'_> {
+                let uri = self.uri();
+                RequestView {
+                    method: self.method().as_str(),
+                    scheme: uri.scheme_str(),
+                    host: uri.host(),
+                    port: uri.port_u16(),
+                    path: uri.path(),
+                    grpc: self
+                        .headers()
+                        .get(http::header::CONTENT_TYPE)
+                        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")),
+                }
+            }
+        }
+
+        #[cfg(feature = "reqwest")]
+        impl Request for reqwest::Request {
+            fn view(&self) -> RequestView<'_> {
+                let url = self.url();
+                RequestView {
+                    method: self.method().as_str(),
+                    scheme: Some(url.scheme()),
+                    host: url.host_str(),
+                    port: url.port(),
+                    path: url.path(),
+                    grpc: false,
+                }
+            }
+        }
     }
 
     impl<B> HttpStatus for http::Response<B> {
@@ -622,40 +658,6 @@ mod http_attributes {
     impl HttpStatus for reqwest::Response {
         fn status_code(&self) -> u16 {
             self.status().as_u16()
-        }
-    }
-
-    /// `reqwest`'s client as a tower service, recorded the same way.
-    #[cfg(feature = "reqwest")]
-    impl<S> Service<reqwest::Request> for RecordHttp<S>
-    where
-        S: Service<reqwest::Request, Response = reqwest::Response>,
-    {
-        type Response = S::Response;
-        type Error = S::Error;
-        type Future = RecordHttpFuture<S::Future>;
-
-        #[inline]
-        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-            self.inner.poll_ready(cx)
-        }
-
-        fn call(&mut self, request: reqwest::Request) -> Self::Future {
-            let span = Span::current();
-            let url = request.url();
-            RequestView {
-                method: request.method().as_str(),
-                scheme: Some(url.scheme()),
-                host: url.host_str(),
-                port: url.port(),
-                path: url.path(),
-                grpc: false,
-            }
-            .record(&span);
-            RecordHttpFuture {
-                future: self.inner.call(request),
-                span,
-            }
         }
     }
 
@@ -697,7 +699,7 @@ mod http_attributes {
 
     #[cfg(test)]
     mod tests {
-        use super::RequestView;
+        use super::sealed::Request as _;
 
         #[test]
         fn url_full_drops_credentials_query_and_fragment() {
@@ -706,7 +708,7 @@ mod http_attributes {
                     .body(())
                     .unwrap();
             assert_eq!(
-                RequestView::of_http(&request).url_full(),
+                request.view().url_full(),
                 "https://api.example.com:8443/v1/items"
             );
         }
