@@ -12,6 +12,7 @@ pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequ
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 pub use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 pub use opentelemetry_proto::tonic::trace::v1::Span;
 
 /// What the receiver got: (path, body) in arrival order.
@@ -59,11 +60,16 @@ fn decoded<M: prost::Message + Default>(received: &Received, path: &str) -> Vec<
         .collect()
 }
 
-/// Every span the receiver got, decoded with the OpenTelemetry protobuf definitions.
-pub fn spans(received: &Received) -> Vec<Span> {
+/// Every batch of spans the receiver got, with its resource.
+fn resource_spans(received: &Received) -> impl Iterator<Item = ResourceSpans> {
     decoded::<ExportTraceServiceRequest>(received, "/v1/traces")
         .into_iter()
         .flat_map(|export| export.resource_spans)
+}
+
+/// Every span the receiver got, decoded with the OpenTelemetry protobuf definitions.
+pub fn spans(received: &Received) -> Vec<Span> {
+    resource_spans(received)
         .flat_map(|r| r.scope_spans)
         .flat_map(|s| s.spans)
         .collect()
@@ -71,9 +77,7 @@ pub fn spans(received: &Received) -> Vec<Span> {
 
 /// The resources the spans were exported with.
 pub fn span_resources(received: &Received) -> Vec<Resource> {
-    decoded::<ExportTraceServiceRequest>(received, "/v1/traces")
-        .into_iter()
-        .flat_map(|export| export.resource_spans)
+    resource_spans(received)
         .filter_map(|r| r.resource)
         .collect()
 }

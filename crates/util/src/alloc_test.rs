@@ -99,18 +99,23 @@ where
             }
         };
         calls(0, warmup.calls).await;
-        let mut fewest: Option<Stats> = None;
+        let mut fewest = None;
         for round in 0..ROUNDS {
             let from = warmup.calls + round * COUNTED_CALLS;
             let region = Region::new(&INSTRUMENTED_SYSTEM);
             calls(from, from + COUNTED_CALLS).await;
-            let stats = region.change();
-            if fewest.is_none_or(|best| stats.allocations < best.allocations) {
-                fewest = Some(stats);
-            }
+            fewest = fewer(fewest, region.change());
         }
         fewest.expect("at least one round")
     })
+}
+
+/// The round with fewer allocations.
+fn fewer(best: Option<Stats>, round: Stats) -> Option<Stats> {
+    match best {
+        Some(best) if best.allocations <= round.allocations => Some(best),
+        _ => Some(round),
+    }
 }
 
 /// Rounds counted by [`allocations_per_call`], the fewest allocations of which it returns.
@@ -119,14 +124,11 @@ pub const ROUNDS: u64 = 3;
 /// Runs `f` in [`ROUNDS`] counted rounds and returns the fewest allocations of one, for a
 /// test that counts a loop of its own (see [`allocations_per_call`] for why rounds).
 pub fn fewest_allocations(mut f: impl FnMut()) -> Stats {
-    let mut fewest: Option<Stats> = None;
+    let mut fewest = None;
     for _ in 0..ROUNDS {
         let region = Region::new(&INSTRUMENTED_SYSTEM);
         f();
-        let stats = region.change();
-        if fewest.is_none_or(|best| stats.allocations < best.allocations) {
-            fewest = Some(stats);
-        }
+        fewest = fewer(fewest, region.change());
     }
     fewest.expect("at least one round")
 }

@@ -343,8 +343,8 @@ pub fn build(config: &Config, layers: Layers) -> Result<(Database, Cache), seawa
 
 /// PostgreSQL's recovery probe, run only while its breaker is open: every connection made
 /// before it is marked suspect (after an outage they are dead, or out of step behind a
-/// network fault; in-use ones are dropped when they come back), the idle ones are dropped now,
-/// then a connection is made and `SELECT 1` run on it. The one that answers stays in the
+/// network fault), so the pool drops each as it is next checked out, the probe's own checkout
+/// included; a new connection is then made and `SELECT 1` run on it. The one that answers stays in the
 /// pool, so the first call after the breaker opens up finds a fresh connection. Every 75 to
 /// 100 ms, bounded by the attempt timeout.
 fn db_probe(pool: &Pool, suspect_before: Arc<Mutex<Option<Instant>>>, config: &Config) -> Probe {
@@ -353,7 +353,6 @@ fn db_probe(pool: &Pool, suspect_before: Arc<Mutex<Option<Instant>>>, config: &C
         let pool = pool.clone();
         *suspect_before.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         async move {
-            pool.retain(|_, _| false);
             let client = pool.get().await?;
             client.simple_query("SELECT 1").await?;
             Ok::<_, BoxError>(())
