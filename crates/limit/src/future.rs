@@ -183,12 +183,14 @@ where
                     );
                     tracing::Span::current()
                         .record(schema::LIMIT_QUEUE_WAIT_MS, waited.as_millis() as i64);
-                    // Too little time left for even half a call at the recent pace: the permit
-                    // goes to the next in line rather than to a call that cannot finish.
+                    // Too little time left for a call at the recent pace: the permit goes to the
+                    // next in line rather than to a call whose answer would come after its
+                    // caller gave up (letting half a call's time through wasted about half the
+                    // database's calls in seawall-eval's pool-exhaustion scenario).
                     let now = Instant::now();
                     if let (Some(deadline), Some(service)) =
                         (*this.deadline, this.shared.expected_service(now))
-                        && now + service / 2 > deadline
+                        && now + service > deadline
                     {
                         drop(permit);
                         return Poll::Ready(Err(this

@@ -349,3 +349,57 @@ async fn a_call_the_queue_cannot_answer_in_time_is_refused_at_once() {
         call.await.unwrap().unwrap();
     }
 }
+
+/// A call whose permit comes with less time left than a call takes at the recent pace is
+/// refused then and never reaches the service: the dependency does no work whose answer
+/// would come after the caller has given up.
+#[tokio::test(start_paused = true)]
+async fn a_permit_too_late_for_a_whole_call_goes_to_the_next_in_line() {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let service = tower::service_fn(move |_: Req| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async {
+            tokio::time::sleep(ms(100)).await;
+            Ok::<_, std::io::Error>(())
+        }
+    });
+    let layer = ConcurrencyLimitLayer::builder(1)
+        .queue(100)
+        .max_wait(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let service = layer.layer(service);
+    let deadline = |left: Duration| WithDeadline::new(0_u32).deadline_in(left);
+    // Five calls in line teach the queue its pace: a call takes 100 ms.
+    let mut taught = Vec::new();
+    for _ in 0..5 {
+        taught.push(tokio::spawn(service.clone().oneshot(deadline(ms(2_000)))));
+        tokio::task::yield_now().await;
+    }
+    for call in taught {
+        call.await.unwrap().unwrap();
+    }
+    let before = calls.load(std::sync::atomic::Ordering::Relaxed);
+    // One call holds the permit for 100 ms; the next has 160 ms left: admitted to the queue
+    // (it might have made it), but at its turn 60 ms are left for a 100 ms call.
+    let holder = tokio::spawn(service.clone().oneshot(deadline(ms(10_000))));
+    tokio::task::yield_now().await;
+    let started = Instant::now();
+    let refused = service
+        .clone()
+        .oneshot(deadline(ms(160)))
+        .await
+        .unwrap_err();
+    assert_eq!(started.elapsed(), ms(100), "refused when its turn came");
+    assert!(
+        matches!(overloaded_reason(&refused), Some(Reason::TooLate(_))),
+        "{refused}"
+    );
+    holder.await.unwrap().unwrap();
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::Relaxed),
+        before + 1,
+        "only the holder reached the service"
+    );
+}

@@ -10,34 +10,40 @@
 )]
 #![forbid(unsafe_code)]
 
+pub mod peers;
 pub mod real;
 pub mod report;
 pub mod scenario;
 pub mod sim;
 pub mod svg;
 
-use report::{ScenarioResult, measure, verdict};
+use report::{ScenarioResult, measure};
 use scenario::{Scenario, Stack, run};
 
-/// Runs `scenario` with both stacks on the simulated dependency and measures them.
-pub fn evaluate(scenario: Scenario, seed: u64) -> (ScenarioResult, Vec<scenario::Run>) {
-    let runs: Vec<_> = [Stack::Naive, Stack::Seawall]
-        .into_iter()
-        .map(|stack| run(&scenario, stack, seed))
+/// Runs `scenario` with each of `stacks` on the simulated dependency and measures them.
+pub fn evaluate(
+    scenario: Scenario,
+    seed: u64,
+    stacks: &[Stack],
+) -> (ScenarioResult, Vec<scenario::Run>) {
+    let runs: Vec<_> = stacks
+        .iter()
+        .map(|&stack| run(&scenario, stack, seed))
         .collect();
     summarize(scenario, runs)
 }
 
-/// Runs `scenario` in real time with both stacks against real servers (see
+/// Runs `scenario` in real time with each of `stacks` against real servers (see
 /// [`real::shortened`] for the usual length).
 pub fn evaluate_real(
     scenario: Scenario,
     seed: u64,
+    stacks: &[Stack],
     targets: &real::Targets,
 ) -> Result<(ScenarioResult, Vec<scenario::Run>), String> {
-    let runs = [Stack::Naive, Stack::Seawall]
-        .into_iter()
-        .map(|stack| real::run(&scenario, stack, seed, targets))
+    let runs = stacks
+        .iter()
+        .map(|&stack| real::run(&scenario, stack, seed, targets))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(summarize(scenario, runs))
 }
@@ -47,13 +53,5 @@ fn summarize(scenario: Scenario, runs: Vec<scenario::Run>) -> (ScenarioResult, V
         .iter()
         .map(|run| (run.stack, measure(&scenario, run)))
         .collect();
-    let verdict = verdict(&metrics[0].1, &metrics[1].1);
-    (
-        ScenarioResult {
-            scenario,
-            runs: metrics,
-            verdict,
-        },
-        runs,
-    )
+    (ScenarioResult::new(scenario, metrics), runs)
 }

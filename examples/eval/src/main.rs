@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use clap::builder::PossibleValuesParser;
 use clap::{Parser, ValueEnum};
-use seawall_eval::report::{csv, json, table, verdicts};
+use seawall_eval::report::{csv, json, markdown, table, verdicts};
+use seawall_eval::scenario::Stack;
 use seawall_eval::{evaluate, scenario, svg};
 
-/// Runs production failure scenarios against a simulated dependency twice, with a naive
-/// client (no limit, 30 s timeout, 3 immediate retries on every error) and with Seawall's
-/// standard pipeline, and prints what each stack measured, side by side.
+/// Runs production failure scenarios against a simulated dependency with four client stacks
+/// (a naive client, tower's built-in middleware, tower-resilience, and Seawall's standard
+/// pipeline) and prints what each measured, side by side, with the best stack per measure.
 ///
 /// Simulated runs use a paused clock: minutes of traffic take seconds, and the same seed gives
 /// byte-identical results.
@@ -21,6 +22,9 @@ struct Options {
     /// Run this scenario (repeatable; default: all).
     #[arg(long = "scenario", value_name = "NAME", value_parser = PossibleValuesParser::new(scenario::names()))]
     scenarios: Vec<String>,
+    /// Run this stack (repeatable; default: all four).
+    #[arg(long = "stack", value_name = "NAME", value_enum)]
+    stacks: Vec<Stack>,
     /// List the scenarios and what they reproduce, then exit.
     #[arg(long)]
     list: bool,
@@ -84,6 +88,12 @@ fn main() -> ExitCode {
         eprintln!("error: cannot create {}: {error}", options.out.display());
         return ExitCode::FAILURE;
     }
+    let mut stacks = options.stacks.clone();
+    if stacks.is_empty() {
+        stacks = Stack::ALL.to_vec();
+    }
+    stacks.sort();
+    stacks.dedup();
     let progress = std::io::stderr().is_terminal();
     let total = chosen.len();
     let mut results = Vec::new();
@@ -92,11 +102,12 @@ fn main() -> ExitCode {
             eprint!("\r[{}/{total}] {:<24}", i + 1, scenario.name);
         }
         let (result, runs) = match &targets {
-            None => evaluate(scenario, options.seed),
+            None => evaluate(scenario, options.seed, &stacks),
             Some(targets) => {
                 match seawall_eval::evaluate_real(
                     seawall_eval::real::shortened(&scenario),
                     options.seed,
+                    &stacks,
                     targets,
                 ) {
                     Ok(done) => done,
@@ -122,16 +133,7 @@ fn main() -> ExitCode {
     let table = table(&results);
     let verdicts = verdicts(&results);
     let json = json(options.seed, &results);
-    let mut report = format!(
-        "# Seawall evaluation (seed {})\n\n{table}\n## Verdicts\n\n{verdicts}\n## Timelines\n\n",
-        options.seed
-    );
-    for result in &results {
-        report.push_str(&format!(
-            "### {}\n\n{}.\n\n![{0}]({0}.svg)\n\n",
-            result.scenario.name, result.scenario.reproduces
-        ));
-    }
+    let report = markdown(options.seed, &results);
     for (name, content) in [
         ("report.md", &report),
         ("results.json", &json),

@@ -8,7 +8,8 @@ use std::time::Duration;
 use seawall::BoxError;
 use seawall_chaos::proxy::{Delay, Mode, Proxy};
 
-use crate::scenario::{Client, Run, Scenario, Stack, drive};
+use crate::peers::Clock;
+use crate::scenario::{Client, Clients, Run, Scenario, Stack, drive};
 use crate::sim::{Log, Request, SharedLog, recorded};
 
 /// Where the real servers are.
@@ -176,7 +177,12 @@ async fn run_async(
     };
     // The load that counts is the load on the dependency under fault.
     let measured = if scenario.cache { cache_log } else { db_log };
-    let run = drive(scenario, stack, seed, db, cache, measured, faults).await;
+    let clients = Clients {
+        db,
+        cache,
+        measured,
+    };
+    let run = drive(scenario, stack, seed, Clock::Real, clients, faults).await;
     for proxy in [pg_proxy, redis_proxy] {
         if let Ok(proxy) = Arc::try_unwrap(proxy) {
             proxy.shutdown().await;

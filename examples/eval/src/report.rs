@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use seawall::FailureKind;
+use seawall::{Class, FailureKind};
 
 use crate::scenario::{Outcome, Run, Scenario, Stack};
 
@@ -28,6 +28,10 @@ pub struct Metrics {
     pub attempts_per_request: f64,
     /// Calls at the dependency per request sent while the fault was on.
     pub attempts_during_fault: f64,
+    /// Calls at the dependency that did not give the caller its answer in time (failed,
+    /// never answered, or answered after the caller's deadline), per request sent while the
+    /// fault was on: the load a stack put on a failing dependency for nothing.
+    pub wasted_calls_during_fault: f64,
     /// Seconds from the end of the fault to the first second with 99 % success, when the
     /// fault ends before the run does; `None` if it never recovered.
     pub recovery_s: Option<Option<u64>>,
@@ -87,11 +91,15 @@ pub fn measure(scenario: &Scenario, run: &Run) -> Metrics {
         .filter(|r| r.outcome == Outcome::Success)
         .count();
     let calls: usize = run.calls.iter().map(Vec::len).sum();
-    let (mut fault_calls, mut fault_requests) = (0, 0);
+    let (mut fault_calls, mut wasted_calls, mut fault_requests) = (0, 0, 0);
     for (record, calls) in run.records.iter().zip(&run.calls) {
         if (scenario.fault.0..scenario.fault.1).contains(&record.sent) {
             fault_requests += 1;
             fault_calls += calls.len();
+            // The one useful call: the last, when it answered and the caller got it in time.
+            let useful = record.outcome == Outcome::Success
+                && matches!(calls.last(), Some(Some(Class::Success)));
+            wasted_calls += calls.len() - usize::from(useful);
         }
     }
     let seconds = scenario.duration.as_secs() as usize;
@@ -131,6 +139,7 @@ pub fn measure(scenario: &Scenario, run: &Run) -> Metrics {
         peak_in_flight: run.peak_by_second.iter().copied().max().unwrap_or(0),
         attempts_per_request: calls as f64 / requests.max(1) as f64,
         attempts_during_fault: fault_calls as f64 / fault_requests.max(1) as f64,
+        wasted_calls_during_fault: wasted_calls as f64 / fault_requests.max(1) as f64,
         recovery_s,
         fast_rejections: run
             .records
@@ -141,82 +150,148 @@ pub fn measure(scenario: &Scenario, run: &Run) -> Metrics {
     }
 }
 
-/// A one-line verdict from the measured numbers: which stack did better on each measure.
-pub fn verdict(naive: &Metrics, seawall: &Metrics) -> String {
-    let mut better = Vec::new();
-    let mut worse = Vec::new();
-    // Differences within a relative 1 %, or within the measure's own noise (`slack`), are ties:
-    // verdicts must not flip with the seed.
-    let mut compare =
-        |name: &str, seawall_value: f64, naive_value: f64, higher_is_better: bool, slack: f64| {
-            let (s, n) = if higher_is_better {
-                (seawall_value, naive_value)
-            } else {
-                (-seawall_value, -naive_value)
-            };
-            let tolerance = (0.01 * seawall_value.abs().max(naive_value.abs())).max(slack);
-            if s > n + tolerance {
-                better.push(name.to_owned());
-            } else if n > s + tolerance {
-                worse.push(name.to_owned());
-            }
-        };
-    compare("success", seawall.success_pct, naive.success_pct, true, 0.5);
-    compare(
-        "p99 latency",
-        seawall.p99.as_secs_f64(),
-        naive.p99.as_secs_f64(),
-        false,
-        0.005,
-    );
-    compare(
-        "requests past deadline",
-        seawall.past_deadline as f64,
-        naive.past_deadline as f64,
-        false,
-        1.0,
-    );
-    compare(
-        "calls per request during the fault",
-        seawall.attempts_during_fault,
-        naive.attempts_during_fault,
-        false,
-        0.02,
-    );
-    compare(
-        "peak in-flight",
-        seawall.peak_in_flight as f64,
-        naive.peak_in_flight as f64,
-        false,
-        2.0,
-    );
-    if let (Some(s), Some(n)) = (seawall.recovery_s, naive.recovery_s) {
-        let as_secs = |r: Option<u64>| r.map_or(1e6, |s| s as f64);
-        compare("recovery", as_secs(s), as_secs(n), false, 1.0);
-    }
-    let list = |items: &[String]| {
-        if items.is_empty() {
-            "nothing".to_owned()
-        } else {
-            items.join(", ")
-        }
-    };
-    format!(
-        "seawall better on {}; naive better on {}",
-        list(&better),
-        list(&worse)
-    )
+/// A measure a verdict compares: its name, its value, whether higher is better, and the
+/// difference under which two values are a tie (the measure's own noise).
+struct Measure {
+    name: &'static str,
+    value: f64,
+    higher_is_better: bool,
+    slack: f64,
 }
 
-/// The results of one scenario: both runs measured.
+fn measures(m: &Metrics) -> Vec<Measure> {
+    let measure = |name, value, higher_is_better, slack| Measure {
+        name,
+        value,
+        higher_is_better,
+        slack,
+    };
+    let mut out = vec![
+        measure("success", m.success_pct, true, 0.5),
+        measure("p99 latency", m.p99.as_secs_f64(), false, 0.005),
+        measure("requests past deadline", m.past_deadline as f64, false, 1.0),
+        measure(
+            "wasted calls per request during the fault",
+            m.wasted_calls_during_fault,
+            false,
+            0.02,
+        ),
+        measure("peak in-flight", m.peak_in_flight as f64, false, 2.0),
+    ];
+    if let Some(recovery) = m.recovery_s {
+        out.push(measure(
+            "recovery",
+            recovery.map_or(1e6, |s| s as f64),
+            false,
+            1.0,
+        ));
+    }
+    out
+}
+
+/// `true` when `a` beats `b` on `measure` by more than a relative 1 % and the measure's own
+/// noise: differences within that are ties, so that verdicts do not flip with the seed.
+fn beats(a: &Measure, b: &Measure) -> bool {
+    let tolerance = (0.01 * a.value.abs().max(b.value.abs())).max(a.slack);
+    if a.higher_is_better {
+        a.value > b.value + tolerance
+    } else {
+        a.value + tolerance < b.value
+    }
+}
+
+/// The measures on which `a` did better than `b`, beyond a tie.
+pub fn better_on(a: &Metrics, b: &Metrics) -> Vec<&'static str> {
+    measures(a)
+        .iter()
+        .zip(&measures(b))
+        .filter(|(a, b)| beats(a, b))
+        .map(|(a, _)| a.name)
+        .collect()
+}
+
+/// Per measure, the stacks that did best: every stack no other beats on it.
+pub fn best(runs: &[(Stack, Metrics)]) -> Vec<(&'static str, Vec<Stack>)> {
+    let all: Vec<(Stack, Vec<Measure>)> = runs.iter().map(|(s, m)| (*s, measures(m))).collect();
+    let Some((_, first)) = all.first() else {
+        return Vec::new();
+    };
+    (0..first.len())
+        .filter(|&i| {
+            all.iter()
+                .all(|(_, m)| m.len() > i && m[i].name == first[i].name)
+        })
+        .map(|i| {
+            let winners = all
+                .iter()
+                .filter(|(_, mine)| !all.iter().any(|(_, other)| beats(&other[i], &mine[i])))
+                .map(|(stack, _)| *stack)
+                .collect();
+            (first[i].name, winners)
+        })
+        .collect()
+}
+
+/// The verdict line from the measured numbers: the best stacks on each measure, then what
+/// Seawall was not best on, plainly (when it ran).
+pub fn verdict(best: &[(&'static str, Vec<Stack>)], seawall_ran: bool) -> String {
+    let names = |stacks: &[Stack]| {
+        stacks
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut line = best
+        .iter()
+        .map(|(measure, stacks)| format!("{measure}: {}", names(stacks)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let missed: Vec<String> = best
+        .iter()
+        .filter(|(_, stacks)| !stacks.contains(&Stack::Seawall))
+        .map(|(measure, stacks)| format!("{measure} (best: {})", names(stacks)))
+        .collect();
+    if seawall_ran {
+        if missed.is_empty() {
+            line.push_str(" — seawall best on every measure");
+        } else {
+            line.push_str(&format!(" — seawall not best on {}", missed.join(", ")));
+        }
+    }
+    line
+}
+
+/// The results of one scenario: every stack's run measured.
 #[derive(Debug)]
 pub struct ScenarioResult {
     /// The scenario.
     pub scenario: Scenario,
-    /// (stack, metrics), naive first.
+    /// (stack, metrics), in report order.
     pub runs: Vec<(Stack, Metrics)>,
+    /// Per measure, the stacks that did best.
+    pub best: Vec<(&'static str, Vec<Stack>)>,
     /// The verdict line.
     pub verdict: String,
+}
+
+impl ScenarioResult {
+    /// Measures `runs` of `scenario` and computes the verdict.
+    pub fn new(scenario: Scenario, runs: Vec<(Stack, Metrics)>) -> Self {
+        let best = best(&runs);
+        let verdict = verdict(&best, runs.iter().any(|(s, _)| *s == Stack::Seawall));
+        ScenarioResult {
+            scenario,
+            runs,
+            best,
+            verdict,
+        }
+    }
+
+    /// The metrics of `stack`, if it ran.
+    pub fn metrics(&self, stack: Stack) -> Option<&Metrics> {
+        self.runs.iter().find(|(s, _)| *s == stack).map(|(_, m)| m)
+    }
 }
 
 fn ms(d: Duration) -> String {
@@ -255,6 +330,11 @@ fn cells(scenario: &str, stack: Stack, m: &Metrics, precise: bool) -> Vec<String
             if precise { 4 } else { 2 },
             m.attempts_during_fault
         ),
+        format!(
+            "{:.*}",
+            if precise { 4 } else { 2 },
+            m.wasted_calls_during_fault
+        ),
         if precise {
             recovery.trim_end_matches(" s").to_owned()
         } else {
@@ -267,8 +347,8 @@ fn cells(scenario: &str, stack: Stack, m: &Metrics, precise: bool) -> Vec<String
 /// The side-by-side table, as Markdown.
 pub fn table(results: &[ScenarioResult]) -> String {
     let mut out = String::new();
-    out.push_str("| scenario | stack | requests | success | p50 ms | p99 ms | max ms | past deadline | peak in-flight | calls/req | calls/req in fault | recovery | fast rejections |\n");
-    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| scenario | stack | requests | success | p50 ms | p99 ms | max ms | past deadline | peak in-flight | calls/req | calls/req in fault | wasted calls/req in fault | recovery | fast rejections |\n");
+    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for result in results {
         for (stack, m) in &result.runs {
             let _ = writeln!(
@@ -277,6 +357,48 @@ pub fn table(results: &[ScenarioResult]) -> String {
                 cells(result.scenario.name, *stack, m, false).join(" | ")
             );
         }
+    }
+    out
+}
+
+/// The stacks the results cover, in report order.
+pub fn stacks(results: &[ScenarioResult]) -> Vec<Stack> {
+    let mut stacks: Vec<Stack> = results
+        .iter()
+        .flat_map(|r| r.runs.iter().map(|(s, _)| *s))
+        .collect();
+    stacks.sort();
+    stacks.dedup();
+    stacks
+}
+
+/// How each stack is configured, as a Markdown list.
+pub fn configurations(results: &[ScenarioResult]) -> String {
+    let mut out = String::new();
+    for stack in stacks(results) {
+        let _ = writeln!(out, "- **{}**: {}", stack.name(), stack.config());
+    }
+    out
+}
+
+/// The whole report, as Markdown: the table, the verdicts, how to read them, each stack's
+/// configuration, and the timelines.
+pub fn markdown(seed: u64, results: &[ScenarioResult]) -> String {
+    let mut out = format!(
+        "# Seawall evaluation (seed {seed})\n\n{}\n## Verdicts\n\n\
+         Per measure, the stacks no other stack beat (differences within 1 % or the measure's \
+         own noise are ties), computed from the numbers above; then what Seawall was not best \
+         on.\n\n{}\n## Stacks\n\n{}\n## Timelines\n\n",
+        table(results),
+        verdicts(results),
+        configurations(results),
+    );
+    for result in results {
+        let _ = write!(
+            out,
+            "### {}\n\n{}.\n\n![{0}]({0}.svg)\n\n",
+            result.scenario.name, result.scenario.reproduces
+        );
     }
     out
 }
@@ -299,7 +421,20 @@ fn rounded(value: f64, places: i32) -> f64 {
 #[derive(serde::Serialize)]
 struct JsonReport<'a> {
     seed: u64,
+    stacks: Vec<JsonStack>,
     scenarios: Vec<JsonScenario<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonStack {
+    name: &'static str,
+    config: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct JsonBest {
+    measure: &'static str,
+    stacks: Vec<&'static str>,
 }
 
 #[derive(serde::Serialize)]
@@ -307,6 +442,7 @@ struct JsonScenario<'a> {
     name: &'a str,
     reproduces: &'a str,
     verdict: &'a str,
+    best: Vec<JsonBest>,
     runs: Vec<JsonRun>,
 }
 
@@ -322,6 +458,7 @@ struct JsonRun {
     peak_in_flight: u64,
     attempts_per_request: f64,
     attempts_during_fault: f64,
+    wasted_calls_during_fault: f64,
     /// `null` when the scenario has no fault, `"never"` when it did not recover.
     recovery_s: serde_json::Value,
     fast_rejections: usize,
@@ -333,12 +470,27 @@ struct JsonRun {
 pub fn json(seed: u64, results: &[ScenarioResult]) -> String {
     let report = JsonReport {
         seed,
+        stacks: stacks(results)
+            .into_iter()
+            .map(|stack| JsonStack {
+                name: stack.name(),
+                config: stack.config(),
+            })
+            .collect(),
         scenarios: results
             .iter()
             .map(|result| JsonScenario {
                 name: result.scenario.name,
                 reproduces: result.scenario.reproduces,
                 verdict: &result.verdict,
+                best: result
+                    .best
+                    .iter()
+                    .map(|(measure, stacks)| JsonBest {
+                        measure,
+                        stacks: stacks.iter().map(|s| s.name()).collect(),
+                    })
+                    .collect(),
                 runs: result
                     .runs
                     .iter()
@@ -353,6 +505,7 @@ pub fn json(seed: u64, results: &[ScenarioResult]) -> String {
                         peak_in_flight: m.peak_in_flight,
                         attempts_per_request: rounded(m.attempts_per_request, 4),
                         attempts_during_fault: rounded(m.attempts_during_fault, 4),
+                        wasted_calls_during_fault: rounded(m.wasted_calls_during_fault, 4),
                         recovery_s: match m.recovery_s {
                             None => serde_json::Value::Null,
                             Some(None) => "never".into(),
@@ -373,7 +526,7 @@ pub fn json(seed: u64, results: &[ScenarioResult]) -> String {
 /// The results as CSV.
 pub fn csv(results: &[ScenarioResult]) -> String {
     let mut out = String::from(
-        "scenario,stack,requests,success_pct,p50_ms,p99_ms,max_ms,past_deadline,peak_in_flight,attempts_per_request,attempts_during_fault,recovery_s,fast_rejections,caller_errors_retried\n",
+        "scenario,stack,requests,success_pct,p50_ms,p99_ms,max_ms,past_deadline,peak_in_flight,attempts_per_request,attempts_during_fault,wasted_calls_during_fault,recovery_s,fast_rejections,caller_errors_retried\n",
     );
     for result in results {
         for (stack, m) in &result.runs {

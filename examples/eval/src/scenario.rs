@@ -10,24 +10,80 @@ use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
 
+use crate::peers::{self, Clock, Sizing};
 use crate::sim::{Log, Model, Request, SharedLog, dependency};
 
 /// Which stack a run uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Stack {
     /// What the post-mortems describe: no limit, a 30 s timeout, 3 immediate retries on
     /// every error.
     Naive,
+    /// tower's built-in middleware, as a competent user composes it.
+    Tower,
+    /// The closest peer crate, tower-resilience, with its presets.
+    #[value(name = "tower-resilience")]
+    TowerResilience,
     /// The facade's standard pipeline for the dependency, with its defaults.
     Seawall,
 }
 
 impl Stack {
+    /// Every stack, in report order.
+    pub const ALL: [Stack; 4] = [
+        Stack::Naive,
+        Stack::Tower,
+        Stack::TowerResilience,
+        Stack::Seawall,
+    ];
+
     /// Its name in reports.
     pub fn name(self) -> &'static str {
         match self {
             Stack::Naive => "naive",
+            Stack::Tower => "tower",
+            Stack::TowerResilience => "tower-resilience",
             Stack::Seawall => "seawall",
+        }
+    }
+
+    /// How the stack is configured, for the report: every choice, and where it comes from.
+    pub fn config(self) -> &'static str {
+        match self {
+            Stack::Naive => {
+                "tower `Timeout` of 30 s around tower `Retry` with a policy that retries every \
+                 error 3 times at once; no limit, no breaker. What the post-mortems describe."
+            }
+            Stack::Tower => {
+                "tower 0.5's built-ins, outermost first: `Timeout` = the caller's 2 s deadline; \
+                 `Retry` with the policy a tower user writes (tower ships none): every error \
+                 retried (tower does not classify errors), at most 2 retries, \
+                 `ExponentialBackoff` 50 ms..2 s with jitter 0.5, tower's `TpsBudget` with its \
+                 defaults (10 s window, 10 retries/s floor, 20 %), successes deposited; \
+                 `LoadShed` (a full limit fails fast instead of queueing without bound); \
+                 `ConcurrencyLimit` = the pool size (database 10, cache 1,000); `Timeout` per \
+                 attempt: database 1 s (half the caller's deadline), cache 500 ms (Seawall's \
+                 Redis preset)."
+            }
+            Stack::TowerResilience => {
+                "tower-resilience 0.14, outermost first (Resilience4j's order, which it \
+                 follows): time limiter = the caller's 2 s deadline; retry \
+                 `RetryLayer::exponential_backoff()` preset (3 attempts, 100 ms doubling), \
+                 open-circuit refusals not retried (its documentation's advice); circuit \
+                 breaker `CircuitBreakerLayer::fast_fail()` preset (its choice for \
+                 latency-sensitive callers: 25 % of 20 calls, open 10 s, 1 trial call), default \
+                 classifier (every error counts); time limiter per attempt (database 1 s, cache \
+                 500 ms); bulkhead = the pool size, `reject_when_full`. On the simulated clock \
+                 the breaker's open-state timer is kept on tokio's clock (it reads \
+                 `std::time::Instant`, which a paused clock does not move): same 10 s wait, same \
+                 single trial; real mode runs it unmodified."
+            }
+            Stack::Seawall => {
+                "`StandardPipeline::postgres(10)` (database) and `StandardPipeline::redis(1000)` \
+                 (cache) with their defaults and a recovery probe (one call of the dependency's \
+                 own client); the caller's 2 s deadline travels with each request \
+                 (`WithDeadline`)."
+            }
         }
     }
 }
@@ -199,6 +255,21 @@ pub struct Run {
 /// Seawall's one error type, so they are compared on the same classes.
 pub type Client = BoxCloneSyncService<Request, u64, Error>;
 
+/// The clients a run wraps in its stack.
+#[derive(Debug)]
+pub struct Clients {
+    /// The database's.
+    pub db: Client,
+    /// The cache's.
+    pub cache: Client,
+    /// The call log of the dependency under fault (the database's, the cache's in the cache
+    /// scenario).
+    pub measured: SharedLog,
+}
+
+/// Reads the state of the breaker a timeline shows.
+type Watched = Box<dyn Fn() -> State + Send>;
+
 /// The fault layers: (database network, database server, cache network).
 type FaultLayers = (Vec<ChaosLayer>, Vec<ChaosLayer>, Vec<ChaosLayer>);
 
@@ -310,16 +381,12 @@ pub fn run(scenario: &Scenario, stack: Stack, seed: u64) -> Run {
 
 async fn run_async(scenario: &Scenario, stack: Stack, seed: u64) -> Run {
     let (db_client, cache_client, db_log) = simulated(scenario, seed);
-    drive(
-        scenario,
-        stack,
-        seed,
-        db_client,
-        cache_client,
-        db_log,
-        async {},
-    )
-    .await
+    let clients = Clients {
+        db: db_client,
+        cache: cache_client,
+        measured: db_log,
+    };
+    drive(scenario, stack, seed, Clock::Simulated, clients, async {}).await
 }
 
 /// The simulated database and cache, and the call log of the dependency under fault (the
@@ -359,14 +426,43 @@ pub async fn drive(
     scenario: &Scenario,
     stack: Stack,
     seed: u64,
-    db_client: Client,
-    cache_client: Client,
-    measured_log: SharedLog,
+    clock: Clock,
+    clients: Clients,
     faults: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Run {
+    let Clients {
+        db: db_client,
+        cache: cache_client,
+        measured: measured_log,
+    } = clients;
     let faults = tokio::spawn(faults);
-    let (db, cache, breaker) = match stack {
+    let db_sizing = Sizing {
+        limit: scenario.model.slots,
+        attempt_timeout: secs(1),
+        deadline: scenario.deadline,
+    };
+    let cache_sizing = Sizing {
+        limit: 1_000,
+        attempt_timeout: Duration::from_millis(500),
+        deadline: scenario.deadline,
+    };
+    let (db, cache, breaker): (Client, Client, Option<Watched>) = match stack {
         Stack::Naive => (naive(db_client), naive(cache_client), None),
+        Stack::Tower => (
+            peers::tower_stack(db_client, db_sizing, seed),
+            peers::tower_stack(cache_client, cache_sizing, seed ^ 0xCAC4E),
+            None,
+        ),
+        Stack::TowerResilience => {
+            let (db, db_breaker) = peers::resilience_stack(db_client, db_sizing, clock);
+            let (cache, cache_breaker) = peers::resilience_stack(cache_client, cache_sizing, clock);
+            let watched = if scenario.cache {
+                cache_breaker
+            } else {
+                db_breaker
+            };
+            (db, cache, Some(Box::new(move || watched.state())))
+        }
         Stack::Seawall => {
             let (db, db_breaker) = seawall(
                 db_client.clone(),
@@ -385,7 +481,11 @@ pub async fn drive(
             } else {
                 db_breaker
             };
-            (db, cache, watched)
+            (
+                db,
+                cache,
+                watched.map(|breaker| -> Watched { Box::new(move || breaker.state()) }),
+            )
         }
     };
 
@@ -397,7 +497,7 @@ pub async fn drive(
             let mut states = Vec::new();
             for second in 1..=seconds {
                 tokio::time::sleep_until(start + secs(second as u64)).await;
-                states.push(Some(breaker.state()));
+                states.push(Some(breaker()));
             }
             states
         })

@@ -1,5 +1,5 @@
 //! Timeline pictures: per second, the outcomes of the requests sent, their p99 latency, the
-//! calls inside the dependency, and the breaker's state; naive above, Seawall below.
+//! calls inside the dependency, and the breaker's state; one panel per stack, in report order.
 
 use std::fmt::Write as _;
 
@@ -9,13 +9,13 @@ use crate::report::{outcomes_by_second, p99_by_second};
 use crate::scenario::{Run, Scenario};
 
 const WIDTH: f64 = 960.0;
-const PANEL: f64 = 220.0;
+const PANEL: f64 = 170.0;
 const LEFT: f64 = 60.0;
 const RIGHT: f64 = 120.0;
 const TOP: f64 = 72.0;
-const GAP: f64 = 60.0;
+const GAP: f64 = 52.0;
 
-/// The timeline of `scenario`'s two runs, as an SVG document.
+/// The timeline of `scenario`'s runs, one panel per stack, as an SVG document.
 pub fn timeline(scenario: &Scenario, runs: &[&Run]) -> String {
     let seconds = scenario.duration.as_secs() as usize;
     let height = TOP + runs.len() as f64 * (PANEL + GAP) + 20.0;

@@ -1,13 +1,14 @@
-//! The claims the README makes, checked on the simulated runs, and the evaluation's
-//! determinism.
+//! The claims the README makes, checked on the simulated runs of all four stacks, and the
+//! evaluation's determinism.
 
-use seawall_eval::report::{ScenarioResult, json};
+use seawall_eval::report::{ScenarioResult, better_on, json, markdown};
+use seawall_eval::scenario::Stack;
 use seawall_eval::{evaluate, scenario};
 
 fn results(seed: u64) -> Vec<ScenarioResult> {
     scenario::all(seed)
         .into_iter()
-        .map(|s| evaluate(s, seed).0)
+        .map(|s| evaluate(s, seed, &Stack::ALL).0)
         .collect()
 }
 
@@ -18,37 +19,59 @@ fn find<'a>(results: &'a [ScenarioResult], name: &str) -> &'a ScenarioResult {
         .expect("scenario")
 }
 
+fn of(result: &ScenarioResult, stack: Stack) -> &seawall_eval::report::Metrics {
+    result.metrics(stack).expect("every stack ran")
+}
+
 #[test]
 fn claims_hold_and_runs_repeat_exactly() {
     let first = results(1);
 
-    // The same seed gives byte-identical results.
-    assert_eq!(json(1, &first), json(1, &results(1)));
+    // The same seed gives byte-identical results, and the report prints every stack's
+    // configuration.
+    let again = results(1);
+    assert_eq!(json(1, &first), json(1, &again));
+    let report = markdown(1, &first);
+    assert_eq!(report, markdown(1, &again));
+    for stack in Stack::ALL {
+        assert!(report.contains(stack.config()), "{}", stack.name());
+        assert!(json(1, &first).contains(&format!("\"name\": \"{}\"", stack.name())));
+    }
 
     for result in &first {
-        let (naive, seawall) = (&result.runs[0].1, &result.runs[1].1);
         let name = result.scenario.name;
-        // Seawall's success rate is at least naive's (within half a point: a statistical tie).
-        assert!(
-            seawall.success_pct + 0.5 >= naive.success_pct,
-            "{name}: seawall {:.2} % < naive {:.2} %",
-            seawall.success_pct,
-            naive.success_pct
+        assert_eq!(
+            result.runs.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            Stack::ALL,
+            "{name}: four stacks, in report order"
         );
-        // No Seawall request finishes after its deadline.
+        let (naive, seawall) = (of(result, Stack::Naive), of(result, Stack::Seawall));
+        // No Seawall request finishes after its deadline; caller errors are never retried.
         assert_eq!(seawall.past_deadline, 0, "{name}");
-        // Caller errors are never retried by Seawall.
         assert_eq!(seawall.caller_errors_retried, 0, "{name}");
-        // Naive does better on no measure, by the verdict computed from the numbers.
-        assert!(
-            result.verdict.ends_with("naive better on nothing"),
-            "{name}: {}",
-            result.verdict
-        );
+        // The naive client does better than Seawall on no measure.
+        assert_eq!(better_on(naive, seawall), Vec::<&str>::new(), "{name}");
+        // The verdict names, plainly, every measure Seawall was not best on.
+        for (measure, best) in &result.best {
+            if !best.contains(&Stack::Seawall) {
+                let (_, missed) = result
+                    .verdict
+                    .split_once("seawall not best on ")
+                    .unwrap_or_else(|| panic!("{name}: {}", result.verdict));
+                assert!(missed.contains(measure), "{name}: {}", result.verdict);
+            }
+        }
+        if result
+            .best
+            .iter()
+            .all(|(_, best)| best.contains(&Stack::Seawall))
+        {
+            assert!(result.verdict.ends_with("seawall best on every measure"));
+        }
     }
 
     let storm = find(&first, "retry-storm");
-    let (naive, seawall) = (&storm.runs[0].1, &storm.runs[1].1);
+    let (naive, seawall) = (of(storm, Stack::Naive), of(storm, Stack::Seawall));
     assert!(
         seawall.attempts_during_fault <= 1.1,
         "{}",
@@ -59,21 +82,30 @@ fn claims_hold_and_runs_repeat_exactly() {
         "{}",
         naive.attempts_during_fault
     );
+    // Against every stack, Seawall wastes the fewest calls on a dependency that fails them all.
+    for stack in [Stack::Tower, Stack::TowerResilience] {
+        assert!(
+            seawall.wasted_calls_during_fault < of(storm, stack).wasted_calls_during_fault,
+            "{}",
+            stack.name()
+        );
+    }
 
     // With its recovery probe, Seawall serves again within a second of the dependency's
     // return.
     let restart = find(&first, "dependency-restart");
-    let recovery = restart.runs[1]
-        .1
+    let recovery = of(restart, Stack::Seawall)
         .recovery_s
         .expect("the fault ends before the run");
     assert!(recovery.is_some_and(|s| s <= 1), "{recovery:?}");
 
-    // The naive client does retry caller errors: the measure can see it.
+    // The naive client and tower's stack retry caller errors (neither classifies errors):
+    // the measure can see it.
     let transient = find(&first, "transient-errors");
-    assert!(transient.runs[0].1.caller_errors_retried > 0);
+    assert!(of(transient, Stack::Naive).caller_errors_retried > 0);
+    assert!(of(transient, Stack::Tower).caller_errors_retried > 0);
     // Fast faults are retried fast: p99 at most 1.1x naive's (which retries at once).
-    let (naive, seawall) = (&transient.runs[0].1, &transient.runs[1].1);
+    let (naive, seawall) = (of(transient, Stack::Naive), of(transient, Stack::Seawall));
     assert!(
         seawall.p99 <= naive.p99.mul_f64(1.1),
         "{:?} vs {:?}",
@@ -81,10 +113,33 @@ fn claims_hold_and_runs_repeat_exactly() {
         naive.p99
     );
 
-    // A different seed gives different numbers but the same verdicts.
+    // A different seed gives different numbers, and the same comparison with the naive client.
     let second = results(2);
     assert_ne!(json(1, &first), json(1, &second));
     for (a, b) in first.iter().zip(&second) {
-        assert_eq!(a.verdict, b.verdict, "{}", a.scenario.name);
+        let pair = |r: &ScenarioResult| {
+            (
+                better_on(of(r, Stack::Seawall), of(r, Stack::Naive)),
+                better_on(of(r, Stack::Naive), of(r, Stack::Seawall)),
+            )
+        };
+        assert_eq!(pair(a), pair(b), "{}", a.scenario.name);
     }
+}
+
+/// A subset of stacks runs alone, and its verdict only speaks of the stacks that ran.
+#[test]
+fn a_subset_of_stacks_is_compared_among_itself() {
+    let scenario = scenario::all(1)
+        .into_iter()
+        .find(|s| s.name == "retry-storm")
+        .expect("scenario");
+    let (result, runs) = evaluate(scenario, 1, &[Stack::Tower, Stack::Seawall]);
+    assert_eq!(runs.len(), 2);
+    assert!(!result.verdict.contains("naive"), "{}", result.verdict);
+    assert!(
+        !result.verdict.contains("tower-resilience"),
+        "{}",
+        result.verdict
+    );
 }

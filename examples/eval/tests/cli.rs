@@ -25,6 +25,7 @@ fn help_lists_every_option() {
         "--seed",
         "--out",
         "--format",
+        "--stack",
         "--postgres",
         "--redis",
     ] {
@@ -50,6 +51,12 @@ fn mistakes_are_named_with_what_is_accepted() {
     assert_eq!(code, Some(2));
     assert!(err.contains("--redis <URL>"), "{err}");
 
+    let (code, _, err) = run(&["--stack", "resilience4j"]);
+    assert_eq!(code, Some(2));
+    for stack in ["naive", "tower", "tower-resilience", "seawall"] {
+        assert!(err.contains(stack), "{stack} missing from:\n{err}");
+    }
+
     let (code, _, err) = run(&["--format", "xml"]);
     assert_eq!(code, Some(2));
     assert!(
@@ -68,4 +75,32 @@ fn list_names_every_scenario() {
             "{name} missing"
         );
     }
+}
+
+#[test]
+fn chosen_stacks_alone_are_run() {
+    let out_dir = std::env::temp_dir().join(format!("seawall-eval-cli-{}", std::process::id()));
+    let (code, out, err) = run(&[
+        "--scenario",
+        "retry-storm",
+        "--stack",
+        "seawall",
+        "--stack",
+        "tower",
+        "--format",
+        "csv",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let stacks: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(stacks, ["tower", "seawall"], "{out}");
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("## Stacks"), "{report}");
+    assert!(!report.contains("**naive**"), "{report}");
+    std::fs::remove_dir_all(out_dir).unwrap();
 }

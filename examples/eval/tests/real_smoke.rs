@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use seawall_eval::scenario::Stack;
 use seawall_eval::{evaluate_real, real, scenario};
 
 #[test]
@@ -22,8 +23,8 @@ fn real_mode_runs_against_the_local_servers() {
         fault: (Duration::from_secs(1), Duration::from_secs(2)),
         ..base
     };
-    let (result, runs) = evaluate_real(short, 1, &targets).expect("real mode runs");
-    assert_eq!(runs.len(), 2);
+    let (result, runs) = evaluate_real(short, 1, &Stack::ALL, &targets).expect("real mode runs");
+    assert_eq!(runs.len(), 4);
     for (stack, metrics) in &result.runs {
         assert_eq!(metrics.requests, 60, "{stack:?}");
         assert!(
