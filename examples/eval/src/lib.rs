@@ -1,6 +1,7 @@
-//! The evaluation: production failure scenarios run against a simulated dependency with and
-//! without Seawall, measured side by side. The binary (`cargo run --release -p seawall-eval`)
-//! prints the table and writes the report; this library is what it and its tests share.
+//! The evaluation: production failure scenarios run against a simulated dependency through
+//! four client stacks (naive, tower, tower-resilience, Seawall), measured side by side. The
+//! binary (`cargo run --release -p seawall-eval`) prints the table and writes the report;
+//! this library is what it and its tests share.
 
 #![warn(
     missing_docs,

@@ -1,4 +1,4 @@
-//! `seawall-eval`: production failure scenarios with and without Seawall, side by side.
+//! `seawall-eval`: production failure scenarios through four client stacks (naive, tower, tower-resilience, Seawall), side by side.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

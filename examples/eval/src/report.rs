@@ -35,7 +35,7 @@ pub struct Metrics {
     /// Seconds from the end of the fault to the first second with 99 % success, when the
     /// fault ends before the run does; `None` if it never recovered.
     pub recovery_s: Option<Option<u64>>,
-    /// Requests refused at once (under a millisecond) by a Seawall layer.
+    /// Requests refused at once (under a millisecond) by a layer of the stack.
     pub fast_rejections: usize,
     /// Requests retried after a caller error (must be zero).
     pub caller_errors_retried: usize,

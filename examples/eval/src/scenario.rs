@@ -1,4 +1,4 @@
-//! The scenarios, the two stacks they run against, and the runner.
+//! The scenarios, the stacks they run against, and the runner.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -220,7 +220,7 @@ pub enum Outcome {
     Success,
     /// Failed after reaching (or waiting for) the dependency.
     Failure,
-    /// Refused at once by a Seawall layer (breaker open, queue full).
+    /// Refused at once by a layer of the stack (breaker open, limit or queue full).
     Rejected,
 }
 
