@@ -9,7 +9,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall_benches::{
     NeverRetry, contended_calls, echo, echo_classified, echo_in_client_span, echo_in_request_span,
-    runtime, runtime_two_threads, sequential_calls, tower_trio, yield_once,
+    failsafe_echo, recloser_echo, runtime, runtime_two_threads, sequential_calls,
+    tower_resilience_echo, tower_trio, yield_once,
 };
 use seawall_breaker::{CircuitBreakerLayer, CountWindow};
 use seawall_classify::{ClassifyLayer, WithDeadline};
@@ -186,17 +187,6 @@ fn classify(c: &mut Criterion) {
     group.finish();
 }
 
-/// A peer circuit breaker wrapped as a tower service over the same echo, so every breaker
-/// pays the same `ready` + `call` harness.
-macro_rules! wrapped {
-    ($breaker:expr, $call:expr) => {{
-        let breaker = $breaker;
-        tower::service_fn(move |req: u64| {
-            $call(&breaker, async move { Ok::<u64, std::io::Error>(req) })
-        })
-    }};
-}
-
 fn breaker(c: &mut Criterion) {
     let rt = runtime();
     let rt2 = runtime_two_threads();
@@ -215,26 +205,6 @@ fn breaker(c: &mut Criterion) {
             .unwrap()
             .layer(echo::<u64>())
     };
-    let recloser = || {
-        wrapped!(
-            recloser::AsyncRecloser::from(recloser::Recloser::default()),
-            |r: &recloser::AsyncRecloser, f| r.call(f)
-        )
-    };
-    let failsafe = || {
-        wrapped!(failsafe::Config::new().build(), |cb: &_, f| {
-            failsafe::futures::CircuitBreaker::call(cb, f)
-        })
-    };
-    let resilience = || {
-        tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
-            .failure_rate_threshold(0.5)
-            .sliding_window_size(100)
-            .build()
-            .unwrap()
-            .layer(echo::<u64>())
-    };
-
     macro_rules! both {
         ($name:literal, $make:expr) => {{
             let mut service = $make();
@@ -251,9 +221,9 @@ fn breaker(c: &mut Criterion) {
     both!("bare", echo::<u64>);
     both!("seawall_consecutive", seawall_default);
     both!("seawall_count_window", seawall_window);
-    both!("recloser", recloser);
-    both!("failsafe", failsafe);
-    both!("tower_resilience", resilience);
+    both!("recloser", recloser_echo);
+    both!("failsafe", failsafe_echo);
+    both!("tower_resilience", tower_resilience_echo);
     group.finish();
 }
 

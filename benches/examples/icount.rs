@@ -68,6 +68,9 @@ fn main() {
                 .layer(echo::<WithDeadline<u64>>()),
             WithDeadline::new,
         ),
+        "recloser" => run(&rt, n, seawall_benches::recloser_echo(), |i| i),
+        "failsafe" => run(&rt, n, seawall_benches::failsafe_echo(), |i| i),
+        "tower_resilience" => run(&rt, n, seawall_benches::tower_resilience_echo(), |i| i),
         "bare_classified" => run(&rt, n, seawall_benches::echo_classified::<u64>(), |i| i),
         "old_request_span" => run(
             &rt,

@@ -206,3 +206,55 @@ where
     )
     .layer(echo_classified::<Req>())
 }
+
+/// recloser's breaker (its defaults) around [`echo`], as a tower service: every breaker pays
+/// the same `ready` + `call` harness.
+pub fn recloser_echo() -> impl Service<
+    u64,
+    Response = u64,
+    Error = recloser::Error<std::io::Error>,
+    Future = impl Future<Output = Result<u64, recloser::Error<std::io::Error>>> + Send,
+> + Clone
++ Send {
+    let breaker = recloser::AsyncRecloser::from(recloser::Recloser::default());
+    tower::service_fn(move |req: u64| breaker.call(async move { Ok::<u64, std::io::Error>(req) }))
+}
+
+/// failsafe's breaker (its defaults) around [`echo`], as a tower service.
+pub fn failsafe_echo() -> impl Service<
+    u64,
+    Response = u64,
+    Error = failsafe::Error<std::io::Error>,
+    Future = impl Future<Output = Result<u64, failsafe::Error<std::io::Error>>> + Send,
+> + Clone
++ Send {
+    let breaker = failsafe::Config::new().build();
+    tower::service_fn(move |req: u64| {
+        failsafe::futures::CircuitBreaker::call(
+            &breaker,
+            async move { Ok::<u64, std::io::Error>(req) },
+        )
+    })
+}
+
+/// tower-resilience's breaker (a 100-call window at 50 %) around [`echo`].
+pub fn tower_resilience_echo() -> impl Service<
+    u64,
+    Response = u64,
+    Error = tower_resilience_circuitbreaker::CircuitBreakerError<std::convert::Infallible>,
+    Future = impl Future<
+        Output = Result<
+            u64,
+            tower_resilience_circuitbreaker::CircuitBreakerError<std::convert::Infallible>,
+        >,
+    > + Send,
+> + Clone
++ Send {
+    use tower::Layer;
+    tower_resilience_circuitbreaker::CircuitBreakerLayer::builder()
+        .failure_rate_threshold(0.5)
+        .sliding_window_size(100)
+        .build()
+        .expect("a valid breaker")
+        .layer(echo::<u64>())
+}
