@@ -297,32 +297,56 @@ fn impossible_configurations_are_errors() {
     );
 }
 
-/// A queue that drains one call per 100 ms refuses at once a call it would answer after its
-/// deadline, and keeps one it can answer in time; the pace is learnt from the calls it
-/// admitted.
-#[tokio::test(start_paused = true)]
-async fn a_call_the_queue_cannot_answer_in_time_is_refused_at_once() {
-    let service = tower::service_fn(|_: Req| async {
-        tokio::time::sleep(ms(100)).await;
-        Ok::<_, std::io::Error>(())
+/// A limit of one, with a queue of `queue`, in front of a service that takes 100 ms a call and
+/// counts its calls; five calls that waited in line have taught the queue its pace (a place
+/// every 100 ms).
+async fn paced_limit(
+    queue: usize,
+) -> (
+    impl Service<Req, Response = (), Error = Error, Future: Send> + Clone + Send + 'static,
+    LimitHandle,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let service = tower::service_fn(move |_: Req| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async {
+            tokio::time::sleep(ms(100)).await;
+            Ok::<_, std::io::Error>(())
+        }
     });
     let layer = ConcurrencyLimitLayer::builder(1)
-        .queue(1_000)
+        .queue(queue)
         .max_wait(Duration::from_secs(60))
         .build()
         .unwrap();
     let handle = layer.handle();
     let service = layer.layer(service);
-    let deadline = |left: Duration| WithDeadline::new(0_u32).deadline_in(left);
-    // Five calls in line teach the queue its pace: a place every 100 ms.
-    let mut calls = Vec::new();
+    let mut taught = Vec::new();
     for _ in 0..5 {
-        calls.push(tokio::spawn(service.clone().oneshot(deadline(ms(2_000)))));
+        taught.push(tokio::spawn(service.clone().oneshot(in_time(ms(2_000)))));
         tokio::task::yield_now().await;
     }
-    for call in calls.drain(..) {
+    for call in taught {
         call.await.unwrap().unwrap();
     }
+    (service, handle, calls)
+}
+
+/// A request with `left` until its deadline.
+fn in_time(left: Duration) -> Req {
+    WithDeadline::new(0_u32).deadline_in(left)
+}
+
+/// A queue that drains one call per 100 ms refuses at once a call it would answer after its
+/// deadline, and keeps one it can answer in time; the pace is learnt from the calls it
+/// admitted.
+#[tokio::test(start_paused = true)]
+async fn a_call_the_queue_cannot_answer_in_time_is_refused_at_once() {
+    let (service, handle, _) = paced_limit(1_000).await;
+    let deadline = in_time;
+    let mut calls = Vec::new();
     // Twenty more in line, then one with 0.4 s left: at place 20 it would get its permit in
     // about 2 s (0.5 s even at four times the pace), so it is refused at once; one with 3 s
     // left waits and is answered in time.
@@ -355,31 +379,8 @@ async fn a_call_the_queue_cannot_answer_in_time_is_refused_at_once() {
 /// would come after the caller has given up.
 #[tokio::test(start_paused = true)]
 async fn a_permit_too_late_for_a_whole_call_goes_to_the_next_in_line() {
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = calls.clone();
-    let service = tower::service_fn(move |_: Req| {
-        counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        async {
-            tokio::time::sleep(ms(100)).await;
-            Ok::<_, std::io::Error>(())
-        }
-    });
-    let layer = ConcurrencyLimitLayer::builder(1)
-        .queue(100)
-        .max_wait(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    let service = layer.layer(service);
-    let deadline = |left: Duration| WithDeadline::new(0_u32).deadline_in(left);
-    // Five calls in line teach the queue its pace: a call takes 100 ms.
-    let mut taught = Vec::new();
-    for _ in 0..5 {
-        taught.push(tokio::spawn(service.clone().oneshot(deadline(ms(2_000)))));
-        tokio::task::yield_now().await;
-    }
-    for call in taught {
-        call.await.unwrap().unwrap();
-    }
+    let (service, _, calls) = paced_limit(100).await;
+    let deadline = in_time;
     let before = calls.load(std::sync::atomic::Ordering::Relaxed);
     // One call holds the permit for 100 ms; the next has 160 ms left: admitted to the queue
     // (it might have made it), but at its turn 60 ms are left for a 100 ms call.
