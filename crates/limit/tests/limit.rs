@@ -345,28 +345,23 @@ fn in_time(left: Duration) -> Req {
 #[tokio::test(start_paused = true)]
 async fn a_call_the_queue_cannot_answer_in_time_is_refused_at_once() {
     let (service, handle, _) = paced_limit(1_000).await;
-    let deadline = in_time;
     let mut calls = Vec::new();
     // Twenty more in line, then one with 0.4 s left: at place 20 it would get its permit in
     // about 2 s (0.5 s even at four times the pace), so it is refused at once; one with 3 s
     // left waits and is answered in time.
     for _ in 0..20 {
-        calls.push(tokio::spawn(service.clone().oneshot(deadline(ms(10_000)))));
+        calls.push(tokio::spawn(service.clone().oneshot(in_time(ms(10_000)))));
     }
     tokio::task::yield_now().await;
     assert_eq!(handle.queued(), 19);
     let started = Instant::now();
-    let refused = service
-        .clone()
-        .oneshot(deadline(ms(400)))
-        .await
-        .unwrap_err();
+    let refused = service.clone().oneshot(in_time(ms(400))).await.unwrap_err();
     assert_eq!(started.elapsed(), Duration::ZERO, "refused without waiting");
     assert!(
         matches!(overloaded_reason(&refused), Some(Reason::TooLate(expected)) if expected >= ms(2_000)),
         "{refused}"
     );
-    let served = service.clone().oneshot(deadline(ms(3_000))).await;
+    let served = service.clone().oneshot(in_time(ms(3_000))).await;
     assert!(served.is_ok(), "{served:?}");
     assert!(started.elapsed() <= ms(3_000));
     for call in calls {
@@ -380,18 +375,13 @@ async fn a_call_the_queue_cannot_answer_in_time_is_refused_at_once() {
 #[tokio::test(start_paused = true)]
 async fn a_permit_too_late_for_a_whole_call_goes_to_the_next_in_line() {
     let (service, _, calls) = paced_limit(100).await;
-    let deadline = in_time;
     let before = calls.load(std::sync::atomic::Ordering::Relaxed);
     // One call holds the permit for 100 ms; the next has 160 ms left: admitted to the queue
     // (it might have made it), but at its turn 60 ms are left for a 100 ms call.
-    let holder = tokio::spawn(service.clone().oneshot(deadline(ms(10_000))));
+    let holder = tokio::spawn(service.clone().oneshot(in_time(ms(10_000))));
     tokio::task::yield_now().await;
     let started = Instant::now();
-    let refused = service
-        .clone()
-        .oneshot(deadline(ms(160)))
-        .await
-        .unwrap_err();
+    let refused = service.clone().oneshot(in_time(ms(160))).await.unwrap_err();
     assert_eq!(started.elapsed(), ms(100), "refused when its turn came");
     assert!(
         matches!(overloaded_reason(&refused), Some(Reason::TooLate(_))),
