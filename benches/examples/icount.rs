@@ -71,6 +71,42 @@ fn main() {
         "recloser" => run(&rt, n, seawall_benches::recloser_echo(), |i| i),
         "failsafe" => run(&rt, n, seawall_benches::failsafe_echo(), |i| i),
         "tower_resilience" => run(&rt, n, seawall_benches::tower_resilience_echo(), |i| i),
+        "tower_timeout" => run(
+            &rt,
+            n,
+            tower::timeout::TimeoutLayer::new(std::time::Duration::from_secs(5))
+                .layer(echo::<WithDeadline<u64>>()),
+            WithDeadline::new,
+        ),
+        "tower_concurrency_limit" => run(
+            &rt,
+            n,
+            tower::limit::ConcurrencyLimitLayer::new(64).layer(echo::<WithDeadline<u64>>()),
+            WithDeadline::new,
+        ),
+        "tower_retry" => run(
+            &rt,
+            n,
+            tower::retry::RetryLayer::new(seawall_benches::NeverRetry)
+                .layer(echo::<WithDeadline<u64>>()),
+            WithDeadline::new,
+        ),
+        "attempt_timeout" => run(
+            &rt,
+            n,
+            seawall_timeout::AttemptTimeoutLayer::try_new(std::time::Duration::from_secs(5))
+                .unwrap()
+                .layer(echo::<WithDeadline<u64>>()),
+            WithDeadline::new,
+        ),
+        "deadline" => run(
+            &rt,
+            n,
+            seawall_timeout::DeadlineLayer::try_new(std::time::Duration::from_secs(30))
+                .unwrap()
+                .layer(echo::<WithDeadline<u64>>()),
+            WithDeadline::new,
+        ),
         "bare_classified" => run(&rt, n, seawall_benches::echo_classified::<u64>(), |i| i),
         "old_request_span" => run(
             &rt,
