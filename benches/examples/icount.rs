@@ -107,6 +107,19 @@ fn main() {
                 .layer(echo::<WithDeadline<u64>>()),
             WithDeadline::new,
         ),
+        "fallback" => run(
+            &rt,
+            n,
+            seawall::fallback::FallbackLayer::builder(tower::service_fn(
+                |_: seawall::fallback::Fallback<u64>| async {
+                    Ok::<_, seawall_classify::Error>(0_u64)
+                },
+            ))
+            .build()
+            .unwrap()
+            .layer(seawall_benches::echo_classified::<u64>()),
+            |i| i,
+        ),
         "bare_classified" => run(&rt, n, seawall_benches::echo_classified::<u64>(), |i| i),
         "old_request_span" => run(
             &rt,

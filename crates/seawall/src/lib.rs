@@ -123,7 +123,37 @@
 //!
 //! Each layer is its own crate, re-exported here behind a feature of the same name (all but
 //! `http`, `postgres`, `redis` and `sqlx` on by default; `full` turns on everything):
-//! [`classify`], [`timeout`], [`limit`], [`breaker`], [`retry`].
+//! [`classify`], [`timeout`], [`limit`], [`breaker`], [`retry`], [`fallback`].
+//!
+//! # A fallback around the pipeline
+//!
+//! [`fallback::FallbackLayer`] goes outside a [`StandardPipeline`]'s service: it answers
+//! for what the caller would otherwise get, after the retries, the deadline and the breaker
+//! have had their say, and an open breaker's refusal is answered from the fallback at once,
+//! without touching the dependency. By default it answers for refusals, unavailability,
+//! unreachable hosts, overload and timeouts, never for the caller's own mistakes:
+//!
+//! ```
+//! use seawall::fallback::{Fallback, FallbackLayer};
+//! use seawall::{Error, StandardPipeline, WithDeadline};
+//! use tower::{Layer, service_fn};
+//!
+//! # fn main() -> Result<(), seawall::ConfigError> {
+//! let database = service_fn(|id: WithDeadline<u64>| async move {
+//!     Ok::<_, std::io::Error>(format!("item {}", id.get_ref()))
+//! });
+//! let stale = service_fn(|read: Fallback<WithDeadline<u64>>| async move {
+//!     let id = read.request().map_or(0, |r| *r.get_ref());
+//!     Ok::<_, Error>(format!("item {id}, as last cached"))
+//! });
+//! let reads = FallbackLayer::builder(stale)
+//!     .keep_request()
+//!     .build()?
+//!     .layer(StandardPipeline::postgres(10).build()?.layer(database));
+//! # let _ = reads;
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(
     missing_docs,
@@ -141,6 +171,8 @@ pub use seawall_classify::{
 
 #[cfg(feature = "breaker")]
 pub use seawall_breaker as breaker;
+#[cfg(feature = "fallback")]
+pub use seawall_fallback as fallback;
 #[cfg(feature = "limit")]
 pub use seawall_limit as limit;
 #[cfg(feature = "retry")]
@@ -190,6 +222,8 @@ pub mod prelude {
 
     #[cfg(feature = "breaker")]
     pub use seawall_breaker::{CircuitBreakerLayer, CountWindow, TimeWindow};
+    #[cfg(feature = "fallback")]
+    pub use seawall_fallback::{Fallback, FallbackLayer};
     #[cfg(feature = "limit")]
     pub use seawall_limit::ConcurrencyLimitLayer;
     #[cfg(feature = "retry")]

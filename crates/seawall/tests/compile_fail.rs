@@ -1,4 +1,5 @@
-//! The mistakes a new user makes with the pipeline's types fail to compile at once, with a
+//! The mistakes a new user makes with the pipeline's types (and a fallback keeping a copy of
+//! requests that cannot be cloned) fail to compile at once, with a
 //! message naming the missing trait on the user's own type (the `.stderr` files next to
 //! each case are the expected messages).
 
