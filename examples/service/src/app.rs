@@ -281,7 +281,7 @@ impl App {
             Ok(DbReply::KeyReused) => problem::unprocessable(
                 "this Idempotency-Key was already used with a different body",
             ),
-            Ok(DbReply::Found(_)) => problem::internal(),
+            Ok(DbReply::Found(_) | DbReply::Stale(_)) => problem::internal(),
             Err(error) => self.failed("PostgreSQL", &db.last_failure, &error),
         }
     }
@@ -304,12 +304,18 @@ impl App {
         };
         let db = &self.inner.db;
         let call = WithDeadline::new(DbOp::Get(id)).deadline_at(deadline);
-        match db.service.clone().oneshot(call).await {
+        match db.reads.clone().oneshot(call).await {
+            Ok(DbReply::Stale(item)) => {
+                // PostgreSQL could not answer (its breaker and /health say why): Redis's
+                // stale copy did, and the response says so.
+                item_response(StatusCode::OK, &item, Some("stale"), false)
+            }
             Ok(DbReply::Found(Some(item))) => {
                 if cache_state == "miss"
                     && let Ok(json) = serde_json::to_string(&item)
                 {
-                    let fill = CacheOp::Put(id, json, self.inner.config.cache_ttl);
+                    let config = &self.inner.config;
+                    let fill = CacheOp::Put(id, json, config.cache_ttl, config.stale_ttl);
                     let fill = WithDeadline::new(fill).deadline_at(deadline);
                     if let Err(error) = cache.service.clone().oneshot(fill).await {
                         cache.last_failure.record(&error);

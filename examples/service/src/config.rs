@@ -28,6 +28,9 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// `CACHE_TTL_S`: how long a cached item lives in Redis.
     pub cache_ttl: Duration,
+    /// `STALE_TTL_S`: how long Redis keeps a stale copy of an item, answered (marked
+    /// `X-Cache: stale`) when PostgreSQL cannot answer a read; zero keeps none.
+    pub stale_ttl: Duration,
     /// `SHUTDOWN_GRACE_MS`: how long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
     /// `ADMIN_TOKEN`: the bearer token of the admin endpoints; `None` turns them off.
@@ -54,6 +57,7 @@ impl fmt::Display for Config {
         writeln!(f, "DB_TIMEOUT_MS={}", ms(self.db_timeout))?;
         writeln!(f, "REDIS_TIMEOUT_MS={}", ms(self.redis_timeout))?;
         writeln!(f, "CACHE_TTL_S={}", self.cache_ttl.as_secs())?;
+        writeln!(f, "STALE_TTL_S={}", self.stale_ttl.as_secs())?;
         writeln!(f, "SHUTDOWN_GRACE_MS={}", ms(self.shutdown_grace))?;
         let admin = if self.admin_token.is_some() {
             "(set: admin endpoints on)"
@@ -178,6 +182,22 @@ impl Config {
             30 * 86_400,
             "seconds, from 1 to 2592000 (30 days)",
         )?;
+        let stale_ttl = number(
+            "STALE_TTL_S",
+            86_400,
+            0,
+            30 * 86_400,
+            "seconds, from 0 (no stale copies) to 2592000 (30 days)",
+        )?;
+        if stale_ttl != 0 && stale_ttl < cache_ttl {
+            return Err(ConfigError {
+                variable: "STALE_TTL_S",
+                problem: format!(
+                    "is {stale_ttl}, shorter than CACHE_TTL_S={cache_ttl}: the stale copy would be gone before the fresh one"
+                ),
+                expected: "0, or at least CACHE_TTL_S",
+            });
+        }
         let shutdown_grace = number(
             "SHUTDOWN_GRACE_MS",
             10_000,
@@ -230,6 +250,7 @@ impl Config {
             db_timeout: Duration::from_millis(db_timeout),
             redis_timeout: Duration::from_millis(redis_timeout),
             cache_ttl: Duration::from_secs(cache_ttl),
+            stale_ttl: Duration::from_secs(stale_ttl),
             shutdown_grace: Duration::from_millis(shutdown_grace),
             admin_token,
         })
@@ -384,6 +405,14 @@ mod tests {
         }
         let error = read(&[("REQUEST_TIMEOUT_MS", "100"), ("DB_TIMEOUT_MS", "200")]).unwrap_err();
         assert_eq!(error.variable, "DB_TIMEOUT_MS");
+        let error = read(&[("CACHE_TTL_S", "600"), ("STALE_TTL_S", "60")]).unwrap_err();
+        assert_eq!(error.variable, "STALE_TTL_S");
+        assert!(
+            error.problem.contains("shorter than CACHE_TTL_S=600"),
+            "{error}"
+        );
+        let none = read(&[("STALE_TTL_S", "0")]).unwrap();
+        assert!(none.stale_ttl.is_zero());
     }
 
     #[test]

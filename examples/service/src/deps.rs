@@ -7,6 +7,7 @@ use std::time::Duration;
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use seawall::breaker::{BreakerHandle, Probe};
 use seawall::classify::AssumeIdempotent;
+use seawall::fallback::{DEFAULT_TRIGGERS, Fallback, FallbackLayer};
 use seawall::limit::{ConcurrencyLimitLayer, LimitHandle};
 use seawall::retry::{Backoff, Jitter, RetryBudget, RetryLayer};
 use seawall::trace::{ClientSpan, record_db_operation};
@@ -84,6 +85,9 @@ pub enum DbReply {
     Replayed(Item),
     /// The key was used before with a different body.
     KeyReused,
+    /// PostgreSQL could not answer a read; the item as Redis last kept it (the read
+    /// service's fallback).
+    Stale(Item),
 }
 
 /// A call to Redis.
@@ -91,8 +95,11 @@ pub enum DbReply {
 pub enum CacheOp {
     /// Read a cached item's JSON.
     Get(i64),
-    /// Cache an item's JSON for `ttl`.
-    Put(i64, String, Duration),
+    /// Cache an item's JSON for `ttl`, and a stale copy for the second duration (none when
+    /// zero).
+    Put(i64, String, Duration, Duration),
+    /// Read the stale copy of an item's JSON.
+    GetStale(i64),
 }
 
 /// A dependency as the handlers call it: classified errors, whatever the layers.
@@ -138,6 +145,10 @@ pub struct Database {
     pub pool: Pool,
     /// The service the handlers call.
     pub service: DbService,
+    /// The service reads go through: with Seawall's layers, a read PostgreSQL cannot answer
+    /// (its breaker open, unreachable, too slow) is answered from Redis's stale copy of the
+    /// item, when there is one ([`stale_reads`]).
+    pub reads: DbService,
     /// The breaker's handle (`None` without layers).
     pub breaker: Option<BreakerHandle>,
     /// The limit's handle (`None` without layers).
@@ -305,19 +316,23 @@ pub fn build(config: &Config, layers: Layers) -> Result<(Database, Cache), seawa
             let cache_layer = cache_pipeline(config)
                 .probe(cache_probe(&client, config))
                 .build()?;
+            let service: DbService = BoxCloneSyncService::new(db_layer.layer(db_client));
+            let cache_service: CacheService =
+                BoxCloneSyncService::new(cache_layer.layer(cache_client));
             (
                 Database {
                     pool,
                     breaker: db_layer.breaker(),
                     limit: db_layer.limit(),
-                    service: BoxCloneSyncService::new(db_layer.layer(db_client)),
+                    reads: stale_reads(service.clone(), cache_service.clone())?,
+                    service,
                     last_failure: database_failure,
                 },
                 Cache {
                     client,
                     breaker: cache_layer.breaker(),
                     limit: cache_layer.limit(),
-                    service: BoxCloneSyncService::new(cache_layer.layer(cache_client)),
+                    service: cache_service,
                     last_failure: cache_failure,
                 },
             )
@@ -327,7 +342,8 @@ pub fn build(config: &Config, layers: Layers) -> Result<(Database, Cache), seawa
                 pool,
                 breaker: None,
                 limit: None,
-                service: BoxCloneSyncService::new(db_client.map_err(Error::from_inner)),
+                service: BoxCloneSyncService::new(db_client.clone().map_err(Error::from_inner)),
+                reads: BoxCloneSyncService::new(db_client.map_err(Error::from_inner)),
                 last_failure: database_failure,
             },
             Cache {
@@ -339,6 +355,55 @@ pub fn build(config: &Config, layers: Layers) -> Result<(Database, Cache), seawa
             },
         ),
     })
+}
+
+/// The item has no stale copy in Redis (or an unreadable one): the read fails as PostgreSQL
+/// failed.
+#[derive(Debug)]
+struct NoStaleCopy;
+
+impl std::fmt::Display for NoStaleCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no stale copy of the item in Redis")
+    }
+}
+
+impl std::error::Error for NoStaleCopy {}
+
+/// Reads through `db`, answered from Redis's stale copy of the item when PostgreSQL cannot
+/// answer: `FallbackLayer` around the database's whole pipeline, so the fallback answers for
+/// what the handler would otherwise get (an open breaker's refusal at once, an outage, a lost
+/// connection or a timeout after the retries), never for a caller's mistake. The stale read keeps the
+/// request's deadline (the deadline layer gives a request up a few milliseconds before it,
+/// which leaves a Redis read the time it needs).
+pub fn stale_reads(db: DbService, cache: CacheService) -> Result<DbService, seawall::ConfigError> {
+    let stale = service_fn(move |read: Fallback<WithDeadline<DbOp>>| {
+        let cache = cache.clone();
+        async move {
+            let request = read.into_request().ok_or(NoStaleCopy)?;
+            let deadline = request.deadline();
+            let DbOp::Get(id) = request.into_inner() else {
+                return Err(BoxError::from(NoStaleCopy));
+            };
+            let mut lookup = WithDeadline::new(CacheOp::GetStale(id));
+            if let Some(deadline) = deadline {
+                lookup = lookup.deadline_at(deadline);
+            }
+            let json = cache.oneshot(lookup).await?.ok_or(NoStaleCopy)?;
+            match serde_json::from_str::<Item>(&json) {
+                Ok(item) if item.id == id => Ok(DbReply::Stale(item)),
+                _ => Err(BoxError::from(NoStaleCopy)),
+            }
+        }
+    });
+    // The defaults, and a lost connection too: a read that may have run changed nothing.
+    let layer = FallbackLayer::builder(stale)
+        .on(DEFAULT_TRIGGERS
+            .into_iter()
+            .chain([FailureKind::Disconnect]))
+        .keep_request()
+        .build()?;
+    Ok(BoxCloneSyncService::new(layer.layer(db)))
 }
 
 /// PostgreSQL's recovery probe, run only while its breaker is open: every connection made
@@ -529,6 +594,11 @@ fn cache_key(id: i64) -> String {
     format!("seawall:item:{id}")
 }
 
+/// The key of an item's stale copy, kept longer than the fresh one.
+pub fn stale_key(id: i64) -> String {
+    format!("seawall:item:{id}:stale")
+}
+
 async fn run_cache(client: &RedisClient, op: CacheOp) -> Result<Option<String>, BoxError> {
     let mut connection = client.connection().await?;
     match op {
@@ -539,16 +609,33 @@ async fn run_cache(client: &RedisClient, op: CacheOp) -> Result<Option<String>, 
                 .query_async::<Option<String>>(&mut connection)
                 .await?)
         }
-        CacheOp::Put(id, json, ttl) => {
+        CacheOp::Put(id, json, ttl, stale_ttl) => {
             record_db_operation("SET", None);
-            redis::cmd("SET")
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .cmd("SET")
                 .arg(cache_key(id))
-                .arg(json)
+                .arg(&json)
                 .arg("EX")
                 .arg(ttl.as_secs().max(1))
-                .query_async::<()>(&mut connection)
-                .await?;
+                .ignore();
+            if !stale_ttl.is_zero() {
+                pipe.cmd("SET")
+                    .arg(stale_key(id))
+                    .arg(&json)
+                    .arg("EX")
+                    .arg(stale_ttl.as_secs())
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut connection).await?;
             Ok(None)
+        }
+        CacheOp::GetStale(id) => {
+            record_db_operation("GET", None);
+            Ok(redis::cmd("GET")
+                .arg(stale_key(id))
+                .query_async::<Option<String>>(&mut connection)
+                .await?)
         }
     }
 }

@@ -460,6 +460,81 @@ async fn reads_fill_the_cache_and_survive_either_dependency() {
     }
 }
 
+/// A read PostgreSQL cannot answer is served from Redis's stale copy of the item, marked
+/// `X-Cache: stale`: with its breaker open (at once, PostgreSQL untouched) and with the
+/// server out of reach. An item never read has no stale copy and fails as before; writes
+/// never fall back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_served_stale_when_postgresql_cannot_answer() {
+    let harness = Harness::start().await;
+    let mut client = harness.client();
+    let created = client.post_item(&unique("stale"), "kept", 5).await.unwrap();
+    let id = created.json()["id"].as_i64().unwrap();
+    let never_read = client
+        .post_item(&unique("stale"), "never read", 6)
+        .await
+        .unwrap();
+    let never_read = format!("/items/{}", never_read.json()["id"].as_i64().unwrap());
+    let path = format!("/items/{id}");
+    // The first read fills the cache: the fresh copy and the stale one.
+    assert_eq!(
+        client.get(&path).await.unwrap().header("x-cache"),
+        Some("miss")
+    );
+    // The fresh copy expires (deleted here, as its TTL would delete it).
+    let mut redis = seawall_tests::redis_client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("seawall:item:{id}"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    let db_breaker = harness.app.database().breaker.clone().unwrap();
+    db_breaker.force_open();
+    let accepted = harness.pg.stats().accepted;
+    let stale = client.get(&path).await.unwrap();
+    assert_eq!(stale.status, StatusCode::OK);
+    assert_eq!(stale.header("x-cache"), Some("stale"));
+    assert_eq!(stale.json()["name"], "kept");
+    assert_eq!(stale.json()["value"], 5);
+    assert_problem(
+        &client.get(&never_read).await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE,
+    );
+    let write = client.post_item(&unique("stale"), "w", 7).await.unwrap();
+    assert_problem(&write, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        harness.pg.stats().accepted,
+        accepted,
+        "PostgreSQL untouched"
+    );
+    db_breaker.reset();
+
+    // PostgreSQL out of reach (its connections cut, new ones refused): the same answers,
+    // once the attempts have failed or the breaker has opened.
+    harness.pg.down();
+    harness.pg.settled().await;
+    for _ in 0..3 {
+        let stale = client.get(&path).await.unwrap();
+        assert_eq!(
+            stale.status,
+            StatusCode::OK,
+            "{:?}",
+            String::from_utf8_lossy(&stale.body)
+        );
+        assert_eq!(stale.header("x-cache"), Some("stale"));
+        assert_eq!(stale.json()["name"], "kept");
+    }
+    assert_problem(
+        &client.get(&never_read).await.unwrap(),
+        StatusCode::SERVICE_UNAVAILABLE,
+    );
+    harness.pg.up();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_deadline_bounds_the_request() {
     let harness = Harness::start().await;
