@@ -124,7 +124,7 @@ pub use crate::http::HttpClassifier;
 pub use crate::idempotency::HttpIdempotency;
 pub use crate::idempotency::{AssumeIdempotent, AssumeNotIdempotent, Idempotency};
 pub use crate::layer::ClassifyLayer;
-pub use crate::policy::{LimitSample, Policy};
+pub use crate::policy::{KindSet, LimitSample, Policy};
 
 /// The boxed error type tower middleware passes around.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -156,28 +156,58 @@ impl fmt::Debug for Policy {
     }
 }
 
-/// A set of failure kinds, one bit each.
+/// A set of failure kinds, one bit each: what a [`Policy`] counts or retries, and what a
+/// fallback answers for.
+///
+/// ```
+/// use seawall_classify::{FailureKind, KindSet};
+///
+/// let set: KindSet = [FailureKind::Timeout, FailureKind::Connect].into_iter().collect();
+/// assert!(set.contains(FailureKind::Timeout));
+/// assert!(!set.contains(FailureKind::Invalid));
+/// assert!(KindSet::EMPTY.is_empty());
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct KindSet(u16);
+pub struct KindSet(u16);
 
 impl KindSet {
-    const EMPTY: KindSet = KindSet(0);
-    const ALL: KindSet = KindSet((1 << FailureKind::ALL.len()) - 1);
+    /// No kind.
+    pub const EMPTY: KindSet = KindSet(0);
+    /// Every kind.
+    pub const ALL: KindSet = KindSet((1 << FailureKind::ALL.len()) - 1);
 
     const fn bit(kind: FailureKind) -> u16 {
         1 << kind as u16
     }
 
-    const fn with(self, kind: FailureKind) -> Self {
+    /// This set and `kind`.
+    #[must_use]
+    pub const fn with(self, kind: FailureKind) -> Self {
         KindSet(self.0 | Self::bit(kind))
     }
 
-    const fn without(self, kind: FailureKind) -> Self {
+    /// This set without `kind`.
+    #[must_use]
+    pub const fn without(self, kind: FailureKind) -> Self {
         KindSet(self.0 & !Self::bit(kind))
     }
 
-    const fn contains(self, kind: FailureKind) -> bool {
+    /// Whether `kind` is in the set.
+    #[must_use]
+    pub const fn contains(self, kind: FailureKind) -> bool {
         self.0 & Self::bit(kind) != 0
+    }
+
+    /// Whether the set holds no kind.
+    #[must_use]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl FromIterator<FailureKind> for KindSet {
+    fn from_iter<I: IntoIterator<Item = FailureKind>>(kinds: I) -> Self {
+        kinds.into_iter().fold(KindSet::EMPTY, KindSet::with)
     }
 }
 

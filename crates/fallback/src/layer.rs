@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use seawall_classify::{BoxError, Class, ConfigError, Error, Failure, FailureKind};
+use seawall_classify::{BoxError, Class, ConfigError, Error, Failure, FailureKind, KindSet};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -23,28 +23,6 @@ pub const DEFAULT_TRIGGERS: [FailureKind; 5] = [
     FailureKind::Overloaded,
     FailureKind::Timeout,
 ];
-
-/// A set of failure kinds, one bit each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Triggers(u16);
-
-impl Triggers {
-    fn of(kinds: impl IntoIterator<Item = FailureKind>) -> Self {
-        Triggers(kinds.into_iter().fold(0, |bits, kind| bits | bit(kind)))
-    }
-
-    pub(crate) fn contains(self, kind: FailureKind) -> bool {
-        self.0 & bit(kind) != 0
-    }
-}
-
-fn bit(kind: FailureKind) -> u16 {
-    let index = FailureKind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .expect("every kind is in ALL");
-    1 << index
-}
 
 /// What the fallback service receives: the class of the primary's failure and, when the
 /// layer keeps one ([`FallbackBuilder::keep_request`]), a copy of the request.
@@ -118,7 +96,7 @@ impl<Req: Clone> RequestCopy<Req> for KeepRequest {
 #[derive(Debug, Clone)]
 pub struct FallbackBuilder<F, K = NoRequest> {
     fallback: F,
-    triggers: Vec<FailureKind>,
+    triggers: KindSet,
     copy: K,
 }
 
@@ -152,7 +130,7 @@ impl<F, K> FallbackBuilder<F, K> {
                 "names no failure kind: the fallback would never answer",
             ));
         }
-        if self.triggers.contains(&FailureKind::Invalid) {
+        if self.triggers.contains(FailureKind::Invalid) {
             return Err(ConfigError::new(
                 "fallback",
                 "on",
@@ -162,7 +140,7 @@ impl<F, K> FallbackBuilder<F, K> {
         Ok(FallbackLayer {
             shared: Arc::new(Shared {
                 fallback: self.fallback,
-                triggers: Triggers::of(self.triggers),
+                triggers: self.triggers,
             }),
             _copy: self.copy,
         })
@@ -172,7 +150,7 @@ impl<F, K> FallbackBuilder<F, K> {
 pub(crate) struct Shared<F> {
     /// Cloned for a call only when the primary failed with a trigger.
     pub(crate) fallback: F,
-    pub(crate) triggers: Triggers,
+    pub(crate) triggers: KindSet,
 }
 
 /// Answers from a fallback service when the primary fails with one of the chosen failure
@@ -188,7 +166,7 @@ impl<F> FallbackLayer<F> {
     pub fn builder(fallback: F) -> FallbackBuilder<F> {
         FallbackBuilder {
             fallback,
-            triggers: DEFAULT_TRIGGERS.to_vec(),
+            triggers: DEFAULT_TRIGGERS.into_iter().collect(),
             copy: NoRequest,
         }
     }
