@@ -446,47 +446,51 @@ pub async fn drive(
         attempt_timeout: Duration::from_millis(500),
         deadline: scenario.deadline,
     };
-    let (db, cache, breaker): (Client, Client, Option<Watched>) = match stack {
-        Stack::Naive => (naive(db_client), naive(cache_client), None),
-        Stack::Tower => (
-            peers::tower_stack(db_client, db_sizing, seed),
-            peers::tower_stack(cache_client, cache_sizing, seed ^ 0xCAC4E),
-            None,
-        ),
-        Stack::TowerResilience => {
-            let (db, db_breaker) = peers::resilience_stack(db_client, db_sizing, clock);
-            let (cache, cache_breaker) = peers::resilience_stack(cache_client, cache_sizing, clock);
-            let watched = if scenario.cache {
-                cache_breaker
-            } else {
-                db_breaker
-            };
-            (db, cache, Some(Box::new(move || watched.state())))
-        }
-        Stack::Seawall => {
-            let (db, db_breaker) = seawall(
-                db_client.clone(),
-                StandardPipeline::postgres(scenario.model.slots)
-                    .seed(seed)
-                    .probe(probe(db_client)),
-            );
-            let (cache, cache_breaker) = seawall(
-                cache_client.clone(),
-                StandardPipeline::redis(1_000)
-                    .seed(seed ^ 0xCAC4E)
-                    .probe(probe(cache_client)),
-            );
-            let watched = if scenario.cache {
-                cache_breaker
-            } else {
-                db_breaker
-            };
-            (
-                db,
-                cache,
-                watched.map(|breaker| -> Watched { Box::new(move || breaker.state()) }),
-            )
-        }
+    // Each stack's clients, and readers of their breakers' states where the stack has them.
+    let (db, cache, db_breaker, cache_breaker): (Client, Client, Option<Watched>, Option<Watched>) =
+        match stack {
+            Stack::Naive => (naive(db_client), naive(cache_client), None, None),
+            Stack::Tower => (
+                peers::tower_stack(db_client, db_sizing, seed),
+                peers::tower_stack(cache_client, cache_sizing, seed ^ 0xCAC4E),
+                None,
+                None,
+            ),
+            Stack::TowerResilience => {
+                let (db, db_breaker) = peers::resilience_stack(db_client, db_sizing, clock);
+                let (cache, cache_breaker) =
+                    peers::resilience_stack(cache_client, cache_sizing, clock);
+                (
+                    db,
+                    cache,
+                    Some(Box::new(move || db_breaker.state())),
+                    Some(Box::new(move || cache_breaker.state())),
+                )
+            }
+            Stack::Seawall => {
+                let (db, db_breaker) = seawall(
+                    db_client.clone(),
+                    StandardPipeline::postgres(scenario.model.slots)
+                        .seed(seed)
+                        .probe(probe(db_client)),
+                );
+                let (cache, cache_breaker) = seawall(
+                    cache_client.clone(),
+                    StandardPipeline::redis(1_000)
+                        .seed(seed ^ 0xCAC4E)
+                        .probe(probe(cache_client)),
+                );
+                let reader = |breaker: seawall::breaker::BreakerHandle| -> Watched {
+                    Box::new(move || breaker.state())
+                };
+                (db, cache, db_breaker.map(reader), cache_breaker.map(reader))
+            }
+        };
+    // The timeline shows the breaker of the dependency under fault.
+    let breaker = if scenario.cache {
+        cache_breaker
+    } else {
+        db_breaker
     };
 
     let start = Instant::now();
