@@ -5,7 +5,8 @@
 //!
 //! Both stacks answer with Seawall's one error type so that the report compares every stack
 //! on the same classes; the conversion only names what the peer's own error says (a timeout,
-//! a local refusal), it decides nothing.
+//! a local refusal), it decides nothing. tower's own errors (`Elapsed`, `Overloaded`) are
+//! classified by `Error::from_inner` like any other.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use seawall::breaker::State;
-use seawall::{BoxError, Class, Error, FailureKind, RetryHint};
+use seawall::{BoxError, Class, Error};
 use seawall_util::rng::AtomicSplitMix64;
 use tokio::time::Instant;
 use tower::retry::backoff::{Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
@@ -52,11 +53,9 @@ pub struct Sizing {
     pub deadline: Duration,
 }
 
-/// A refusal decided by a peer's own layer, before the dependency was called.
+/// A refusal decided by tower-resilience's own layers, before the dependency was called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Refusal {
-    /// tower's `LoadShed` (the concurrency limit was reached).
-    LoadShed,
     /// tower-resilience's bulkhead was full.
     BulkheadFull,
     /// tower-resilience's circuit breaker is open.
@@ -66,7 +65,6 @@ enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Refusal::LoadShed => "load shed",
             Refusal::BulkheadFull => "bulkhead full",
             Refusal::CircuitOpen => "circuit open",
         })
@@ -79,22 +77,9 @@ fn refused(refusal: Refusal) -> Error {
     Error::new(Class::rejected(Duration::ZERO), refusal)
 }
 
-#[derive(Debug)]
-struct TimedOut;
-
-impl std::fmt::Display for TimedOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("timed out")
-    }
-}
-
-impl std::error::Error for TimedOut {}
-
+/// A timeout of tower-resilience's time limiter, classified as tower's own.
 fn timed_out() -> Error {
-    Error::new(
-        Class::failure(FailureKind::Timeout, RetryHint::Retry),
-        TimedOut,
-    )
+    Error::from_inner(tower::timeout::error::Elapsed::new())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -149,16 +134,6 @@ impl tower::retry::Policy<Request, u64, BoxError> for TowerPolicy {
     }
 }
 
-fn from_tower(error: BoxError) -> Error {
-    if error.is::<tower::timeout::error::Elapsed>() {
-        timed_out()
-    } else if error.is::<tower::load_shed::error::Overloaded>() {
-        refused(Refusal::LoadShed)
-    } else {
-        Error::from_inner(error)
-    }
-}
-
 /// tower's built-ins: `Timeout` (the caller's deadline) → `Retry` (the policy above, tower's
 /// `TpsBudget` with its defaults, `ExponentialBackoff` 50 ms..2 s, jitter 0.5) → `LoadShed` →
 /// `ConcurrencyLimit` → `Timeout` (per attempt) → the client.
@@ -183,7 +158,7 @@ pub fn tower_stack(client: Client, sizing: Sizing, seed: u64) -> Client {
         .concurrency_limit(sizing.limit)
         .timeout(sizing.attempt_timeout)
         .service(client)
-        .map_err(from_tower);
+        .map_err(Error::from_inner);
     BoxCloneSyncService::new(stack)
 }
 
