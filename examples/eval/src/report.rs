@@ -210,17 +210,14 @@ pub fn better_on(a: &Metrics, b: &Metrics) -> Vec<&'static str> {
         .collect()
 }
 
-/// Per measure, the stacks that did best: every stack no other beats on it.
+/// Per measure, the stacks that did best: every stack no other beats on it. The runs are of
+/// one scenario, so every run has the same measures.
 pub fn best(runs: &[(Stack, Metrics)]) -> Vec<(&'static str, Vec<Stack>)> {
     let all: Vec<(Stack, Vec<Measure>)> = runs.iter().map(|(s, m)| (*s, measures(m))).collect();
     let Some((_, first)) = all.first() else {
         return Vec::new();
     };
     (0..first.len())
-        .filter(|&i| {
-            all.iter()
-                .all(|(_, m)| m.len() > i && m[i].name == first[i].name)
-        })
         .map(|i| {
             let winners = all
                 .iter()
