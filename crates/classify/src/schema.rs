@@ -21,6 +21,8 @@
 //! | `seawall.limit.queue_wait_ms` | a call's wait in the queue |
 //! | `seawall.deadline.remaining_ms` | time left before the request's deadline |
 //! | `seawall.retry.attempts` | how many attempts a call took, when more than one |
+//! | `seawall.hedge.reason` | why a slow request's hedge was not sent: `budget`, `gate`, `deadline` |
+//! | `seawall.hedge.delay_ms` | how long a request waited before its hedge was sent |
 //! | `seawall.dependency` | the dependency a call is to (the client span's name before the operation names it) |
 //! | `db.namespace`, `db.operation.name`, `db.collection.name` | a database call (semantic conventions) |
 //! | `http.request.method`, `url.full`, `http.response.status_code` | an HTTP call (semantic conventions) |
@@ -41,6 +43,9 @@
 //! | `seawall.breaker.state` | gauge | `{state}` (0 closed, 1 open, 2 half-open, 3 forced open, 4 disabled) | `seawall.breaker.name` |
 //! | `seawall.breaker.probes` | counter | `{probe}` | `seawall.breaker.name`, `seawall.class` |
 //! | `seawall.rejections` | counter | `{call}` | `seawall.layer`, `error.type`, `seawall.breaker.name` (a breaker's) |
+//! | `seawall.hedges` | counter | `{hedge}` | `seawall.dependency` |
+//! | `seawall.hedge.wins` | counter | `{hedge}` | `seawall.dependency` |
+//! | `seawall.hedges.skipped` | counter | `{hedge}` | `seawall.dependency`, `seawall.hedge.reason` |
 //! | `seawall.limit.in_flight` | gauge | `{call}` | |
 //! | `seawall.limit.queued` | gauge | `{call}` | |
 //! | `seawall.limit.queue_wait` | histogram | `s` | |
@@ -148,6 +153,12 @@ pub const BREAKER_PROBES: &str = "seawall.breaker.probes";
 pub const BREAKER_STATE_GAUGE: &str = "seawall.breaker.state";
 /// Metric: calls refused by a layer.
 pub const REJECTIONS: &str = "seawall.rejections";
+/// Metric: hedges sent (second attempts of a slow request).
+pub const HEDGES: &str = "seawall.hedges";
+/// Metric: hedges that answered before the first attempt.
+pub const HEDGE_WINS: &str = "seawall.hedge.wins";
+/// Metric: hedges not sent although the request was slow, by reason.
+pub const HEDGES_SKIPPED: &str = "seawall.hedges.skipped";
 /// Metric: calls in flight at a limit.
 pub const LIMIT_IN_FLIGHT_GAUGE: &str = "seawall.limit.in_flight";
 /// Metric: calls queued at a limit.
@@ -167,10 +178,21 @@ pub const FIELD_BREAKER_TRANSITIONS: &str = "monotonic_counter.seawall.breaker.t
 pub const FIELD_BREAKER_PROBES: &str = "monotonic_counter.seawall.breaker.probes";
 /// Event field carrying [`REJECTIONS`] (a counter increment).
 pub const FIELD_REJECTIONS: &str = "monotonic_counter.seawall.rejections";
+/// Event field carrying [`HEDGES`] (a counter increment).
+pub const FIELD_HEDGES: &str = "monotonic_counter.seawall.hedges";
+/// Event field carrying [`HEDGE_WINS`] (a counter increment).
+pub const FIELD_HEDGE_WINS: &str = "monotonic_counter.seawall.hedge.wins";
+/// Event field carrying [`HEDGES_SKIPPED`] (a counter increment).
+pub const FIELD_HEDGES_SKIPPED: &str = "monotonic_counter.seawall.hedges.skipped";
 /// Event field carrying [`CLIENT_DURATION`] (a histogram sample, in seconds).
 pub const FIELD_CLIENT_DURATION: &str = "histogram.seawall.client.duration";
 /// Event field carrying [`LIMIT_QUEUE_WAIT`] (a histogram sample, in seconds).
 pub const FIELD_LIMIT_QUEUE_WAIT: &str = "histogram.seawall.limit.queue_wait";
+
+/// Attribute: why a hedge was not sent (`budget`, `gate`, `deadline`).
+pub const HEDGE_REASON: &str = "seawall.hedge.reason";
+/// Attribute: how long a request waited before its hedge was sent, in milliseconds.
+pub const HEDGE_DELAY_MS: &str = "seawall.hedge.delay_ms";
 
 /// Every attribute name.
 pub const ATTRIBUTES: &[&str] = &[
@@ -208,6 +230,8 @@ pub const ATTRIBUTES: &[&str] = &[
     OTEL_NAME,
     OTEL_KIND,
     OTEL_STATUS_CODE,
+    HEDGE_REASON,
+    HEDGE_DELAY_MS,
 ];
 
 /// Every metric name.
@@ -224,6 +248,9 @@ pub const METRICS: &[&str] = &[
     LIMIT_QUEUED,
     LIMIT_QUEUE_WAIT,
     LIMIT_VALUE,
+    HEDGES,
+    HEDGE_WINS,
+    HEDGES_SKIPPED,
 ];
 
 /// Every span name.
@@ -257,6 +284,9 @@ mod tests {
             FIELD_LIMIT_QUEUE_WAIT,
             FIELD_CLIENT_DURATION,
             FIELD_BREAKER_PROBES,
+            FIELD_HEDGES,
+            FIELD_HEDGE_WINS,
+            FIELD_HEDGES_SKIPPED,
         ] {
             assert!(is_known_field(field), "{field}");
         }

@@ -201,7 +201,7 @@ type EventMetric = (
     &'static str,
     &'static [&'static str],
 );
-const EVENT_METRICS: [EventMetric; 7] = [
+const EVENT_METRICS: [EventMetric; 10] = [
     (
         schema::CLIENT_DURATION,
         "s",
@@ -235,6 +235,24 @@ const EVENT_METRICS: [EventMetric; 7] = [
         "{probe}",
         "Active recovery probes of open circuit breakers, by result",
         &[schema::BREAKER_NAME, schema::CLASS],
+    ),
+    (
+        schema::HEDGES,
+        "{hedge}",
+        "Hedges sent: second attempts of requests slower than the hedge delay",
+        &[schema::DEPENDENCY],
+    ),
+    (
+        schema::HEDGE_WINS,
+        "{hedge}",
+        "Hedges that answered before the first attempt",
+        &[schema::DEPENDENCY],
+    ),
+    (
+        schema::HEDGES_SKIPPED,
+        "{hedge}",
+        "Hedges not sent although the request was slow: budget spent, a gate closed, or too little time left",
+        &[schema::DEPENDENCY, schema::HEDGE_REASON],
     ),
     (
         schema::REJECTIONS,
