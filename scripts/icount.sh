@@ -6,13 +6,14 @@
 #   scripts/icount.sh [N] [STACK...]     (stacks: bare tower_trio seawall_standard breaker breaker_window
 #                                          recloser failsafe tower_resilience limit tower_concurrency_limit
 #                                          retry tower_retry deadline attempt_timeout tower_timeout
-#                                          fallback bare_classified old_request_span client_span)
+#                                          fallback hedge hedge_learnt tower_hedge bare_classified
+#                                          old_request_span client_span)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20000}
 shift || true
 stacks=("$@")
-[ ${#stacks[@]} -gt 0 ] || stacks=(bare tower_trio seawall_standard breaker breaker_window recloser failsafe tower_resilience limit tower_concurrency_limit retry tower_retry deadline attempt_timeout tower_timeout fallback bare_classified old_request_span client_span)
+[ ${#stacks[@]} -gt 0 ] || stacks=(bare tower_trio seawall_standard breaker breaker_window recloser failsafe tower_resilience limit tower_concurrency_limit retry tower_retry deadline attempt_timeout tower_timeout fallback hedge hedge_learnt tower_hedge bare_classified old_request_span client_span)
 command -v valgrind >/dev/null || { echo "icount: valgrind is not installed" >&2; exit 1; }
 cargo build --quiet --release -p seawall-benches --example icount
 bin=target/release/examples/icount

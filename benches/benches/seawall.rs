@@ -9,8 +9,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall_benches::{
     NeverRetry, contended_calls, echo, echo_classified, echo_in_client_span, echo_in_request_span,
-    failsafe_echo, recloser_echo, runtime, runtime_two_threads, sequential_calls,
-    tower_resilience_echo, tower_trio, yield_once,
+    failsafe_echo, recloser_echo, runtime, runtime_two_threads, seawall_hedge_echo,
+    sequential_calls, tower_hedge_echo, tower_resilience_echo, tower_trio, yield_once,
 };
 use seawall_breaker::{CircuitBreakerLayer, CountWindow};
 use seawall_classify::{ClassifyLayer, WithDeadline};
@@ -288,6 +288,30 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
+/// A hedged service whose calls answer at once (the closed path every request pays): tower's
+/// `Hedge` and Seawall's `HedgeLayer`, fixed and learnt delay, next to the bare service.
+fn hedge(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("hedge");
+    let mut bare = echo::<WithDeadline<u64>>();
+    group.bench_function("bare", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut bare, n, WithDeadline::new))
+    });
+    let mut tower_hedge = rt.block_on(async { tower_hedge_echo() });
+    group.bench_function("tower_hedge", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut tower_hedge, n, WithDeadline::new))
+    });
+    let mut fixed = rt.block_on(async { seawall_hedge_echo(false) });
+    group.bench_function("seawall_hedge_fixed", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut fixed, n, WithDeadline::new))
+    });
+    let mut learnt = rt.block_on(async { seawall_hedge_echo(true) });
+    group.bench_function("seawall_hedge_learnt", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut learnt, n, WithDeadline::new))
+    });
+    group.finish();
+}
+
 /// A call's span with no subscriber installed: the client span next to the request span the
 /// retry layer made before it, and no span at all.
 fn span(c: &mut Criterion) {
@@ -311,6 +335,6 @@ fn span(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = classify, timeout, limit, breaker, retry, pipeline, span
+    targets = classify, timeout, limit, breaker, retry, pipeline, span, hedge
 }
 criterion_main!(benches);

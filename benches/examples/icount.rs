@@ -120,6 +120,24 @@ fn main() {
             .layer(seawall_benches::echo_classified::<u64>()),
             |i| i,
         ),
+        "hedge" => run(
+            &rt,
+            n,
+            rt.block_on(async { seawall_benches::seawall_hedge_echo(false) }),
+            WithDeadline::new,
+        ),
+        "hedge_learnt" => run(
+            &rt,
+            n,
+            rt.block_on(async { seawall_benches::seawall_hedge_echo(true) }),
+            WithDeadline::new,
+        ),
+        "tower_hedge" => run(
+            &rt,
+            n,
+            rt.block_on(async { seawall_benches::tower_hedge_echo() }),
+            WithDeadline::new,
+        ),
         "bare_classified" => run(&rt, n, seawall_benches::echo_classified::<u64>(), |i| i),
         "old_request_span" => run(
             &rt,

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use seawall_classify::WithDeadline;
 use tokio::runtime::Runtime;
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
@@ -257,4 +258,59 @@ pub fn tower_resilience_echo() -> impl Service<
         .build()
         .expect("a valid breaker")
         .layer(echo::<u64>())
+}
+
+/// tower's hedge policy for the benches: every request may be hedged (a clone of it).
+#[derive(Debug, Clone, Copy)]
+pub struct HedgeEverything;
+
+impl<Req: Clone> tower::hedge::Policy<Req> for HedgeEverything {
+    fn clone_request(&self, request: &Req) -> Option<Req> {
+        Some(request.clone())
+    }
+
+    fn can_retry(&self, _: &Req) -> bool {
+        true
+    }
+}
+
+/// tower's `Hedge` around [`echo`]: p95 of recent latencies, after 100 of them, over a 10 s
+/// rotating histogram (the same learnt delay as Seawall's default).
+pub fn tower_hedge_echo() -> impl Service<
+    WithDeadline<u64>,
+    Response = WithDeadline<u64>,
+    Error = tower::BoxError,
+    Future = impl Future<Output = Result<WithDeadline<u64>, tower::BoxError>> + Send,
+> + Send {
+    tower::hedge::Hedge::new::<WithDeadline<u64>>(
+        echo::<WithDeadline<u64>>(),
+        HedgeEverything,
+        100,
+        0.95,
+        std::time::Duration::from_secs(10),
+    )
+}
+
+/// Seawall's `HedgeLayer` around [`echo`]: every request idempotent, the learnt p95 delay
+/// (`learnt`) or a fixed 50 ms.
+pub fn seawall_hedge_echo(
+    learnt: bool,
+) -> impl Service<
+    WithDeadline<u64>,
+    Response = WithDeadline<u64>,
+    Error = seawall_classify::Error,
+    Future = impl Future<Output = Result<WithDeadline<u64>, seawall_classify::Error>> + Send,
+> + Clone
++ Send {
+    use tower::Layer;
+    let builder = seawall::hedge::HedgeLayer::builder(seawall_classify::AssumeIdempotent);
+    let builder = if learnt {
+        builder
+    } else {
+        builder.after(std::time::Duration::from_millis(50))
+    };
+    builder
+        .build()
+        .expect("a valid hedge")
+        .layer(echo::<WithDeadline<u64>>())
 }

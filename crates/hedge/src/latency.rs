@@ -2,8 +2,8 @@
 //!
 //! Latencies are counted in log-linear buckets (eight per power of two of microseconds, so a
 //! bucket is at most 12.5 % wide) in two sets: the current window and the one before it. A
-//! call's latency is one relaxed increment. Every [`RECOMPUTE_EVERY`] samples, and when the
-//! window turns, one caller sums both sets and stores the percentile's bucket's upper bound
+//! call's latency is one relaxed increment. Every [`RECOMPUTE_EVERY`] samples, when the
+//! window turns, and at every sample while there is no estimate yet, one caller sums both sets and stores the percentile's bucket's upper bound
 //! (rounding up: a hedge a little late rather than a little early), which every call then
 //! reads with one relaxed load.
 //!
@@ -22,7 +22,7 @@ const BUCKETS: usize = 256;
 /// Bits of the sub-bucket within a power of two.
 const SUB_BITS: u32 = 3;
 /// The estimate is recomputed after this many samples.
-pub(crate) const RECOMPUTE_EVERY: u64 = 16;
+pub(crate) const RECOMPUTE_EVERY: u64 = 64;
 
 /// The bucket of a latency in microseconds.
 fn bucket(micros: u64) -> usize {
@@ -98,7 +98,10 @@ impl Latencies {
         }
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.sets[(window % 2) as usize][bucket(micros)].fetch_add(1, Ordering::Relaxed);
-        if (self.samples.fetch_add(1, Ordering::Relaxed) + 1) % RECOMPUTE_EVERY == 0 {
+        // Until there is an estimate, every sample may be the one that makes enough: the
+        // cost of that is bounded by `min_samples` calls per window.
+        let samples = self.samples.fetch_add(1, Ordering::Relaxed) + 1;
+        if samples % RECOMPUTE_EVERY == 0 || self.estimate.load(Ordering::Relaxed) == 0 {
             self.recompute();
         }
     }

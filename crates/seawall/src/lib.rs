@@ -123,7 +123,7 @@
 //!
 //! Each layer is its own crate, re-exported here behind a feature of the same name (all but
 //! `http`, `postgres`, `redis` and `sqlx` on by default; `full` turns on everything):
-//! [`classify`], [`timeout`], [`limit`], [`breaker`], [`retry`], [`fallback`].
+//! [`classify`], [`timeout`], [`limit`], [`breaker`], [`retry`], [`fallback`], [`hedge`].
 //!
 //! # A fallback around the pipeline
 //!
@@ -154,6 +154,39 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Hedging a slow dependency
+//!
+//! [`hedge::HedgeLayer`] goes around a [`StandardPipeline`]'s service too, inside a
+//! fallback (`FallbackLayer` -> `HedgeLayer` -> pipeline): each attempt then goes through
+//! the pipeline's breaker, limit and attempt timeout and counts in them, and the hedge is
+//! held back by the same breaker and limit (their handles are gates). Set the deadline on the
+//! request before the hedge, so that both attempts share it and the hedge knows how much time
+//! is left; share the pipeline's retry budget, so that retries and hedges together stay
+//! within one share of requests:
+//!
+//! ```
+//! use seawall::hedge::HedgeLayer;
+//! use seawall::classify::AssumeIdempotent;
+//! use seawall::{StandardPipeline, WithDeadline};
+//! use tower::{Layer, service_fn};
+//!
+//! # fn main() -> Result<(), seawall::ConfigError> {
+//! let replica = service_fn(|key: WithDeadline<&'static str>| async move {
+//!     Ok::<_, std::io::Error>(key.into_inner().len())
+//! });
+//! let pipeline = StandardPipeline::redis(100).build()?;
+//! let mut hedge = HedgeLayer::builder(AssumeIdempotent) // reads only: every GET may go twice
+//!     .gate(pipeline.breaker().expect("the preset has a breaker"))
+//!     .gate(pipeline.limit().expect("the preset has a limit"));
+//! if let Some(budget) = pipeline.retry().and_then(|r| r.budget().cloned()) {
+//!     hedge = hedge.shared_budget(budget);
+//! }
+//! let reads = hedge.build()?.layer(pipeline.layer(replica));
+//! # let _ = reads;
+//! # Ok(())
+//! # }
+//! ```
 
 #![warn(
     missing_docs,
@@ -173,6 +206,8 @@ pub use seawall_classify::{
 pub use seawall_breaker as breaker;
 #[cfg(feature = "fallback")]
 pub use seawall_fallback as fallback;
+#[cfg(feature = "hedge")]
+pub use seawall_hedge as hedge;
 #[cfg(feature = "limit")]
 pub use seawall_limit as limit;
 #[cfg(feature = "retry")]
@@ -224,6 +259,8 @@ pub mod prelude {
     pub use seawall_breaker::{CircuitBreakerLayer, CountWindow, TimeWindow};
     #[cfg(feature = "fallback")]
     pub use seawall_fallback::{Fallback, FallbackLayer};
+    #[cfg(feature = "hedge")]
+    pub use seawall_hedge::HedgeLayer;
     #[cfg(feature = "limit")]
     pub use seawall_limit::ConcurrencyLimitLayer;
     #[cfg(feature = "retry")]
