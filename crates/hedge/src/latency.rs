@@ -101,7 +101,7 @@ impl Latencies {
         // Until there is an estimate, every sample may be the one that makes enough: the
         // cost of that is bounded by `min_samples` calls per window.
         let samples = self.samples.fetch_add(1, Ordering::Relaxed) + 1;
-        if samples % RECOMPUTE_EVERY == 0 || self.estimate.load(Ordering::Relaxed) == 0 {
+        if samples.is_multiple_of(RECOMPUTE_EVERY) || self.estimate.load(Ordering::Relaxed) == 0 {
             self.recompute();
         }
     }

@@ -171,7 +171,7 @@ async fn the_first_attempt_wins_when_it_answers_before_its_hedge() {
 async fn requests_the_policy_calls_not_idempotent_are_never_hedged() {
     let replica = Replica::new(|_| answers_in(ms(500)));
     // Even ids are reads, odd ids writes.
-    let reads_only = |r: &Request| r.get_ref() % 2 == 0;
+    let reads_only = |r: &Request| r.get_ref().is_multiple_of(2);
     let layer = HedgeLayer::builder(reads_only)
         .after(ms(50))
         .build()

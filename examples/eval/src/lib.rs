@@ -27,9 +27,10 @@ pub fn evaluate(
     seed: u64,
     stacks: &[Stack],
 ) -> (ScenarioResult, Vec<scenario::Run>) {
-    let runs: Vec<_> = stacks
-        .iter()
-        .map(|&stack| run(&scenario, stack, seed))
+    let runs: Vec<_> = scenario
+        .stacks(stacks)
+        .into_iter()
+        .map(|stack| run(&scenario, stack, seed))
         .collect();
     summarize(scenario, runs)
 }
@@ -42,9 +43,10 @@ pub fn evaluate_real(
     stacks: &[Stack],
     targets: &real::Targets,
 ) -> Result<(ScenarioResult, Vec<scenario::Run>), String> {
-    let runs = stacks
-        .iter()
-        .map(|&stack| real::run(&scenario, stack, seed, targets))
+    let runs = scenario
+        .stacks(stacks)
+        .into_iter()
+        .map(|stack| real::run(&scenario, stack, seed, targets))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(summarize(scenario, runs))
 }

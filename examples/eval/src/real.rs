@@ -176,7 +176,11 @@ async fn run_async(
         }
     };
     // The load that counts is the load on the dependency under fault.
-    let measured = if scenario.cache { cache_log } else { db_log };
+    let measured = if scenario.cache.is_measured() {
+        cache_log
+    } else {
+        db_log
+    };
     let clients = Clients {
         db,
         cache,

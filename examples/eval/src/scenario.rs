@@ -4,6 +4,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seawall::breaker::State;
+use seawall::classify::AssumeIdempotent;
+use seawall::fallback::{Fallback, FallbackLayer};
+use seawall::hedge::HedgeLayer;
 use seawall::{Class, Error, FailureKind, RetryHint, StandardPipeline, WithDeadline};
 use seawall_chaos::ChaosLayer;
 use tokio::time::Instant;
@@ -24,7 +27,12 @@ pub enum Stack {
     /// The closest peer crate, tower-resilience, with its presets.
     #[value(name = "tower-resilience")]
     TowerResilience,
-    /// The facade's standard pipeline for the dependency, with its defaults.
+    /// The facade's standard pipeline alone: the `seawall` stack without the hedge or the
+    /// fallback it has in the scenarios made for them (run only there, as the "without").
+    #[value(name = "seawall-pipeline")]
+    SeawallPipeline,
+    /// The facade's standard pipeline for the dependency, with its defaults; in `long-tail`
+    /// with a hedge, in `database-down` with a stale-cache fallback.
     Seawall,
 }
 
@@ -43,6 +51,7 @@ impl Stack {
             Stack::Naive => "naive",
             Stack::Tower => "tower",
             Stack::TowerResilience => "tower-resilience",
+            Stack::SeawallPipeline => "seawall-pipeline",
             Stack::Seawall => "seawall",
         }
     }
@@ -78,11 +87,21 @@ impl Stack {
                  `std::time::Instant`, which a paused clock does not move): same 10 s wait, same \
                  single trial; real mode runs it unmodified."
             }
+            Stack::SeawallPipeline => {
+                "The `seawall` stack without its scenario's extra layer: the standard pipelines \
+                 alone, run in `long-tail` and `database-down` only, so that each shows what the \
+                 hedge or the fallback adds."
+            }
             Stack::Seawall => {
                 "`StandardPipeline::postgres(10)` (database) and `StandardPipeline::redis(1000)` \
                  (cache) with their defaults and a recovery probe (one call of the dependency's \
                  own client); the caller's 2 s deadline travels with each request \
-                 (`WithDeadline`)."
+                 (`WithDeadline`). In `long-tail`, `HedgeLayer` around the database's pipeline \
+                 (reads are idempotent; its defaults: the learnt p95 delay; gated by the \
+                 pipeline's breaker and limit; the pipeline's retry budget shared). In \
+                 `database-down`, `FallbackLayer` around the database's pipeline answering \
+                 from the cache's stale copy (its default triggers: refusals, unavailability, \
+                 unreachable host, overload, timeouts)."
             }
         }
     }
@@ -107,8 +126,60 @@ pub struct Scenario {
     pub fault: (Duration, Duration),
     /// What the fault layer does during the scenario.
     pub faults: Faults,
-    /// A cache in front of the database (reads try it first).
-    pub cache: bool,
+    /// A cache in front of the database, or none.
+    pub cache: Cache,
+    /// The layer the `seawall` stack adds to its pipeline in this scenario, if any.
+    pub extra: Extra,
+}
+
+/// How reads use a cache in front of the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// No cache: reads go to the database.
+    None,
+    /// Reads try the cache first and every item is in it: the cache is the dependency under
+    /// fault, and a read falls back to the database when the cache fails.
+    InFront,
+    /// Half the items are in the cache fresh (even ids); the others are read from the
+    /// database. The cache also keeps a stale copy of every item. The database is the
+    /// dependency under fault.
+    HalfFresh,
+}
+
+impl Cache {
+    /// Whether the cache is the dependency under fault (its calls are the ones measured).
+    pub fn is_measured(self) -> bool {
+        self == Cache::InFront
+    }
+}
+
+/// The layer the `seawall` stack adds around the database's pipeline in a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extra {
+    /// None: the pipeline alone.
+    None,
+    /// `HedgeLayer`.
+    Hedge,
+    /// `FallbackLayer` answering from the cache's stale copy.
+    StaleFallback,
+}
+
+impl Scenario {
+    /// The stacks to run for `chosen`: `seawall-pipeline` runs, next to `seawall`, only where
+    /// the `seawall` stack adds a layer to its pipeline (elsewhere the two are the same).
+    pub fn stacks(&self, chosen: &[Stack]) -> Vec<Stack> {
+        let mut stacks: Vec<Stack> = chosen
+            .iter()
+            .copied()
+            .filter(|&s| s != Stack::SeawallPipeline || self.extra != Extra::None)
+            .collect();
+        if self.extra != Extra::None && chosen.contains(&Stack::Seawall) {
+            stacks.push(Stack::SeawallPipeline);
+        }
+        stacks.sort();
+        stacks.dedup();
+        stacks
+    }
 }
 
 /// Faults injected by seawall-chaos's fault layer.
@@ -125,6 +196,8 @@ pub enum Faults {
     Transient(f64),
     /// The cache never answers during the window.
     CacheHangs,
+    /// The database refuses connections during the window (its process is down).
+    DbRefuses,
 }
 
 fn secs(n: u64) -> Duration {
@@ -137,6 +210,7 @@ fn db_model(seed: u64) -> Model {
         pool_wait: secs(30),
         latency: Duration::from_millis(20),
         slow: Vec::new(),
+        tail: (0.0, 1.0),
         caller_errors: 0.0,
         seed,
     }
@@ -153,7 +227,8 @@ pub fn all(seed: u64) -> Vec<Scenario> {
         model: db_model(seed),
         fault: (secs(20), secs(30)),
         faults: Faults::None,
-        cache: false,
+        cache: Cache::None,
+        extra: Extra::None,
     };
     vec![
         Scenario {
@@ -202,7 +277,26 @@ pub fn all(seed: u64) -> Vec<Scenario> {
             name: "cache-outage",
             reproduces: "the cache hangs; reads must fall back to the database instead of waiting on it",
             faults: Faults::CacheHangs,
-            cache: true,
+            cache: Cache::InFront,
+            ..base.clone()
+        },
+        Scenario {
+            name: "long-tail",
+            reproduces: "2 % of calls take 20 times longer (a GC pause, a cold page, a busy replica); the p99 is the slow call",
+            model: Model {
+                tail: (0.02, 20.0),
+                ..db_model(seed)
+            },
+            fault: (secs(0), secs(60)),
+            extra: Extra::Hedge,
+            ..base.clone()
+        },
+        Scenario {
+            name: "database-down",
+            reproduces: "the database is down for 10 s; half the reads miss the cache, whose stale copies could answer them",
+            faults: Faults::DbRefuses,
+            cache: Cache::HalfFresh,
+            extra: Extra::StaleFallback,
             ..base
         },
     ]
@@ -310,6 +404,15 @@ fn faults(scenario: &Scenario, seed: u64) -> FaultLayers {
             Vec::new(),
             vec![layer(ChaosLayer::builder().hang(1.0).during(window))],
         ),
+        Faults::DbRefuses => (
+            vec![layer(
+                ChaosLayer::builder()
+                    .error(1.0, class(FailureKind::Connect, RetryHint::Retry))
+                    .during(window),
+            )],
+            Vec::new(),
+            Vec::new(),
+        ),
     }
 }
 
@@ -352,6 +455,48 @@ fn seawall(
     let layer = pipeline.build().expect("the presets are valid");
     let breaker = layer.breaker();
     (BoxCloneSyncService::new(layer.layer(client)), breaker)
+}
+
+/// The database's client of the `seawall` stack: its pipeline, and around it the scenario's
+/// extra layer, as the crates' documentation places them.
+fn seawall_database(
+    client: Client,
+    pipeline: StandardPipeline,
+    extra: Extra,
+    stale_cache: Client,
+) -> (Client, Option<seawall::breaker::BreakerHandle>) {
+    let layer = pipeline.build().expect("the presets are valid");
+    let breaker = layer.breaker();
+    let database = layer.layer(client);
+    let client = match extra {
+        Extra::None => BoxCloneSyncService::new(database),
+        Extra::Hedge => {
+            let mut hedge = HedgeLayer::builder(AssumeIdempotent).name("database");
+            if let Some(breaker) = layer.breaker() {
+                hedge = hedge.gate(breaker);
+            }
+            if let Some(limit) = layer.limit() {
+                hedge = hedge.gate(limit);
+            }
+            if let Some(budget) = layer.retry().and_then(|r| r.budget().cloned()) {
+                hedge = hedge.shared_budget(budget);
+            }
+            let hedge = hedge.build().expect("valid hedge settings");
+            BoxCloneSyncService::new(hedge.layer(database))
+        }
+        Extra::StaleFallback => {
+            let stale = tower::service_fn(move |read: Fallback<Request>| {
+                let copy = read.into_request().expect("the layer keeps the request");
+                stale_cache.clone().oneshot(copy)
+            });
+            let fallback = FallbackLayer::builder(stale)
+                .keep_request()
+                .build()
+                .expect("valid fallback settings");
+            BoxCloneSyncService::new(fallback.layer(database))
+        }
+    };
+    (client, breaker)
 }
 
 /// The id of a recovery probe's call: outside every scenario's requests, so that it is never
@@ -407,6 +552,7 @@ fn simulated(scenario: &Scenario, seed: u64) -> (Client, Client, SharedLog) {
             pool_wait: secs(30),
             latency: Duration::from_millis(1),
             slow: Vec::new(),
+            tail: (0.0, 1.0),
             caller_errors: 0.0,
             seed: seed ^ 0xCAC4E,
         },
@@ -416,7 +562,11 @@ fn simulated(scenario: &Scenario, seed: u64) -> (Client, Client, SharedLog) {
     );
     // The load that counts is the load on the dependency under fault: the cache when the
     // cache fails (a fallback read from the database is the point, not extra load).
-    let measured = if scenario.cache { cache_log } else { db_log };
+    let measured = if scenario.cache.is_measured() {
+        cache_log
+    } else {
+        db_log
+    };
     (db_client, cache_client, measured)
 }
 
@@ -467,18 +617,24 @@ pub async fn drive(
                     Some(Box::new(move || cache_breaker.state())),
                 )
             }
-            Stack::Seawall => {
-                let (db, db_breaker) = seawall(
-                    db_client.clone(),
-                    StandardPipeline::postgres(scenario.model.slots)
-                        .seed(seed)
-                        .probe(probe(db_client)),
-                );
+            Stack::Seawall | Stack::SeawallPipeline => {
                 let (cache, cache_breaker) = seawall(
                     cache_client.clone(),
                     StandardPipeline::redis(1_000)
                         .seed(seed ^ 0xCAC4E)
                         .probe(probe(cache_client)),
+                );
+                let extra = match stack {
+                    Stack::Seawall => scenario.extra,
+                    _ => Extra::None,
+                };
+                let (db, db_breaker) = seawall_database(
+                    db_client.clone(),
+                    StandardPipeline::postgres(scenario.model.slots)
+                        .seed(seed)
+                        .probe(probe(db_client)),
+                    extra,
+                    cache.clone(),
                 );
                 let reader = |breaker: seawall::breaker::BreakerHandle| -> Watched {
                     Box::new(move || breaker.state())
@@ -487,7 +643,7 @@ pub async fn drive(
             }
         };
     // The timeline shows the breaker of the dependency under fault.
-    let breaker = if scenario.cache {
+    let breaker = if scenario.cache.is_measured() {
         cache_breaker
     } else {
         db_breaker
@@ -511,12 +667,17 @@ pub async fn drive(
     for id in 0..total {
         let sent = Duration::from_nanos(id * 1_000_000_000 / u64::from(scenario.rate));
         tokio::time::sleep_until(start + sent).await;
-        let (db, cache, use_cache) = (db.clone(), cache.clone(), scenario.cache);
+        let (db, cache, reads) = (db.clone(), cache.clone(), scenario.cache);
         let deadline = scenario.deadline;
         tasks.push(tokio::spawn(async move {
             let began = Instant::now();
             let request = || WithDeadline::new(id).deadline_in(deadline);
-            let result = if use_cache {
+            let cached = match reads {
+                Cache::None => false,
+                Cache::InFront => true,
+                Cache::HalfFresh => id % 2 == 0,
+            };
+            let result = if cached {
                 match cache.oneshot(request()).await {
                     Ok(value) => Ok(value),
                     Err(_) => db.oneshot(request()).await,

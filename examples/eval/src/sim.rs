@@ -29,6 +29,9 @@ pub struct Model {
     pub latency: Duration,
     /// Windows (from, to) during which service times are multiplied by the factor.
     pub slow: Vec<(Duration, Duration, f64)>,
+    /// A long tail: (share, factor): that share of calls, drawn at random, take the factor
+    /// times longer. `(0.0, 1.0)` for none.
+    pub tail: (f64, f64),
     /// Share of requests that are the caller's mistake (a constraint violation, say): the
     /// server answers them with the same error however often they are sent.
     pub caller_errors: f64,
@@ -65,9 +68,14 @@ struct Capacity {
 impl Capacity {
     fn service_time(&self, now: Duration) -> Duration {
         let n = self.draws.fetch_add(1, Ordering::Relaxed);
-        let r = SplitMix64::new(self.model.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_f64();
+        let mut draws = SplitMix64::new(self.model.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let r = draws.next_f64();
         // A skewed distribution around the median: most calls near it, a long-ish tail.
-        let factor = 0.5 + r * r * 2.0;
+        let mut factor = 0.5 + r * r * 2.0;
+        let (share, tail) = self.model.tail;
+        if share > 0.0 && draws.next_f64() < share {
+            factor *= tail;
+        }
         let slow = self
             .model
             .slow
