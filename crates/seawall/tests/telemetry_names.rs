@@ -153,6 +153,37 @@ async fn pipeline() {
     let _ = db.oneshot(WithDeadline::new(())).await;
 }
 
+async fn hedges_and_fallbacks() {
+    // The first call of each request is slow: hedged, and the hedge answers.
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let replica = service_fn(move |_: WithDeadline<()>| {
+        let slow = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 == 0;
+        async move {
+            tokio::time::sleep(if slow { ms(500) } else { ms(5) }).await;
+            Ok::<_, Error>(())
+        }
+    });
+    let hedged = HedgeLayer::builder(seawall::classify::AssumeIdempotent)
+        .after(ms(20))
+        .build()
+        .unwrap()
+        .layer(replica.clone());
+    hedged.oneshot(WithDeadline::new(())).await.unwrap();
+    let held_back = HedgeLayer::builder(seawall::classify::AssumeIdempotent)
+        .after(ms(20))
+        .gate(|| false)
+        .build()
+        .unwrap()
+        .layer(replica);
+    held_back.oneshot(WithDeadline::new(())).await.unwrap();
+
+    // A failed primary answered by a fallback that fails too.
+    let fallback = service_fn(|_: Fallback<WithDeadline<()>>| async { Err::<(), _>(refused()) });
+    let primary = service_fn(|_: WithDeadline<()>| async { Err::<(), _>(refused()) });
+    let layer = FallbackLayer::builder(fallback).build().unwrap();
+    let _ = layer.layer(primary).oneshot(WithDeadline::new(())).await;
+}
+
 #[test]
 fn every_name_a_layer_emits_is_in_the_schema() {
     let names = Names::default();
@@ -169,6 +200,7 @@ fn every_name_a_layer_emits_is_in_the_schema() {
             breaker().await;
             limit().await;
             pipeline().await;
+            hedges_and_fallbacks().await;
         });
     });
     let names = names.0.lock().unwrap().clone();
@@ -195,6 +227,11 @@ fn every_name_a_layer_emits_is_in_the_schema() {
         schema::LIMIT_VALUE_ATTR,
         schema::LIMIT_QUEUE_WAIT_MS,
         schema::RETRY_DELAY_MS,
+        schema::FIELD_HEDGES,
+        schema::FIELD_HEDGE_WINS,
+        schema::FIELD_HEDGES_SKIPPED,
+        schema::HEDGE_REASON,
+        schema::HEDGE_DELAY_MS,
     ] {
         assert!(
             names.contains(expected),
