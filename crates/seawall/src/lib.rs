@@ -163,7 +163,7 @@
 //! held back by the same breaker and limit (their handles are gates). Set the deadline on the
 //! request before the hedge, so that both attempts share it and the hedge knows how much time
 //! is left; share the pipeline's retry budget, so that retries and hedges together stay
-//! within one share of requests:
+//! within one share of requests ([`StandardLayer::bound_hedge`] does all three):
 //!
 //! ```
 //! use seawall::hedge::HedgeLayer;
@@ -176,12 +176,9 @@
 //!     Ok::<_, std::io::Error>(key.into_inner().len())
 //! });
 //! let pipeline = StandardPipeline::redis(100).build()?;
-//! let mut hedge = HedgeLayer::builder(AssumeIdempotent) // reads only: every GET may go twice
-//!     .gate(pipeline.breaker().expect("the preset has a breaker"))
-//!     .gate(pipeline.limit().expect("the preset has a limit"));
-//! if let Some(budget) = pipeline.retry().and_then(|r| r.budget().cloned()) {
-//!     hedge = hedge.shared_budget(budget);
-//! }
+//! // Reads only: every GET may go twice. Gated by the pipeline's breaker and limit, within
+//! // its retry budget.
+//! let hedge = pipeline.bound_hedge(HedgeLayer::builder(AssumeIdempotent));
 //! let reads = hedge.build()?.layer(pipeline.layer(replica));
 //! # let _ = reads;
 //! # Ok(())

@@ -471,16 +471,7 @@ fn seawall_database(
     let client = match extra {
         Extra::None => BoxCloneSyncService::new(database),
         Extra::Hedge => {
-            let mut hedge = HedgeLayer::builder(AssumeIdempotent).name("database");
-            if let Some(breaker) = layer.breaker() {
-                hedge = hedge.gate(breaker);
-            }
-            if let Some(limit) = layer.limit() {
-                hedge = hedge.gate(limit);
-            }
-            if let Some(budget) = layer.retry().and_then(|r| r.budget().cloned()) {
-                hedge = hedge.shared_budget(budget);
-            }
+            let hedge = layer.bound_hedge(HedgeLayer::builder(AssumeIdempotent).name("database"));
             let hedge = hedge.build().expect("valid hedge settings");
             BoxCloneSyncService::new(hedge.layer(database))
         }
