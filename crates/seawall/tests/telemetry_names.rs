@@ -157,7 +157,9 @@ async fn hedges_and_fallbacks() {
     // The first call of each request is slow: hedged, and the hedge answers.
     let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let replica = service_fn(move |_: WithDeadline<()>| {
-        let slow = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 == 0;
+        let slow = calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .is_multiple_of(2);
         async move {
             tokio::time::sleep(if slow { ms(500) } else { ms(5) }).await;
             Ok::<_, Error>(())
