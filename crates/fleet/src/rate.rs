@@ -1,0 +1,564 @@
+//! The rate limit: local GCRA per key, or fleet-wide on Redis with leased tokens.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use seawall_classify::{BoxError, Class, ConfigError, Error, FailureKind, RetryHint};
+use tokio::time::Instant;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::gcra::Gcra;
+use crate::store::{Fleet, Op, Reply};
+
+const LAYER: &str = "rate limit";
+
+/// Reads the key a request is limited under. Closures `Fn(&Req) -> K` are key functions,
+/// for any `K: Hash + Display` (the display names the key on Redis).
+pub trait KeyOf<Req> {
+    /// The key.
+    type Key: Hash + fmt::Display;
+
+    /// The request's key; `None` for the one limit of every request.
+    fn key_of(&self, request: &Req) -> Option<Self::Key>;
+}
+
+impl<Req, K: Hash + fmt::Display, F: Fn(&Req) -> K> KeyOf<Req> for F {
+    type Key = K;
+
+    fn key_of(&self, request: &Req) -> Option<K> {
+        Some(self(request))
+    }
+}
+
+/// One limit for every request (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllRequests;
+
+impl<Req> KeyOf<Req> for AllRequests {
+    type Key = &'static str;
+
+    #[inline]
+    fn key_of(&self, _: &Req) -> Option<&'static str> {
+        None
+    }
+}
+
+/// A call refused by a rate limit: the caller should come back after
+/// [`retry_after`](Self::retry_after). Classified `Rejected` with that hint.
+#[derive(Debug, Clone)]
+pub struct RateLimited {
+    retry_after: Duration,
+    shared: bool,
+}
+
+impl RateLimited {
+    /// When a call would be admitted again.
+    #[must_use]
+    pub fn retry_after(&self) -> Duration {
+        self.retry_after
+    }
+
+    /// `true` when the fleet's shared limit refused, `false` for this instance's own.
+    #[must_use]
+    pub fn shared(&self) -> bool {
+        self.shared
+    }
+
+    fn error(retry_after: Duration, shared: bool) -> Error {
+        Error::new(
+            Class::failure(FailureKind::Rejected, RetryHint::RetryAfter(retry_after)),
+            RateLimited {
+                retry_after,
+                shared,
+            },
+        )
+    }
+}
+
+impl fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whose = if self.shared { "fleet's" } else { "local" };
+        write!(
+            f,
+            "the {whose} rate limit is reached: retry after {:?}",
+            self.retry_after
+        )
+    }
+}
+
+impl std::error::Error for RateLimited {}
+
+/// One key's state: its local schedule (the whole limit locally, or the local share while
+/// Redis is away), and the tokens leased from the fleet.
+struct KeyState {
+    tat: AtomicU64,
+    lease: Mutex<Lease>,
+    fetching: tokio::sync::Mutex<()>,
+    redis_key: Option<Arc<str>>,
+}
+
+#[derive(Default)]
+struct Lease {
+    tokens: u32,
+    /// Leased tokens are good until then (nanoseconds on the limit's clock): a lease is the
+    /// fleet's schedule for that long, not a stock to spend later.
+    until: u64,
+}
+
+impl KeyState {
+    fn take_leased(&self, now: u64) -> bool {
+        let mut lease = self.lease.lock().expect("lease lock");
+        if lease.tokens > 0 && now < lease.until {
+            lease.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct FleetRate {
+    fleet: Fleet,
+    name: String,
+    lease: u32,
+}
+
+struct Shared {
+    gcra: Gcra,
+    /// This instance's share of the fleet's limit, enforced while Redis is away.
+    local_share: Gcra,
+    base: Instant,
+    fleet: Option<FleetRate>,
+    /// The limit of every request, when there are no keys.
+    all: Arc<KeyState>,
+    /// Per key, by the key's 64-bit hash.
+    keys: RwLock<HashMap<u64, Arc<KeyState>>>,
+    max_keys: usize,
+    admitted: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl KeyState {
+    fn new(redis_key: Option<Arc<str>>) -> Arc<Self> {
+        Arc::new(KeyState {
+            tat: AtomicU64::new(0),
+            lease: Mutex::default(),
+            fetching: tokio::sync::Mutex::new(()),
+            redis_key,
+        })
+    }
+}
+
+impl Shared {
+    fn now(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    /// A key's state. A known key takes a read lock; a new one the write lock.
+    fn state<K: Hash + fmt::Display>(&self, key: Option<K>, now: u64) -> Arc<KeyState> {
+        let Some(key) = key else {
+            return self.all.clone();
+        };
+        let mut hasher = std::hash::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let hash = std::hash::Hasher::finish(&hasher);
+        if let Some(state) = self.keys.read().expect("keys lock").get(&hash) {
+            return state.clone();
+        }
+        let mut keys = self.keys.write().expect("keys lock");
+        if keys.len() >= self.max_keys {
+            // Keys whose schedule has caught up with now limit nothing: forget them.
+            keys.retain(|_, state| state.tat.load(Ordering::Relaxed) > now);
+        }
+        keys.entry(hash)
+            .or_insert_with(|| {
+                KeyState::new(
+                    self.fleet
+                        .as_ref()
+                        .map(|f| f.fleet.key("rate", &format!("{}:{key}", f.name))),
+                )
+            })
+            .clone()
+    }
+
+    fn refuse(&self, retry_after: Duration, shared: bool) -> Error {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        RateLimited::error(retry_after, shared)
+    }
+
+    /// The slow path of a fleet-wide limit: lease tokens from Redis (one caller per key at a
+    /// time), or decide on the local share when Redis cannot answer.
+    async fn decide(self: Arc<Self>, state: Arc<KeyState>) -> Result<(), Error> {
+        let fleet = self.fleet.as_ref().expect("a fleet-wide limit");
+        let _one_at_a_time = state.fetching.lock().await;
+        if state.take_leased(self.now()) {
+            self.admitted.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let op = Op::Lease {
+            key: state.redis_key.clone().expect("a fleet key"),
+            interval_us: (self.gcra.interval / 1_000).max(1),
+            tolerance_us: self.gcra.tolerance / 1_000,
+            wanted: fleet.lease,
+        };
+        let reply = fleet.fleet.run(op).await;
+        let now = self.now();
+        match reply {
+            Some(Reply::Lease(0, retry_after)) => {
+                fleet.fleet.record(true);
+                Err(self.refuse(retry_after, true))
+            }
+            Some(Reply::Lease(granted, _)) => {
+                fleet.fleet.record(true);
+                let mut lease = state.lease.lock().expect("lease lock");
+                lease.tokens = granted - 1;
+                lease.until = now + u64::from(granted) * self.gcra.interval;
+                self.admitted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            _ => {
+                fleet.fleet.record(false);
+                match self.local_share.take(&state.tat, now) {
+                    Ok(()) => {
+                        self.admitted.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
+                    }
+                    Err(retry_after) => Err(self.refuse(retry_after, false)),
+                }
+            }
+        }
+    }
+}
+
+/// Configures a [`RateLimitLayer`]; see [`RateLimitLayer::builder`].
+#[must_use]
+pub struct RateLimitBuilder<F = AllRequests> {
+    per_second: f64,
+    burst: Option<u32>,
+    key: F,
+    fleet: Option<(Fleet, String)>,
+    lease: Option<u32>,
+    max_keys: usize,
+}
+
+impl<F> fmt::Debug for RateLimitBuilder<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitBuilder")
+            .field("per_second", &self.per_second)
+            .field("burst", &self.burst)
+            .field("fleet", &self.fleet.as_ref().map(|(_, name)| name))
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> RateLimitBuilder<F> {
+    /// Calls admitted at once after a quiet spell (default: a tenth of a second's worth, at
+    /// least 1).
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.burst = Some(burst);
+        self
+    }
+
+    /// One limit per key, the key read from each request by `key` (a closure
+    /// `Fn(&Req) -> K`, `K: Hash + Display`; default: one limit for all requests).
+    pub fn key<G>(self, key: G) -> RateLimitBuilder<G> {
+        RateLimitBuilder {
+            per_second: self.per_second,
+            burst: self.burst,
+            key,
+            fleet: self.fleet,
+            lease: self.lease,
+            max_keys: self.max_keys,
+        }
+    }
+
+    /// Keys remembered at most (default 100,000); past it, keys whose schedule has caught up
+    /// with the present are forgotten (they limit nothing).
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// Makes the limit fleet-wide: every instance building a limit of this `name` on the same
+    /// Redis shares one rate. While Redis cannot answer, each instance enforces its share
+    /// (`rate / expected_replicas`) on its own.
+    pub fn fleet(mut self, fleet: &Fleet, name: impl Into<String>) -> Self {
+        self.fleet = Some((fleet.clone(), name.into()));
+        self
+    }
+
+    /// Tokens an instance leases from Redis at a time (default: a quarter of the burst, at
+    /// least 1): one Redis round trip per `lease` calls. The cost in accuracy: leased tokens
+    /// are good for the time they stand for at the fleet's rate, and unused ones are lost;
+    /// over any interval the fleet admits at most `rate × interval + burst` calls, and may
+    /// admit up to `lease - 1` fewer per instance than that.
+    pub fn lease(mut self, tokens: u32) -> Self {
+        self.lease = Some(tokens);
+        self
+    }
+
+    /// Checks the settings and builds the layer.
+    pub fn build(self) -> Result<RateLimitLayer<F>, ConfigError> {
+        let burst = self
+            .burst
+            .unwrap_or_else(|| ((self.per_second / 10.0) as u32).max(1));
+        let gcra = Gcra::new(LAYER, self.per_second, burst)?;
+        let lease = self.lease.unwrap_or((burst / 4).max(1));
+        if lease == 0 || lease > burst {
+            return Err(ConfigError::new(
+                LAYER,
+                "lease",
+                format!("is {lease}, outside 1 to the burst ({burst})"),
+            ));
+        }
+        if self.max_keys == 0 {
+            return Err(ConfigError::new(LAYER, "max_keys", "is 0"));
+        }
+        let replicas = self.fleet.as_ref().map_or(1, |(f, _)| f.replicas());
+        let all = KeyState::new(
+            self.fleet
+                .as_ref()
+                .map(|(fleet, name)| fleet.key("rate", &format!("{name}:all"))),
+        );
+        Ok(RateLimitLayer {
+            shared: Arc::new(Shared {
+                all,
+                gcra,
+                local_share: gcra.share(replicas),
+                base: Instant::now(),
+                fleet: self
+                    .fleet
+                    .map(|(fleet, name)| FleetRate { fleet, name, lease }),
+                keys: RwLock::default(),
+                max_keys: self.max_keys,
+                admitted: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+            }),
+            key: Arc::new(self.key),
+        })
+    }
+}
+
+/// Admits calls at a rate (GCRA: at most `burst` at once, then one per interval), per key if
+/// given a key function, locally or fleet-wide; see the [crate documentation](crate).
+pub struct RateLimitLayer<F = AllRequests> {
+    shared: Arc<Shared>,
+    key: Arc<F>,
+}
+
+impl RateLimitLayer {
+    /// A limit of `per_second` calls a second, for every request together until
+    /// [`key`](RateLimitBuilder::key) says otherwise.
+    pub fn builder(per_second: f64) -> RateLimitBuilder {
+        RateLimitBuilder {
+            per_second,
+            burst: None,
+            key: AllRequests,
+            fleet: None,
+            lease: None,
+            max_keys: 100_000,
+        }
+    }
+}
+
+impl<F> Clone for RateLimitLayer<F> {
+    fn clone(&self) -> Self {
+        RateLimitLayer {
+            shared: self.shared.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<F> fmt::Debug for RateLimitLayer<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("interval", &Duration::from_nanos(self.shared.gcra.interval))
+            .field("fleet", &self.shared.fleet.as_ref().map(|f| &f.name))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> RateLimitLayer<F> {
+    /// Calls admitted so far.
+    #[must_use]
+    pub fn admitted(&self) -> u64 {
+        self.shared.admitted.load(Ordering::Relaxed)
+    }
+
+    /// Calls refused so far.
+    #[must_use]
+    pub fn rejected(&self) -> u64 {
+        self.shared.rejected.load(Ordering::Relaxed)
+    }
+}
+
+impl<S, F> Layer<S> for RateLimitLayer<F> {
+    type Service = RateLimit<S, F>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            shared: self.shared.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// The service [`RateLimitLayer`] makes.
+pub struct RateLimit<S, F = AllRequests> {
+    inner: S,
+    shared: Arc<Shared>,
+    key: Arc<F>,
+}
+
+impl<S: Clone, F> Clone for RateLimit<S, F> {
+    fn clone(&self) -> Self {
+        RateLimit {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, F> fmt::Debug for RateLimit<S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, F, Req> Service<Req> for RateLimit<S, F>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError> + 'static,
+    F: KeyOf<Req>,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = ResponseFuture<S, Req>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.inner.poll_ready(cx).map_err(Error::from_inner)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let shared = &self.shared;
+        let now = shared.now();
+        let state = shared.state(self.key.key_of(&request), now);
+        if shared.fleet.is_none() {
+            return match shared.gcra.take(&state.tat, now) {
+                Ok(()) => {
+                    shared.admitted.fetch_add(1, Ordering::Relaxed);
+                    ResponseFuture::Called {
+                        future: self.inner.call(request),
+                    }
+                }
+                Err(retry_after) => ResponseFuture::Refused {
+                    error: Some(shared.refuse(retry_after, false)),
+                },
+            };
+        }
+        if state.take_leased(now) {
+            shared.admitted.fetch_add(1, Ordering::Relaxed);
+            return ResponseFuture::Called {
+                future: self.inner.call(request),
+            };
+        }
+        // The readied service goes with the call; a clone takes its place.
+        let clone = self.inner.clone();
+        let service = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::Deciding {
+            decision: Box::pin(shared.clone().decide(state)),
+            service: Some(service),
+            request: Some(request),
+        }
+    }
+}
+
+type Decision = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+
+pin_project! {
+    /// The future of a [`RateLimit`] call.
+    #[project = ResponseFutureProj]
+    #[allow(missing_docs)]
+    pub enum ResponseFuture<S, Req>
+    where
+        S: Service<Req>,
+    {
+        /// Admitted: the inner call.
+        Called {
+            #[pin]
+            future: S::Future,
+        },
+        /// Refused at once.
+        Refused {
+            error: Option<Error>,
+        },
+        /// Asking the fleet.
+        Deciding {
+            decision: Decision,
+            service: Option<S>,
+            request: Option<Req>,
+        },
+    }
+}
+
+impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self {
+            ResponseFuture::Called { .. } => "called",
+            ResponseFuture::Refused { .. } => "refused",
+            ResponseFuture::Deciding { .. } => "deciding",
+        };
+        f.debug_tuple("ResponseFuture").field(&state).finish()
+    }
+}
+
+impl<S, Req> Future for ResponseFuture<S, Req>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError> + 'static,
+{
+    type Output = Result<S::Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project() {
+                ResponseFutureProj::Called { future } => {
+                    return future.poll(cx).map_err(Error::from_inner);
+                }
+                ResponseFutureProj::Refused { error } => {
+                    return Poll::Ready(Err(error.take().expect("polled after completion")));
+                }
+                ResponseFutureProj::Deciding {
+                    decision,
+                    service,
+                    request,
+                } => {
+                    if let Err(error) = std::task::ready!(decision.as_mut().poll(cx)) {
+                        return Poll::Ready(Err(error));
+                    }
+                    let mut service = service.take().expect("the service until admitted");
+                    let request = request.take().expect("the request until admitted");
+                    ResponseFuture::Called {
+                        future: service.call(request),
+                    }
+                }
+            };
+            self.set(next);
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The Redis server a fleet's limits live on: scripts run atomically on it, every operation
+//! bounded by a timeout and behind a circuit breaker, and the record of which mode each
+//! decision was made in.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use seawall_breaker::CircuitBreakerLayer;
+use seawall_classify::{BoxError, ConfigError, Error, HasDeadline};
+use seawall_timeout::AttemptTimeoutLayer;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
+
+const LAYER: &str = "fleet";
+
+/// GCRA on the server: grants up to `wanted` tokens at once (a lease), as many as the burst
+/// tolerance allows, and moves the key's theoretical arrival time past them. Time is the
+/// server's (`TIME`), so that every instance reads one clock. Returns {granted, retry after
+/// in µs}.
+const LEASE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local ahead = tat - now
+if ahead > tolerance then
+  return {0, ahead - tolerance}
+end
+local granted = math.min(wanted, math.floor((tolerance - ahead) / interval) + 1)
+tat = tat + granted * interval
+redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+return {granted, 0}
+";
+
+/// A permit of a concurrency budget: a member of the key's sorted set, scored by when its
+/// lease ends. Expired leases (their holder stopped renewing them: it died) are removed
+/// first. Returns 1 when granted, else the milliseconds until the next lease ends.
+const ACQUIRE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], lease * 2)
+  return {1, 0}
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, math.max(1, tonumber(first[2]) - now)}
+";
+
+/// Extends the leases of the permits an instance still holds (only those still there).
+const RENEW: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[1])
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], lease * 2)
+return 0
+";
+
+/// One operation on the server.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    Lease {
+        key: Arc<str>,
+        interval_us: u64,
+        tolerance_us: u64,
+        wanted: u32,
+    },
+    Acquire {
+        key: Arc<str>,
+        member: Arc<str>,
+        limit: u32,
+        lease_ms: u64,
+    },
+    Renew {
+        key: Arc<str>,
+        members: Vec<Arc<str>>,
+        lease_ms: u64,
+    },
+    Release {
+        key: Arc<str>,
+        members: Vec<Arc<str>>,
+    },
+}
+
+impl HasDeadline for Op {}
+
+/// What an operation answered.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reply {
+    /// Tokens granted (0: none, and how long until one would be).
+    Lease(u32, Duration),
+    /// A permit granted, or how long until a lease ends.
+    Acquired(Result<(), Duration>),
+    Done,
+}
+
+#[derive(Clone)]
+struct Connection {
+    client: redis::Client,
+    manager: Arc<tokio::sync::Mutex<Option<ConnectionManager>>>,
+    lease: Arc<Script>,
+    acquire: Arc<Script>,
+    renew: Arc<Script>,
+}
+
+impl Connection {
+    async fn manager(&self) -> Result<ConnectionManager, redis::RedisError> {
+        let mut slot = self.manager.lock().await;
+        if let Some(manager) = &*slot {
+            return Ok(manager.clone());
+        }
+        let manager = ConnectionManager::new(self.client.clone()).await?;
+        *slot = Some(manager.clone());
+        Ok(manager)
+    }
+
+    async fn run(self, op: Op) -> Result<Reply, BoxError> {
+        let mut conn = self.manager().await?;
+        Ok(match op {
+            Op::Lease {
+                key,
+                interval_us,
+                tolerance_us,
+                wanted,
+            } => {
+                let (granted, retry_us): (u32, u64) = self
+                    .lease
+                    .key(&*key)
+                    .arg(interval_us)
+                    .arg(tolerance_us)
+                    .arg(wanted)
+                    .invoke_async(&mut conn)
+                    .await?;
+                Reply::Lease(granted, Duration::from_micros(retry_us))
+            }
+            Op::Acquire {
+                key,
+                member,
+                limit,
+                lease_ms,
+            } => {
+                let (granted, wait_ms): (u32, u64) = self
+                    .acquire
+                    .key(&*key)
+                    .arg(limit)
+                    .arg(&*member)
+                    .arg(lease_ms)
+                    .invoke_async(&mut conn)
+                    .await?;
+                Reply::Acquired(if granted == 1 {
+                    Ok(())
+                } else {
+                    Err(Duration::from_millis(wait_ms))
+                })
+            }
+            Op::Renew {
+                key,
+                members,
+                lease_ms,
+            } => {
+                let mut call = self.renew.key(&*key);
+                call.arg(lease_ms);
+                for member in &members {
+                    call.arg(&**member);
+                }
+                let _: i64 = call.invoke_async(&mut conn).await?;
+                Reply::Done
+            }
+            Op::Release { key, members } => {
+                let mut cmd = redis::cmd("ZREM");
+                cmd.arg(&*key);
+                for member in &members {
+                    cmd.arg(&**member);
+                }
+                let _: i64 = cmd.query_async(&mut conn).await?;
+                Reply::Done
+            }
+        })
+    }
+}
+
+/// Configures a [`Fleet`]; see [`Fleet::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct FleetBuilder {
+    url: String,
+    replicas: u32,
+    prefix: String,
+    op_timeout: Duration,
+    open_duration: Duration,
+    instance: Option<String>,
+}
+
+impl FleetBuilder {
+    /// How many instances share the fleet's limits (default 1). While Redis is away, each
+    /// instance enforces `limit / replicas` on its own.
+    pub fn expected_replicas(mut self, replicas: u32) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// The prefix of every key the fleet's limits use on Redis (default `seawall`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The longest one Redis operation may take before the decision is made locally (default
+    /// 50 ms).
+    pub fn op_timeout(mut self, timeout: Duration) -> Self {
+        self.op_timeout = timeout;
+        self
+    }
+
+    /// How long Redis is left alone after three operations in a row failed (default 1 s):
+    /// meanwhile every decision is local, and then one operation tries Redis again.
+    pub fn open_duration(mut self, duration: Duration) -> Self {
+        self.open_duration = duration;
+        self
+    }
+
+    /// This instance's name in the permits it holds (default: random). Two live instances
+    /// must not share one.
+    pub fn instance(mut self, name: impl Into<String>) -> Self {
+        self.instance = Some(name.into());
+        self
+    }
+
+    /// Checks the settings. No connection is made here: the first decision connects, and a
+    /// Redis that is not there yet only makes decisions local until it is.
+    pub fn build(self) -> Result<Fleet, ConfigError> {
+        let client = redis::Client::open(self.url.as_str()).map_err(|error| {
+            ConfigError::new(LAYER, "url", format!("is not a Redis URL: {error}"))
+        })?;
+        if self.replicas == 0 || self.replicas > 100_000 {
+            return Err(ConfigError::new(
+                LAYER,
+                "expected_replicas",
+                format!("is {}, outside 1 to 100,000", self.replicas),
+            ));
+        }
+        if self.prefix.is_empty() {
+            return Err(ConfigError::new(LAYER, "prefix", "is empty"));
+        }
+        let timeout = AttemptTimeoutLayer::try_new(self.op_timeout)
+            .map_err(|e| ConfigError::new(LAYER, "op_timeout", e.to_string()))?;
+        let breaker = CircuitBreakerLayer::builder()
+            .name("redis-fleet")
+            .consecutive_faults(3)
+            .open_duration(self.open_duration)
+            .max_open_duration(self.open_duration)
+            .build()
+            .map_err(|e| ConfigError::new(LAYER, "open_duration", e.to_string()))?;
+        let connection = Connection {
+            client,
+            manager: Arc::default(),
+            lease: Arc::new(Script::new(LEASE)),
+            acquire: Arc::new(Script::new(ACQUIRE)),
+            renew: Arc::new(Script::new(RENEW)),
+        };
+        let service = tower::service_fn(move |op: Op| connection.clone().run(op));
+        let ops = BoxCloneSyncService::new(breaker.layer(timeout.layer(service)));
+        let instance = self.instance.unwrap_or_else(random_instance);
+        Ok(Fleet {
+            inner: Arc::new(Inner {
+                ops,
+                replicas: self.replicas,
+                prefix: self.prefix,
+                instance,
+                shared: AtomicU64::new(0),
+                local: AtomicU64::new(0),
+                away: AtomicBool::new(false),
+                permits: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+fn random_instance() -> String {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()).rotate_left(32);
+    format!(
+        "{:016x}",
+        seawall_util::rng::SplitMix64::new(seed).next_u64()
+    )
+}
+
+struct Inner {
+    ops: BoxCloneSyncService<Op, Reply, Error>,
+    replicas: u32,
+    prefix: String,
+    instance: String,
+    shared: AtomicU64,
+    local: AtomicU64,
+    away: AtomicBool,
+    permits: AtomicU64,
+}
+
+/// The Redis server a fleet's limits live on, shared by every limit built on it (cheap to
+/// clone). See the [crate documentation](crate).
+#[derive(Clone)]
+pub struct Fleet {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fleet")
+            .field("replicas", &self.inner.replicas)
+            .field("prefix", &self.inner.prefix)
+            .field("instance", &self.inner.instance)
+            .field("shared_decisions", &self.shared_decisions())
+            .field("local_decisions", &self.local_decisions())
+            .finish()
+    }
+}
+
+impl Fleet {
+    /// A fleet on the Redis server at `url` (`redis://host:port/db`), with one replica, 50 ms
+    /// per operation and Redis left alone for 1 s after three failures in a row.
+    pub fn builder(url: impl Into<String>) -> FleetBuilder {
+        FleetBuilder {
+            url: url.into(),
+            replicas: 1,
+            prefix: "seawall".to_owned(),
+            op_timeout: Duration::from_millis(50),
+            open_duration: Duration::from_secs(1),
+            instance: None,
+        }
+    }
+
+    /// The instances expected to share the fleet's limits.
+    #[must_use]
+    pub fn replicas(&self) -> u32 {
+        self.inner.replicas
+    }
+
+    /// Decisions made on Redis so far (a lease of tokens, a permit).
+    #[must_use]
+    pub fn shared_decisions(&self) -> u64 {
+        self.inner.shared.load(Ordering::Relaxed)
+    }
+
+    /// Decisions made on this instance's local share because Redis could not answer in time.
+    #[must_use]
+    pub fn local_decisions(&self) -> u64 {
+        self.inner.local.load(Ordering::Relaxed)
+    }
+
+    /// `true` while the last decision had to be made locally.
+    #[must_use]
+    pub fn is_local(&self) -> bool {
+        self.inner.away.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn key(&self, kind: &str, name: &str) -> Arc<str> {
+        Arc::from(format!("{}:{kind}:{name}", self.inner.prefix))
+    }
+
+    pub(crate) fn member(&self) -> Arc<str> {
+        let n = self.inner.permits.fetch_add(1, Ordering::Relaxed);
+        Arc::from(format!("{}:{n}", self.inner.instance))
+    }
+
+    /// Runs `op` on Redis; `None` when it could not answer (the caller decides locally).
+    pub(crate) async fn run(&self, op: Op) -> Option<Reply> {
+        match self.inner.ops.clone().oneshot(op).await {
+            Ok(reply) => Some(reply),
+            Err(error) => {
+                tracing::debug!(target: "seawall::fleet", %error, "a Redis operation failed");
+                None
+            }
+        }
+    }
+
+    /// Counts a decision and logs a change of mode.
+    pub(crate) fn record(&self, shared: bool) {
+        if shared {
+            self.inner.shared.fetch_add(1, Ordering::Relaxed);
+            if self.inner.away.swap(false, Ordering::Relaxed) {
+                tracing::info!(
+                    target: "seawall::fleet",
+                    "Redis answers again: fleet limits are shared again"
+                );
+            }
+        } else {
+            self.inner.local.fetch_add(1, Ordering::Relaxed);
+            if !self.inner.away.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    target: "seawall::fleet",
+                    replicas = self.inner.replicas,
+                    "Redis does not answer: fleet limits fall back to this instance's local share"
+                );
+            }
+        }
+    }
+}

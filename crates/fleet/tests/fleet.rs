@@ -1,0 +1,400 @@
+//! The rate limit and the concurrency budget: locally on tokio's paused clock, and
+//! fleet-wide against the real Redis server (`REDIS_URL`, default the local one), with
+//! several instances in one process, and through the fault proxy for Redis outages.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use seawall_chaos::proxy::Proxy;
+use seawall_classify::{Error, FailureKind, RetryHint};
+use seawall_fleet::{BudgetSpent, ConcurrencyBudgetLayer, Fleet, RateLimitLayer, RateLimited};
+use tokio::sync::Semaphore;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service, ServiceExt, service_fn};
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
+
+/// A name no other run of these tests uses, so that runs never share a limit.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+fn fleet(instance: &str) -> Fleet {
+    Fleet::builder(redis_url())
+        .prefix("seawall-test")
+        .expected_replicas(2)
+        .instance(unique(instance))
+        .build()
+        .unwrap()
+}
+
+fn echo() -> impl Service<u64, Response = u64, Error = Error, Future: Send> + Clone + Send {
+    service_fn(|id: u64| async move { Ok::<_, Error>(id) })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_local_rate_limit_admits_the_burst_then_one_per_interval() {
+    let layer = RateLimitLayer::builder(10.0).burst(2).build().unwrap();
+    let mut service = layer.layer(echo());
+    for id in 0..2 {
+        assert_eq!(service.ready().await.unwrap().call(id).await.unwrap(), id);
+    }
+    let refused = service.ready().await.unwrap().call(2).await.unwrap_err();
+    assert_eq!(refused.kind(), Some(FailureKind::Rejected));
+    let limited = refused
+        .downcast_ref::<RateLimited>()
+        .expect("a RateLimited");
+    assert_eq!(limited.retry_after(), Duration::from_millis(100));
+    assert!(!limited.shared());
+    assert!(matches!(
+        refused.class().retry_hint(),
+        Some(RetryHint::RetryAfter(d)) if d == Duration::from_millis(100)
+    ));
+    tokio::time::advance(Duration::from_millis(100)).await;
+    assert_eq!(service.ready().await.unwrap().call(3).await.unwrap(), 3);
+    assert_eq!((layer.admitted(), layer.rejected()), (3, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_are_limited_apart() {
+    let layer = RateLimitLayer::builder(1.0)
+        .burst(1)
+        .key(|id: &u64| id % 2)
+        .build()
+        .unwrap();
+    let mut service = layer.layer(echo());
+    assert!(service.ready().await.unwrap().call(0).await.is_ok());
+    assert!(
+        service.ready().await.unwrap().call(1).await.is_ok(),
+        "another key"
+    );
+    assert!(
+        service.ready().await.unwrap().call(2).await.is_err(),
+        "key 0 again"
+    );
+    assert!(
+        service.ready().await.unwrap().call(3).await.is_err(),
+        "key 1 again"
+    );
+}
+
+#[test]
+fn bad_settings_are_refused_at_build() {
+    let refused = |result: Result<(), seawall_classify::ConfigError>, setting: &str| {
+        let error = result.unwrap_err();
+        assert!(error.to_string().contains(setting), "{error}");
+    };
+    refused(RateLimitLayer::builder(0.0).build().map(drop), "rate");
+    refused(RateLimitLayer::builder(f64::NAN).build().map(drop), "rate");
+    refused(
+        RateLimitLayer::builder(10.0).burst(0).build().map(drop),
+        "burst",
+    );
+    refused(
+        RateLimitLayer::builder(10.0)
+            .burst(4)
+            .lease(5)
+            .build()
+            .map(drop),
+        "lease",
+    );
+    refused(ConcurrencyBudgetLayer::builder(0).build().map(drop), "max");
+    refused(
+        ConcurrencyBudgetLayer::builder(4)
+            .lease(Duration::from_millis(10))
+            .build()
+            .map(drop),
+        "lease",
+    );
+    refused(Fleet::builder("not a url").build().map(drop), "url");
+    refused(
+        Fleet::builder(redis_url())
+            .expected_replicas(0)
+            .build()
+            .map(drop),
+        "expected_replicas",
+    );
+}
+
+/// A service whose calls wait until the test lets them go, counting those in flight.
+#[derive(Clone)]
+struct Held {
+    gate: Arc<Semaphore>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Held {
+    fn new() -> Self {
+        Held {
+            gate: Arc::new(Semaphore::new(0)),
+            in_flight: Arc::default(),
+        }
+    }
+
+    fn service(
+        &self,
+    ) -> impl Service<u64, Response = u64, Error = Error, Future: Send> + Clone + use<> {
+        let this = self.clone();
+        service_fn(move |id: u64| {
+            let this = this.clone();
+            async move {
+                this.in_flight.fetch_add(1, Ordering::SeqCst);
+                this.gate.acquire().await.unwrap().forget();
+                this.in_flight.fetch_sub(1, Ordering::SeqCst);
+                Ok::<_, Error>(id)
+            }
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_local_budget_refuses_past_its_calls_in_flight() {
+    let held = Held::new();
+    let layer = ConcurrencyBudgetLayer::builder(2).build().unwrap();
+    let service = layer.layer(held.service());
+    let mut calls: Vec<_> = (0..2)
+        .map(|id| tokio::spawn(service.clone().oneshot(id)))
+        .collect();
+    while held.in_flight.load(Ordering::SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    let refused = service.clone().oneshot(9).await.unwrap_err();
+    assert_eq!(refused.kind(), Some(FailureKind::Rejected));
+    assert!(!refused.downcast_ref::<BudgetSpent>().unwrap().shared());
+    // One call ends: its permit serves the next.
+    held.gate.add_permits(1);
+    let first = calls.remove(0).await.unwrap().unwrap();
+    assert!(first < 2);
+    calls.push(tokio::spawn(service.clone().oneshot(3)));
+    while held.in_flight.load(Ordering::SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        service.clone().oneshot(10).await.is_err(),
+        "two in flight again"
+    );
+    held.gate.add_permits(2);
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!((layer.admitted(), layer.rejected()), (3, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_fleet_rate() {
+    // Two instances, each asking as fast as it can for 2 s, of a limit of 100 a second.
+    let name = unique("rate");
+    let instances: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|instance| {
+            RateLimitLayer::builder(100.0)
+                .burst(10)
+                .lease(2)
+                .fleet(&fleet(instance), name.clone())
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let until = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut tasks = Vec::new();
+    for layer in &instances {
+        let mut service = layer.layer(echo());
+        tasks.push(tokio::spawn(async move {
+            while tokio::time::Instant::now() < until {
+                let _ = service.ready().await.unwrap().call(0).await;
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let admitted: u64 = instances.iter().map(RateLimitLayer::admitted).sum();
+    // 2 s at 100 a second plus the burst; leases may leave up to one token each unused.
+    assert!(
+        (195..=212).contains(&admitted),
+        "{admitted} admitted across two instances"
+    );
+    for layer in &instances {
+        assert!(layer.admitted() > 50, "both instances were served");
+        assert!(layer.rejected() > 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_fleet_budget() {
+    let name = unique("budget");
+    let (fleet_a, fleet_b) = (fleet("a"), fleet("b"));
+    let budget = |fleet: &Fleet| {
+        ConcurrencyBudgetLayer::builder(3)
+            .fleet(fleet, name.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (budget(&fleet_a), budget(&fleet_b));
+    let held = Held::new();
+    let calls: Vec<_> = (0..3)
+        .map(|id| tokio::spawn(a.layer(held.service()).oneshot(id)))
+        .collect();
+    while held.in_flight.load(Ordering::SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(a.held(), 3);
+    // The other instance finds the fleet's three taken.
+    let refused = b.layer(echo()).oneshot(9).await.unwrap_err();
+    let spent = refused
+        .downcast_ref::<BudgetSpent>()
+        .expect("a BudgetSpent");
+    assert!(spent.shared(), "{refused}");
+    // One call ends: its permit goes back, and the other instance gets it.
+    held.gate.add_permits(1);
+    while held.in_flight.load(Ordering::SeqCst) > 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut admitted = false;
+    for _ in 0..100 {
+        if b.layer(echo()).oneshot(10).await.is_ok() {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(admitted, "the permit given back reached the other instance");
+    held.gate.add_permits(2);
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(fleet_a.local_decisions() + fleet_b.local_decisions(), 0);
+}
+
+#[test]
+fn the_permits_of_an_instance_that_stops_return_within_the_lease() {
+    let name = unique("lease");
+    let lease = Duration::from_millis(600);
+    // An instance takes the whole budget, then its runtime stops without a word: nothing
+    // renews or removes its permits any more, as after a `kill -9`.
+    let doomed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let held = Held::new();
+    doomed.block_on(async {
+        let layer = ConcurrencyBudgetLayer::builder(2)
+            .fleet(&fleet("doomed"), name.clone())
+            .lease(lease)
+            .build()
+            .unwrap();
+        for id in 0..2 {
+            tokio::spawn(layer.layer(held.service()).oneshot(id));
+        }
+        while held.in_flight.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    doomed.shutdown_background();
+
+    let survivor = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    survivor.block_on(async {
+        let layer = ConcurrencyBudgetLayer::builder(2)
+            .fleet(&fleet("survivor"), name.clone())
+            .lease(lease)
+            .build()
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        assert!(
+            layer.layer(echo()).oneshot(1).await.is_err(),
+            "the stopped instance still holds both"
+        );
+        loop {
+            if layer.layer(echo()).oneshot(2).await.is_ok() {
+                break;
+            }
+            assert!(
+                started.elapsed() < lease * 2,
+                "the permits did not return within the lease"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+}
+
+/// Sends `n` calls, 2 ms apart, and counts those that failed.
+async fn failures(service: &mut BoxCloneSyncService<u64, u64, Error>, n: u64) -> usize {
+    let mut failed = 0;
+    for id in 0..n {
+        if service.ready().await.unwrap().call(id).await.is_err() {
+            failed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    failed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_away_the_local_share_applies_and_no_call_fails() {
+    let redis: std::net::SocketAddr = {
+        let url = redis_url();
+        let host = url
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        tokio::net::lookup_host(host).await.unwrap().next().unwrap()
+    };
+    let proxy = Proxy::start(redis).await.unwrap();
+    let fleet = Fleet::builder(format!("redis://{}/", proxy.addr()))
+        .prefix("seawall-test")
+        .expected_replicas(2)
+        .open_duration(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let name = unique("away");
+    let rate = RateLimitLayer::builder(1_000.0)
+        .fleet(&fleet, name.clone())
+        .build()
+        .unwrap();
+    let budget = ConcurrencyBudgetLayer::builder(10)
+        .fleet(&fleet, name)
+        .build()
+        .unwrap();
+    let mut service = BoxCloneSyncService::new(rate.layer(budget.layer(echo())));
+    assert_eq!(failures(&mut service, 50).await, 0);
+    assert!(fleet.shared_decisions() > 0 && fleet.local_decisions() == 0);
+
+    proxy.down();
+    proxy.settled().await;
+    assert_eq!(
+        failures(&mut service, 200).await,
+        0,
+        "Redis away fails no call"
+    );
+    assert!(fleet.is_local());
+    assert!(fleet.local_decisions() > 0);
+
+    proxy.up();
+    proxy.settled().await;
+    let shared = fleet.shared_decisions();
+    let mut back = false;
+    for _ in 0..100 {
+        assert_eq!(failures(&mut service, 10).await, 0);
+        if fleet.shared_decisions() > shared && !fleet.is_local() {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "shared mode resumed: {fleet:?}");
+    proxy.shutdown().await;
+}
