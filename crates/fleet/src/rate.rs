@@ -112,16 +112,30 @@ struct Lease {
     /// Leased tokens are good until then (nanoseconds on the limit's clock): a lease is the
     /// fleet's schedule for that long, not a stock to spend later.
     until: u64,
+    /// The fleet refused until then: calls before it are refused here, without asking Redis.
+    refused_until: u64,
+}
+
+/// What a fleet-wide key's local state says of a call.
+enum Local {
+    /// A leased token: admitted.
+    Leased,
+    /// The fleet refused a moment ago, and would still: refused.
+    Refused(Duration),
+    /// Ask the fleet.
+    Ask,
 }
 
 impl KeyState {
-    fn take_leased(&self, now: u64) -> bool {
+    fn take_leased(&self, now: u64) -> Local {
         let mut lease = self.lease.lock().expect("lease lock");
         if lease.tokens > 0 && now < lease.until {
             lease.tokens -= 1;
-            true
+            Local::Leased
+        } else if now < lease.refused_until {
+            Local::Refused(Duration::from_nanos(lease.refused_until - now))
         } else {
-            false
+            Local::Ask
         }
     }
 }
@@ -200,9 +214,13 @@ impl Shared {
     async fn decide(self: Arc<Self>, state: Arc<KeyState>) -> Result<(), Error> {
         let fleet = self.fleet.as_ref().expect("a fleet-wide limit");
         let _one_at_a_time = state.fetching.lock().await;
-        if state.take_leased(self.now()) {
-            self.admitted.fetch_add(1, Ordering::Relaxed);
-            return Ok(());
+        match state.take_leased(self.now()) {
+            Local::Leased => {
+                self.admitted.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            Local::Refused(retry_after) => return Err(self.refuse(retry_after, true)),
+            Local::Ask => {}
         }
         let op = Op::Lease {
             key: state.redis_key.clone().expect("a fleet key"),
@@ -215,6 +233,8 @@ impl Shared {
         match reply {
             Some(Reply::Lease(0, retry_after)) => {
                 fleet.fleet.record(true);
+                let mut lease = state.lease.lock().expect("lease lock");
+                lease.refused_until = now + retry_after.as_nanos() as u64;
                 Err(self.refuse(retry_after, true))
             }
             Some(Reply::Lease(granted, _)) => {
@@ -298,7 +318,8 @@ impl<F> RateLimitBuilder<F> {
     }
 
     /// Tokens an instance leases from Redis at a time (default: a quarter of the burst, at
-    /// least 1): one Redis round trip per `lease` calls. The cost in accuracy: leased tokens
+    /// least 1): one Redis round trip per `lease` calls. A refusal from Redis is kept until
+    /// its `retry_after`, so that refused calls do not ask Redis either. The cost in accuracy: leased tokens
     /// are good for the time they stand for at the fleet's rate, and unused ones are lost;
     /// over any interval the fleet admits at most `rate × interval + burst` calls, and may
     /// admit up to `lease - 1` fewer per instance than that.
@@ -471,11 +492,19 @@ where
                 },
             };
         }
-        if state.take_leased(now) {
-            shared.admitted.fetch_add(1, Ordering::Relaxed);
-            return ResponseFuture::Called {
-                future: self.inner.call(request),
-            };
+        match state.take_leased(now) {
+            Local::Leased => {
+                shared.admitted.fetch_add(1, Ordering::Relaxed);
+                return ResponseFuture::Called {
+                    future: self.inner.call(request),
+                };
+            }
+            Local::Refused(retry_after) => {
+                return ResponseFuture::Refused {
+                    error: Some(shared.refuse(retry_after, true)),
+                };
+            }
+            Local::Ask => {}
         }
         // The readied service goes with the call; a clone takes its place.
         let clone = self.inner.clone();
