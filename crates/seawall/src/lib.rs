@@ -123,7 +123,8 @@
 //!
 //! Each layer is its own crate, re-exported here behind a feature of the same name (all but
 //! `http`, `postgres`, `redis` and `sqlx` on by default; `full` turns on everything):
-//! [`classify`], [`timeout`], [`limit`], [`breaker`], [`retry`], [`fallback`], [`hedge`].
+//! [`classify`], [`timeout`], [`limit`], [`breaker`], [`retry`], [`fallback`], [`hedge`], and
+//! `fleet` (off by default: it brings the Redis client) for limits shared by a fleet.
 //!
 //! # A fallback around the pipeline
 //!
@@ -203,6 +204,8 @@ pub use seawall_classify::{
 pub use seawall_breaker as breaker;
 #[cfg(feature = "fallback")]
 pub use seawall_fallback as fallback;
+#[cfg(feature = "fleet")]
+pub use seawall_fleet as fleet;
 #[cfg(feature = "hedge")]
 pub use seawall_hedge as hedge;
 #[cfg(feature = "limit")]

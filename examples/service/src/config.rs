@@ -35,6 +35,17 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `ADMIN_TOKEN`: the bearer token of the admin endpoints; `None` turns them off.
     pub admin_token: Option<String>,
+    /// `FLEET_RATE_LIMIT`: calls a second to PostgreSQL across every instance sharing
+    /// `REDIS_URL` and `FLEET_NAME`; `None` (unset or 0) for no fleet-wide rate.
+    pub fleet_rate_limit: Option<u32>,
+    /// `FLEET_DB_CONCURRENCY`: PostgreSQL calls in flight across every instance; `None`
+    /// (unset or 0) for no fleet-wide budget.
+    pub fleet_db_concurrency: Option<u32>,
+    /// `FLEET_REPLICAS`: the instances expected to share the fleet-wide limits; while Redis
+    /// does not answer, each enforces its share (the limit divided by this).
+    pub fleet_replicas: u32,
+    /// `FLEET_NAME`: the name the fleet-wide limits share on Redis.
+    pub fleet_name: String,
 }
 
 impl fmt::Debug for Config {
@@ -58,6 +69,18 @@ impl fmt::Display for Config {
         writeln!(f, "REDIS_TIMEOUT_MS={}", ms(self.redis_timeout))?;
         writeln!(f, "CACHE_TTL_S={}", self.cache_ttl.as_secs())?;
         writeln!(f, "STALE_TTL_S={}", self.stale_ttl.as_secs())?;
+        writeln!(
+            f,
+            "FLEET_RATE_LIMIT={}",
+            self.fleet_rate_limit.unwrap_or_default()
+        )?;
+        writeln!(
+            f,
+            "FLEET_DB_CONCURRENCY={}",
+            self.fleet_db_concurrency.unwrap_or_default()
+        )?;
+        writeln!(f, "FLEET_REPLICAS={}", self.fleet_replicas)?;
+        writeln!(f, "FLEET_NAME={}", self.fleet_name)?;
         writeln!(f, "SHUTDOWN_GRACE_MS={}", ms(self.shutdown_grace))?;
         let admin = if self.admin_token.is_some() {
             "(set: admin endpoints on)"
@@ -219,6 +242,34 @@ impl Config {
                 });
             }
         }
+        let fleet_rate_limit = number(
+            "FLEET_RATE_LIMIT",
+            0,
+            0,
+            1_000_000,
+            "calls a second, from 1 to 1000000, or 0 for none",
+        )?;
+        let fleet_db_concurrency = number(
+            "FLEET_DB_CONCURRENCY",
+            0,
+            0,
+            100_000,
+            "calls in flight, from 1 to 100000, or 0 for none",
+        )?;
+        let fleet_replicas = number("FLEET_REPLICAS", 2, 1, 1_000, "instances, from 1 to 1000")?;
+        let fleet_name = get("FLEET_NAME").unwrap_or_else(|| "seawall-service".to_owned());
+        if fleet_name.is_empty()
+            || fleet_name.len() > 100
+            || !fleet_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError {
+                variable: "FLEET_NAME",
+                problem: format!("is `{fleet_name}`"),
+                expected: "1 to 100 letters, digits, `-` or `_`",
+            });
+        }
         let admin_token = match get("ADMIN_TOKEN") {
             None => None,
             Some(token) if token.len() < 16 => {
@@ -253,6 +304,10 @@ impl Config {
             stale_ttl: Duration::from_secs(stale_ttl),
             shutdown_grace: Duration::from_millis(shutdown_grace),
             admin_token,
+            fleet_rate_limit: u32::try_from(fleet_rate_limit).ok().filter(|&n| n > 0),
+            fleet_db_concurrency: u32::try_from(fleet_db_concurrency).ok().filter(|&n| n > 0),
+            fleet_replicas: u32::try_from(fleet_replicas).unwrap_or(1),
+            fleet_name,
         })
     }
 
@@ -393,6 +448,10 @@ mod tests {
                 "short",
                 "is 5 characters long, too short to guess-proof",
             ),
+            ("FLEET_RATE_LIMIT", "-5", "is `-5`, not a whole number"),
+            ("FLEET_DB_CONCURRENCY", "100001", "is 100001, out of range"),
+            ("FLEET_REPLICAS", "0", "is 0, out of range"),
+            ("FLEET_NAME", "a b", "is `a b`"),
         ];
         for (variable, value, problem) in cases {
             let error = read(&[(variable, value)]).unwrap_err();
@@ -413,6 +472,25 @@ mod tests {
         );
         let none = read(&[("STALE_TTL_S", "0")]).unwrap();
         assert!(none.stale_ttl.is_zero());
+    }
+
+    #[test]
+    fn fleet_limits_are_off_unless_set() {
+        let default = read(&[]).unwrap();
+        assert_eq!(default.fleet_rate_limit, None);
+        assert_eq!(default.fleet_db_concurrency, None);
+        let set = read(&[
+            ("FLEET_RATE_LIMIT", "200"),
+            ("FLEET_DB_CONCURRENCY", "40"),
+            ("FLEET_REPLICAS", "4"),
+        ])
+        .unwrap();
+        assert_eq!(set.fleet_rate_limit, Some(200));
+        assert_eq!(set.fleet_db_concurrency, Some(40));
+        assert_eq!(set.fleet_replicas, 4);
+        assert!(set.to_string().contains("FLEET_RATE_LIMIT=200\n"));
+        let zero = read(&[("FLEET_RATE_LIMIT", "0")]).unwrap();
+        assert_eq!(zero.fleet_rate_limit, None, "0 is off");
     }
 
     #[test]

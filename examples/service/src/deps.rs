@@ -259,6 +259,36 @@ pub fn cache_pipeline(
         .client_span(cache_span(config))
 }
 
+/// The fleet-wide limits on PostgreSQL calls (`FLEET_RATE_LIMIT`, `FLEET_DB_CONCURRENCY`)
+/// around the database's pipeline, shared on Redis by every instance with the same
+/// `FLEET_NAME`; the service as it is when neither is set. A call refused by them is a
+/// `Rejected` like the breaker's refusals: a 503 with `Retry-After`, or a stale read.
+fn fleet_limits(config: &Config, db: DbService) -> Result<DbService, seawall::ConfigError> {
+    use seawall::fleet::{ConcurrencyBudgetLayer, Fleet, RateLimitLayer};
+    if config.fleet_rate_limit.is_none() && config.fleet_db_concurrency.is_none() {
+        return Ok(db);
+    }
+    let fleet = Fleet::builder(config.redis_url.as_str())
+        .prefix("seawall-service")
+        .expected_replicas(config.fleet_replicas)
+        .op_timeout(config.redis_timeout.min(Duration::from_millis(50)))
+        .build()?;
+    let mut db = db;
+    if let Some(max) = config.fleet_db_concurrency {
+        let budget = ConcurrencyBudgetLayer::builder(max)
+            .fleet(&fleet, config.fleet_name.as_str())
+            .build()?;
+        db = BoxCloneSyncService::new(budget.layer(db));
+    }
+    if let Some(rate) = config.fleet_rate_limit {
+        let limit = RateLimitLayer::builder(f64::from(rate))
+            .fleet(&fleet, config.fleet_name.as_str())
+            .build()?;
+        db = BoxCloneSyncService::new(limit.layer(db));
+    }
+    Ok(db)
+}
+
 /// Connects nothing yet: builds the pool and both services. Fails only on a configuration
 /// the pipelines refuse.
 pub fn build(config: &Config, layers: Layers) -> Result<(Database, Cache), seawall::ConfigError> {
@@ -316,7 +346,8 @@ pub fn build(config: &Config, layers: Layers) -> Result<(Database, Cache), seawa
             let cache_layer = cache_pipeline(config)
                 .probe(cache_probe(&client, config))
                 .build()?;
-            let service: DbService = BoxCloneSyncService::new(db_layer.layer(db_client));
+            let service =
+                fleet_limits(config, BoxCloneSyncService::new(db_layer.layer(db_client)))?;
             let cache_service: CacheService =
                 BoxCloneSyncService::new(cache_layer.layer(cache_client));
             (

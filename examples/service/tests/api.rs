@@ -595,3 +595,63 @@ async fn metrics_are_served_in_prometheus_text() {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
 }
+
+/// Two instances of the service on one Redis, with `vars` set on both.
+async fn two_instances(vars: &[(&str, &str)]) -> (Harness, Harness) {
+    let name = unique("fleet").replace(['.', ':'], "-");
+    let settings = |all: &mut std::collections::HashMap<String, String>| {
+        for (key, value) in vars {
+            all.insert((*key).to_owned(), (*value).to_owned());
+        }
+        all.insert("FLEET_NAME".to_owned(), name.clone());
+    };
+    (
+        Harness::start_with(settings).await,
+        Harness::start_with(settings).await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_rate_of_postgresql_calls() {
+    let (a, b) = two_instances(&[("FLEET_RATE_LIMIT", "2")]).await;
+    let (mut client_a, mut client_b) = (a.client(), b.client());
+    // The fleet's one token this half second goes to the first write; the other instance's
+    // write, at once after it, finds the fleet's rate spent.
+    let first = client_a.post_item(&unique("fleet"), "a", 1).await.unwrap();
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.json());
+    let refused = client_b.post_item(&unique("fleet"), "b", 2).await.unwrap();
+    assert_problem(&refused, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.header("retry-after").is_some());
+    // Half a second later the fleet has a token again, for either instance.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let later = client_b.post_item(&unique("fleet"), "b", 3).await.unwrap();
+    assert_eq!(later.status, StatusCode::CREATED, "{:?}", later.json());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_budget_of_postgresql_calls_in_flight() {
+    let (a, b) = two_instances(&[("FLEET_DB_CONCURRENCY", "1"), ("DB_TIMEOUT_MS", "1500")]).await;
+    let (mut client_a, mut client_b) = (a.client(), b.client());
+    assert_eq!(
+        client_b
+            .post_item(&unique("fleet"), "b", 1)
+            .await
+            .unwrap()
+            .status,
+        StatusCode::CREATED
+    );
+    // While instance A's write is slow (PostgreSQL answers 300 ms late through A's proxy),
+    // it holds the fleet's one call in flight, and instance B's write is refused.
+    a.pg.set_mode(seawall_chaos::proxy::Mode::Latency {
+        up: seawall_chaos::proxy::Delay::fixed(std::time::Duration::from_millis(300)),
+        down: seawall_chaos::proxy::Delay::default(),
+    });
+    let slow = tokio::spawn(async move { client_a.post_item(&unique("fleet"), "slow", 2).await });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let other = client_b.post_item(&unique("fleet"), "b", 3).await.unwrap();
+    assert_problem(&other, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(slow.await.unwrap().unwrap().status, StatusCode::CREATED);
+    // A's call is over: B's next write runs.
+    let after = client_b.post_item(&unique("fleet"), "b", 4).await.unwrap();
+    assert_eq!(after.status, StatusCode::CREATED, "{:?}", after.json());
+}
