@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use seawall_benches::{
-    NeverRetry, contended_calls, echo, echo_classified, echo_in_client_span, echo_in_request_span,
-    failsafe_echo, recloser_echo, runtime, runtime_two_threads, seawall_hedge_echo,
-    sequential_calls, tower_hedge_echo, tower_resilience_echo, tower_trio, yield_once,
+    NeverRetry, calls_allowing_refusals, contended_calls, echo, echo_classified,
+    echo_in_client_span, echo_in_request_span, failsafe_echo, recloser_echo, runtime,
+    runtime_two_threads, seawall_hedge_echo, sequential_calls, tower_hedge_echo,
+    tower_resilience_echo, tower_trio, yield_once,
 };
 use seawall_breaker::{CircuitBreakerLayer, CountWindow};
 use seawall_classify::{ClassifyLayer, WithDeadline};
@@ -312,6 +313,105 @@ fn hedge(c: &mut Criterion) {
     group.finish();
 }
 
+/// The fleet's limits per call, next to the local ones and tower's: rate limits that never
+/// bind (tower's `RateLimit`, the local GCRA, per key locally and fleet-wide on the Redis at
+/// `REDIS_URL` with leases of 1,000 tokens), and a concurrency budget (local, fleet-wide: one Redis round trip per call, releases batched), next to
+/// Seawall's `ConcurrencyLimit`.
+fn fleet(c: &mut Criterion) {
+    use seawall_fleet::{ConcurrencyBudgetLayer, Fleet, RateLimitLayer};
+    // Redis needs the I/O driver, which the other groups' runtime leaves out.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+    let fleet = Fleet::builder(url)
+        .prefix("seawall-bench")
+        .build()
+        .expect("a valid Redis URL");
+    let name = format!("bench-{}", std::process::id());
+    let mut group = c.benchmark_group("fleet");
+    let mut bare = echo::<u64>();
+    group.bench_function("bare", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut bare, n, |i| i))
+    });
+    let mut tower_rate = rt.block_on(async {
+        tower::limit::RateLimitLayer::new(u64::MAX, Duration::from_secs(1)).layer(echo::<u64>())
+    });
+    group.bench_function("tower_rate_limit", |b| {
+        b.iter_custom(|n| calls_allowing_refusals(&rt, &mut tower_rate, n, |i| i))
+    });
+    let local = RateLimitLayer::builder(1_000_000_000.0)
+        .burst(1_000_000)
+        .build()
+        .unwrap();
+    let mut local_rate = local.layer(echo::<u64>());
+    group.bench_function("seawall_rate_limit_local", |b| {
+        b.iter_custom(|n| calls_allowing_refusals(&rt, &mut local_rate, n, |i| i))
+    });
+    // 64 keys of 1,000,000 a second each: more than the loop reaches on any key, so the
+    // limits never bind and the figures are their cost, Redis's leases amortised.
+    let keyed = RateLimitLayer::builder(1_000_000.0)
+        .burst(10_000)
+        .key(|id: &u64| id % 64)
+        .build()
+        .unwrap();
+    let mut keyed_rate = keyed.layer(echo::<u64>());
+    group.bench_function("seawall_rate_limit_local_64_keys", |b| {
+        b.iter_custom(|n| calls_allowing_refusals(&rt, &mut keyed_rate, n, |i| i))
+    });
+    let shared = RateLimitLayer::builder(1_000_000.0)
+        .burst(10_000)
+        .lease(1_000)
+        .key(|id: &u64| id % 64)
+        .fleet(&fleet, name.clone())
+        .build()
+        .unwrap();
+    let mut fleet_rate = shared.layer(echo::<u64>());
+    group.bench_function("seawall_rate_limit_fleet_64_keys_lease_1000", |b| {
+        b.iter_custom(|n| calls_allowing_refusals(&rt, &mut fleet_rate, n, |i| i))
+    });
+    let mut limit = ConcurrencyLimitLayer::builder(64)
+        .build()
+        .unwrap()
+        .layer(echo::<WithDeadline<u64>>());
+    group.bench_function("seawall_concurrency_limit", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut limit, n, WithDeadline::new))
+    });
+    let mut local_budget = ConcurrencyBudgetLayer::builder(64)
+        .build()
+        .unwrap()
+        .layer(echo::<u64>());
+    group.bench_function("seawall_budget_local", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut local_budget, n, |i| i))
+    });
+    let mut fleet_budget = ConcurrencyBudgetLayer::builder(64)
+        .fleet(&fleet, name)
+        .build()
+        .unwrap()
+        .layer(echo::<u64>());
+    group.bench_function("seawall_budget_fleet", |b| {
+        b.iter_custom(|n| sequential_calls(&rt, &mut fleet_budget, n, |i| i))
+    });
+    group.finish();
+    fn refused<F>(limit: &RateLimitLayer<F>, which: &str) {
+        eprintln!(
+            "fleet: the {which} rate limit refused {} of {} calls",
+            limit.rejected(),
+            limit.admitted() + limit.rejected()
+        );
+    }
+    refused(&local, "local");
+    refused(&keyed, "local, 64 keys");
+    refused(&shared, "fleet, 64 keys");
+    if fleet.local_decisions() > 0 {
+        eprintln!(
+            "fleet: {} decisions were local (Redis did not answer): the fleet figures are not Redis's",
+            fleet.local_decisions()
+        );
+    }
+}
+
 /// A call's span with no subscriber installed: the client span next to the request span the
 /// retry layer made before it, and no span at all.
 fn span(c: &mut Criterion) {
@@ -335,6 +435,6 @@ fn span(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default();
-    targets = classify, timeout, limit, breaker, retry, pipeline, span, hedge
+    targets = classify, timeout, limit, breaker, retry, pipeline, span, hedge, fleet
 }
 criterion_main!(benches);

@@ -51,6 +51,29 @@ where
     })
 }
 
+/// Runs `iters` sequential calls like [`sequential_calls`], where a call may be refused (a
+/// rate limit the loop outpaces): refusals count as calls.
+pub fn calls_allowing_refusals<S, Req, F>(
+    runtime: &Runtime,
+    service: &mut S,
+    iters: u64,
+    make: F,
+) -> Duration
+where
+    S: Service<Req>,
+    S::Error: std::fmt::Debug,
+    F: Fn(u64) -> Req,
+{
+    runtime.block_on(async {
+        let start = Instant::now();
+        for i in 0..iters {
+            let response = service.ready().await.unwrap().call(make(i)).await;
+            std::hint::black_box(response.is_ok());
+        }
+        start.elapsed()
+    })
+}
+
 /// Runs `iters` calls split over two tasks, each with its own clone of `service` (so both
 /// contend on the service's shared state), and returns the time taken.
 pub fn contended_calls<S, Req, F>(runtime: &Runtime, service: &S, iters: u64, make: F) -> Duration

@@ -110,7 +110,7 @@ struct KeyState {
 struct Lease {
     tokens: u32,
     /// Leased tokens are good until then (nanoseconds on the limit's clock): a lease is the
-    /// fleet's schedule for that long, not a stock to spend later.
+    /// fleet's schedule for a while, not a stock to spend later.
     until: u64,
     /// The fleet refused until then: calls before it are refused here, without asking Redis.
     refused_until: u64,
@@ -204,6 +204,13 @@ impl Shared {
             .clone()
     }
 
+    /// How long leased tokens stay good: the time they stand for at the fleet's rate, or the
+    /// burst's window if longer. Spent later than that, they would add to the burst; spent
+    /// within it, the fleet admits at most `rate × interval + 2 × burst` over any interval.
+    fn lease_life(&self, granted: u32) -> u64 {
+        (u64::from(granted) * self.gcra.interval).max(self.gcra.tolerance + self.gcra.interval)
+    }
+
     fn refuse(&self, retry_after: Duration, shared: bool) -> Error {
         self.rejected.fetch_add(1, Ordering::Relaxed);
         RateLimited::error(retry_after, shared)
@@ -241,7 +248,7 @@ impl Shared {
                 fleet.fleet.record(true);
                 let mut lease = state.lease.lock().expect("lease lock");
                 lease.tokens = granted - 1;
-                lease.until = now + u64::from(granted) * self.gcra.interval;
+                lease.until = now + self.lease_life(granted);
                 self.admitted.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -319,10 +326,11 @@ impl<F> RateLimitBuilder<F> {
 
     /// Tokens an instance leases from Redis at a time (default: a quarter of the burst, at
     /// least 1): one Redis round trip per `lease` calls. A refusal from Redis is kept until
-    /// its `retry_after`, so that refused calls do not ask Redis either. The cost in accuracy: leased tokens
-    /// are good for the time they stand for at the fleet's rate, and unused ones are lost;
-    /// over any interval the fleet admits at most `rate × interval + burst` calls, and may
-    /// admit up to `lease - 1` fewer per instance than that.
+    /// its `retry_after`, so that refused calls do not ask Redis either. The cost in accuracy:
+    /// leased tokens stay good for the time they stand for at the fleet's rate or the burst's
+    /// window (`burst / rate`), whichever is longer, and unused ones are lost; over any
+    /// interval the fleet admits at most `rate × interval + 2 × burst` calls, and may admit
+    /// up to `lease - 1` fewer per instance than `rate × interval`.
     pub fn lease(mut self, tokens: u32) -> Self {
         self.lease = Some(tokens);
         self
@@ -334,6 +342,16 @@ impl<F> RateLimitBuilder<F> {
             .burst
             .unwrap_or_else(|| ((self.per_second / 10.0) as u32).max(1));
         let gcra = Gcra::new(LAYER, self.per_second, burst)?;
+        if self.fleet.is_some() && self.per_second > 1_000_000.0 {
+            return Err(ConfigError::new(
+                LAYER,
+                "rate",
+                format!(
+                    "is {} per second, more than a fleet-wide limit keeps (1,000,000: Redis schedules in microseconds)",
+                    self.per_second
+                ),
+            ));
+        }
         let lease = self.lease.unwrap_or((burst / 4).max(1));
         if lease == 0 || lease > burst {
             return Err(ConfigError::new(
