@@ -3,19 +3,17 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use pin_project_lite::pin_project;
 use seawall_classify::{BoxError, Class, ConfigError, Error, FailureKind, RetryHint};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::admission::ResponseFuture;
 use crate::store::{Fleet, Op, Reply};
 
 const LAYER: &str = "concurrency budget";
@@ -367,7 +365,7 @@ where
 {
     type Response = S::Response;
     type Error = Error;
-    type Future = ResponseFuture<S, Req>;
+    type Future = ResponseFuture<S, Req, Permit>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner.poll_ready(cx).map_err(Error::from_inner)
@@ -376,101 +374,13 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         if self.shared.fleet.is_none() {
             return match self.shared.local_permit() {
-                Ok(permit) => ResponseFuture::Called {
-                    future: self.inner.call(request),
-                    permit: Some(permit),
-                },
-                Err(error) => ResponseFuture::Refused { error: Some(error) },
+                Ok(permit) => ResponseFuture::called(self.inner.call(request), permit),
+                Err(error) => ResponseFuture::refused(error),
             };
         }
+        // The readied service goes with the call; a clone takes its place.
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::Acquiring {
-            permit: Box::pin(self.shared.clone().acquire()),
-            service: Some(service),
-            request: Some(request),
-        }
-    }
-}
-
-type Acquiring = Pin<Box<dyn Future<Output = Result<Permit, Error>> + Send>>;
-
-pin_project! {
-    /// The future of a [`ConcurrencyBudget`] call.
-    #[project = ResponseFutureProj]
-    #[allow(missing_docs)]
-    pub enum ResponseFuture<S, Req>
-    where
-        S: Service<Req>,
-    {
-        /// Admitted: the inner call, holding its permit.
-        Called {
-            #[pin]
-            future: S::Future,
-            permit: Option<Permit>,
-        },
-        /// Refused at once.
-        Refused {
-            error: Option<Error>,
-        },
-        /// Asking the fleet for a permit.
-        Acquiring {
-            permit: Acquiring,
-            service: Option<S>,
-            request: Option<Req>,
-        },
-    }
-}
-
-impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self {
-            ResponseFuture::Called { .. } => "called",
-            ResponseFuture::Refused { .. } => "refused",
-            ResponseFuture::Acquiring { .. } => "acquiring",
-        };
-        f.debug_tuple("ResponseFuture").field(&state).finish()
-    }
-}
-
-impl<S, Req> Future for ResponseFuture<S, Req>
-where
-    S: Service<Req>,
-    S::Error: Into<BoxError> + 'static,
-{
-    type Output = Result<S::Response, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            let next = match self.as_mut().project() {
-                ResponseFutureProj::Called { future, permit } => {
-                    let output = std::task::ready!(future.poll(cx));
-                    // The call is over: its permit goes back now, not when the future is
-                    // dropped.
-                    permit.take();
-                    return Poll::Ready(output.map_err(Error::from_inner));
-                }
-                ResponseFutureProj::Refused { error } => {
-                    return Poll::Ready(Err(error.take().expect("polled after completion")));
-                }
-                ResponseFutureProj::Acquiring {
-                    permit,
-                    service,
-                    request,
-                } => {
-                    let permit = match std::task::ready!(permit.as_mut().poll(cx)) {
-                        Ok(permit) => permit,
-                        Err(error) => return Poll::Ready(Err(error)),
-                    };
-                    let mut service = service.take().expect("the service until admitted");
-                    let request = request.take().expect("the request until admitted");
-                    ResponseFuture::Called {
-                        future: service.call(request),
-                        permit: Some(permit),
-                    }
-                }
-            };
-            self.set(next);
-        }
+        ResponseFuture::deciding(Box::pin(self.shared.clone().acquire()), service, request)
     }
 }

@@ -51,17 +51,15 @@
 )]
 #![forbid(unsafe_code)]
 
+mod admission;
 mod budget;
 mod gcra;
 mod rate;
 mod store;
 
+pub use admission::ResponseFuture;
 pub use budget::{
     BudgetSpent, ConcurrencyBudget, ConcurrencyBudgetBuilder, ConcurrencyBudgetLayer, Permit,
-    ResponseFuture as BudgetFuture,
 };
-pub use rate::{
-    AllRequests, KeyOf, RateLimit, RateLimitBuilder, RateLimitLayer, RateLimited,
-    ResponseFuture as RateFuture,
-};
+pub use rate::{AllRequests, KeyOf, RateLimit, RateLimitBuilder, RateLimitLayer, RateLimited};
 pub use store::{Fleet, FleetBuilder};

@@ -2,20 +2,18 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::hash::Hash;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use pin_project_lite::pin_project;
 use seawall_classify::{BoxError, Class, ConfigError, Error, FailureKind, RetryHint};
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::admission::ResponseFuture;
 use crate::gcra::Gcra;
 use crate::store::{Fleet, Op, Reply};
 
@@ -487,7 +485,7 @@ where
 {
     type Response = S::Response;
     type Error = Error;
-    type Future = ResponseFuture<S, Req>;
+    type Future = ResponseFuture<S, Req, ()>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner.poll_ready(cx).map_err(Error::from_inner)
@@ -501,111 +499,24 @@ where
             return match shared.gcra.take(&state.tat, now) {
                 Ok(()) => {
                     shared.admitted.fetch_add(1, Ordering::Relaxed);
-                    ResponseFuture::Called {
-                        future: self.inner.call(request),
-                    }
+                    ResponseFuture::called(self.inner.call(request), ())
                 }
-                Err(retry_after) => ResponseFuture::Refused {
-                    error: Some(shared.refuse(retry_after, false)),
-                },
+                Err(retry_after) => ResponseFuture::refused(shared.refuse(retry_after, false)),
             };
         }
         match state.take_leased(now) {
             Local::Leased => {
                 shared.admitted.fetch_add(1, Ordering::Relaxed);
-                return ResponseFuture::Called {
-                    future: self.inner.call(request),
-                };
+                return ResponseFuture::called(self.inner.call(request), ());
             }
             Local::Refused(retry_after) => {
-                return ResponseFuture::Refused {
-                    error: Some(shared.refuse(retry_after, true)),
-                };
+                return ResponseFuture::refused(shared.refuse(retry_after, true));
             }
             Local::Ask => {}
         }
         // The readied service goes with the call; a clone takes its place.
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::Deciding {
-            decision: Box::pin(shared.clone().decide(state)),
-            service: Some(service),
-            request: Some(request),
-        }
-    }
-}
-
-type Decision = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
-
-pin_project! {
-    /// The future of a [`RateLimit`] call.
-    #[project = ResponseFutureProj]
-    #[allow(missing_docs)]
-    pub enum ResponseFuture<S, Req>
-    where
-        S: Service<Req>,
-    {
-        /// Admitted: the inner call.
-        Called {
-            #[pin]
-            future: S::Future,
-        },
-        /// Refused at once.
-        Refused {
-            error: Option<Error>,
-        },
-        /// Asking the fleet.
-        Deciding {
-            decision: Decision,
-            service: Option<S>,
-            request: Option<Req>,
-        },
-    }
-}
-
-impl<S: Service<Req>, Req> fmt::Debug for ResponseFuture<S, Req> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self {
-            ResponseFuture::Called { .. } => "called",
-            ResponseFuture::Refused { .. } => "refused",
-            ResponseFuture::Deciding { .. } => "deciding",
-        };
-        f.debug_tuple("ResponseFuture").field(&state).finish()
-    }
-}
-
-impl<S, Req> Future for ResponseFuture<S, Req>
-where
-    S: Service<Req>,
-    S::Error: Into<BoxError> + 'static,
-{
-    type Output = Result<S::Response, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            let next = match self.as_mut().project() {
-                ResponseFutureProj::Called { future } => {
-                    return future.poll(cx).map_err(Error::from_inner);
-                }
-                ResponseFutureProj::Refused { error } => {
-                    return Poll::Ready(Err(error.take().expect("polled after completion")));
-                }
-                ResponseFutureProj::Deciding {
-                    decision,
-                    service,
-                    request,
-                } => {
-                    if let Err(error) = std::task::ready!(decision.as_mut().poll(cx)) {
-                        return Poll::Ready(Err(error));
-                    }
-                    let mut service = service.take().expect("the service until admitted");
-                    let request = request.take().expect("the request until admitted");
-                    ResponseFuture::Called {
-                        future: service.call(request),
-                    }
-                }
-            };
-            self.set(next);
-        }
+        ResponseFuture::deciding(Box::pin(shared.clone().decide(state)), service, request)
     }
 }

@@ -21,29 +21,46 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
-/// What one worker process does.
-#[derive(Debug, Clone)]
+/// What one worker process does: the `worker` subcommand's options.
+#[derive(Debug, Clone, clap::Args)]
 pub struct WorkerArgs {
     /// The Redis server (or the fault proxy in front of it).
+    #[arg(long)]
     pub redis: String,
     /// The limits' name, shared by every worker of a run.
+    #[arg(long)]
     pub name: String,
-    /// The fleet-wide rate, per second (`None`: no rate limit).
+    /// The fleet-wide rate, per second (none: no rate limit).
+    #[arg(long)]
     pub rate: Option<f64>,
-    /// The fleet-wide calls in flight (`None`: no budget).
+    /// The fleet-wide calls in flight (none: no budget).
+    #[arg(long)]
     pub max: Option<u32>,
     /// The instances expected to share the limits.
+    #[arg(long)]
     pub replicas: u32,
     /// When to begin, in milliseconds since the Unix epoch (every worker begins together).
+    #[arg(long = "start-ms")]
     pub start_ms: u64,
-    /// How long to send calls.
+    /// How long to send calls, in milliseconds.
+    #[arg(long = "duration-ms", value_parser = millis)]
     pub duration: Duration,
     /// Calls sent at once, each as soon as the previous one ended.
+    #[arg(long)]
     pub tasks: u32,
-    /// The counting server each call goes to (`None`: calls answer at once).
+    /// The counting server each call goes to (none: calls answer at once).
+    #[arg(long)]
     pub server: Option<SocketAddr>,
-    /// A budget permit's lease.
+    /// A budget permit's lease, in milliseconds.
+    #[arg(long = "lease-ms", value_parser = millis)]
     pub lease: Duration,
+}
+
+fn millis(value: &str) -> Result<Duration, String> {
+    value
+        .parse()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("`{value}` is not a whole number of milliseconds"))
 }
 
 impl WorkerArgs {
@@ -238,6 +255,23 @@ pub struct WorkerOutput {
     pub ticks: Vec<Tick>,
 }
 
+/// `processes` workers alike, on the limits named `name`, beginning together 1.5 s from now.
+fn alike(processes: u32, name: &str, worker: impl Fn(WorkerArgs) -> WorkerArgs) -> Vec<WorkerArgs> {
+    let template = worker(WorkerArgs {
+        redis: String::new(),
+        name: unique(name),
+        rate: None,
+        max: None,
+        replicas: processes,
+        start_ms: unix_ms() + 1_500,
+        duration: Duration::from_secs(5),
+        tasks: 4,
+        server: None,
+        lease: Duration::from_secs(5),
+    });
+    vec![template; processes as usize]
+}
+
 async fn run_workers(exe: &Path, all: &[WorkerArgs]) -> io::Result<Vec<WorkerOutput>> {
     let children: Vec<_> = all
         .iter()
@@ -313,22 +347,12 @@ pub async fn rate_run(
     rate: f64,
     duration: Duration,
 ) -> io::Result<RateFigures> {
-    let name = unique("rate");
-    let start_ms = unix_ms() + 1_500;
-    let all: Vec<_> = (0..processes)
-        .map(|_| WorkerArgs {
-            redis: redis.to_owned(),
-            name: name.clone(),
-            rate: Some(rate),
-            max: None,
-            replicas: processes,
-            start_ms,
-            duration,
-            tasks: 4,
-            server: None,
-            lease: Duration::from_secs(5),
-        })
-        .collect();
+    let all = alike(processes, "rate", |worker| WorkerArgs {
+        redis: redis.to_owned(),
+        rate: Some(rate),
+        duration,
+        ..worker
+    });
     let workers = run_workers(exe, &all).await?;
     Ok(RateFigures {
         rate,
@@ -435,22 +459,13 @@ pub async fn budget_run(
     duration: Duration,
 ) -> io::Result<BudgetFigures> {
     let server = CountingServer::start(Duration::from_millis(20)).await?;
-    let name = unique("budget");
-    let start_ms = unix_ms() + 1_500;
-    let all: Vec<_> = (0..processes)
-        .map(|_| WorkerArgs {
-            redis: redis.to_owned(),
-            name: name.clone(),
-            rate: None,
-            max: Some(max),
-            replicas: processes,
-            start_ms,
-            duration,
-            tasks: 4,
-            server: Some(server.addr()),
-            lease: Duration::from_secs(5),
-        })
-        .collect();
+    let all = alike(processes, "budget", |worker| WorkerArgs {
+        redis: redis.to_owned(),
+        max: Some(max),
+        duration,
+        server: Some(server.addr()),
+        ..worker
+    });
     let workers = run_workers(exe, &all).await?;
     Ok(BudgetFigures {
         max,
@@ -580,22 +595,14 @@ pub async fn outage_run(
     down: Duration,
 ) -> io::Result<OutageFigures> {
     let proxy = Proxy::start(redis).await?;
-    let name = unique("outage");
-    let start_ms = unix_ms() + 1_500;
-    let all: Vec<_> = (0..processes)
-        .map(|_| WorkerArgs {
-            redis: format!("redis://{}/", proxy.addr()),
-            name: name.clone(),
-            rate: Some(400.0),
-            max: Some(8),
-            replicas: processes,
-            start_ms,
-            duration,
-            tasks: 4,
-            server: None,
-            lease: Duration::from_secs(5),
-        })
-        .collect();
+    let all = alike(processes, "outage", |worker| WorkerArgs {
+        redis: format!("redis://{}/", proxy.addr()),
+        rate: Some(400.0),
+        max: Some(8),
+        duration,
+        ..worker
+    });
+    let start_ms = all[0].start_ms;
     let switch = async {
         tokio::time::sleep(Duration::from_millis(start_ms.saturating_sub(unix_ms())) + from).await;
         proxy.down();

@@ -1,7 +1,6 @@
 //! `seawall-fleet-demo`: starts worker processes that share one rate limit and one
 //! concurrency budget through Redis, and prints what the fleet admitted.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -21,59 +20,14 @@ struct Options {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// One worker process (started by the demo).
-    Worker {
-        #[arg(long)]
-        redis: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        rate: Option<f64>,
-        #[arg(long)]
-        max: Option<u32>,
-        #[arg(long)]
-        replicas: u32,
-        #[arg(long)]
-        start_ms: u64,
-        #[arg(long)]
-        duration_ms: u64,
-        #[arg(long)]
-        tasks: u32,
-        #[arg(long)]
-        server: Option<SocketAddr>,
-        #[arg(long)]
-        lease_ms: u64,
-    },
+    Worker(WorkerArgs),
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = Options::parse();
-    if let Some(Command::Worker {
-        redis,
-        name,
-        rate,
-        max,
-        replicas,
-        start_ms,
-        duration_ms,
-        tasks,
-        server,
-        lease_ms,
-    }) = options.command
-    {
-        worker(&WorkerArgs {
-            redis,
-            name,
-            rate,
-            max,
-            replicas,
-            start_ms,
-            duration: Duration::from_millis(duration_ms),
-            tasks,
-            server,
-            lease: Duration::from_millis(lease_ms),
-        })
-        .await?;
+    if let Some(Command::Worker(args)) = options.command {
+        worker(&args).await?;
         return Ok(());
     }
 
