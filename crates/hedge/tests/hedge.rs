@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use seawall_breaker::CircuitBreakerLayer;
 use seawall_classify::{AssumeIdempotent, Class, Error, FailureKind, RetryHint, WithDeadline};
-use seawall_hedge::{HedgeBuilder, HedgeLayer};
+use seawall_hedge::{Hedge, HedgeBuilder, HedgeHandle, HedgeLayer};
 use seawall_limit::ConcurrencyLimitLayer;
 use seawall_retry::RetryBudget;
 use tokio::time::Instant;
@@ -113,17 +113,18 @@ fn request(id: u64) -> Request {
     WithDeadline::new(id)
 }
 
+/// `replica` behind a hedge after `delay`, and the hedge's handle.
+fn hedged(delay: Duration, replica: &Replica) -> (Hedge<Replica, AssumeIdempotent>, HedgeHandle) {
+    let layer = fixed(delay).build().unwrap();
+    (layer.layer(replica.clone()), layer.handle())
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_slow_first_attempt_is_hedged_and_the_hedge_answers() {
     let replica = Replica::new(|n| answers_in(if n == 0 { ms(1_000) } else { ms(10) }));
-    let layer = fixed(ms(50)).build().unwrap();
-    let handle = layer.handle();
+    let (service, handle) = hedged(ms(50), &replica);
     let started = Instant::now();
-    let answer = layer
-        .layer(replica.clone())
-        .oneshot(request(7))
-        .await
-        .unwrap();
+    let answer = service.oneshot(request(7)).await.unwrap();
     assert_eq!(answer, (7, 1), "the hedge (call 1) answered");
     assert_eq!(started.elapsed(), ms(60));
     assert_eq!((handle.sent(), handle.won()), (1, 1));
@@ -133,9 +134,8 @@ async fn a_slow_first_attempt_is_hedged_and_the_hedge_answers() {
 #[tokio::test(start_paused = true)]
 async fn a_first_attempt_answering_before_the_delay_is_never_hedged() {
     let replica = Replica::new(|_| answers_in(ms(49)));
-    let layer = fixed(ms(50)).build().unwrap();
-    let handle = layer.handle();
-    let mut service = layer.layer(replica.clone());
+    let (service, handle) = hedged(ms(50), &replica);
+    let mut service = service;
     for id in 0..20 {
         let answer = service
             .ready()
@@ -154,14 +154,9 @@ async fn a_first_attempt_answering_before_the_delay_is_never_hedged() {
 async fn the_first_attempt_wins_when_it_answers_before_its_hedge() {
     // The first attempt takes 80 ms; its hedge, sent at 50 ms, would take 100 ms.
     let replica = Replica::new(|n| answers_in(if n == 0 { ms(80) } else { ms(100) }));
-    let layer = fixed(ms(50)).build().unwrap();
-    let handle = layer.handle();
+    let (service, handle) = hedged(ms(50), &replica);
     let started = Instant::now();
-    let answer = layer
-        .layer(replica.clone())
-        .oneshot(request(1))
-        .await
-        .unwrap();
+    let answer = service.oneshot(request(1)).await.unwrap();
     assert_eq!((answer.1, started.elapsed()), (0, ms(80)));
     assert_eq!((handle.sent(), handle.won()), (1, 0));
     assert_eq!(replica.running(), 0, "the hedge was cancelled");
@@ -199,9 +194,8 @@ async fn requests_the_policy_calls_not_idempotent_are_never_hedged() {
 #[tokio::test(start_paused = true)]
 async fn no_hedge_when_the_deadline_leaves_less_time_than_was_waited() {
     let replica = Replica::new(|_| answers_in(ms(500)));
-    let layer = fixed(ms(50)).build().unwrap();
-    let handle = layer.handle();
-    let mut service = layer.layer(replica.clone());
+    let (service, handle) = hedged(ms(50), &replica);
+    let mut service = service;
     // 90 ms to go: after 50 ms, 40 ms are left, less than the 50 the first attempt took.
     let short = request(1).deadline_in(ms(90));
     service.ready().await.unwrap().call(short).await.unwrap();
@@ -290,13 +284,8 @@ async fn a_closed_gate_holds_the_hedge_back_and_spends_no_budget() {
 #[tokio::test(start_paused = true)]
 async fn a_first_attempt_failing_before_the_delay_returns_its_error_unhedged() {
     let replica = Replica::new(|_| fails_after(ms(10)));
-    let layer = fixed(ms(50)).build().unwrap();
-    let handle = layer.handle();
-    let error = layer
-        .layer(replica.clone())
-        .oneshot(request(1))
-        .await
-        .unwrap_err();
+    let (service, handle) = hedged(ms(50), &replica);
+    let error = service.oneshot(request(1)).await.unwrap_err();
     assert_eq!(error.kind(), Some(FailureKind::Unavailable));
     assert_eq!((replica.calls(), handle.sent()), (1, 0));
 }
@@ -311,26 +300,18 @@ async fn a_first_attempt_failing_while_its_hedge_runs_waits_for_the_hedge() {
             answers_in(ms(60))
         }
     });
-    let layer = fixed(ms(50)).build().unwrap();
+    let (service, _) = hedged(ms(50), &replica);
     let started = Instant::now();
-    let answer = layer
-        .layer(replica.clone())
-        .oneshot(request(1))
-        .await
-        .unwrap();
+    let answer = service.oneshot(request(1)).await.unwrap();
     assert_eq!((answer.1, started.elapsed()), (1, ms(110)));
 }
 
 #[tokio::test(start_paused = true)]
 async fn when_both_attempts_fail_the_caller_gets_the_first_attempts_error() {
     let replica = Replica::new(|n| fails_after(if n == 0 { ms(80) } else { ms(100) }));
-    let layer = fixed(ms(50)).build().unwrap();
+    let (service, _) = hedged(ms(50), &replica);
     let started = Instant::now();
-    let error = layer
-        .layer(replica.clone())
-        .oneshot(request(1))
-        .await
-        .unwrap_err();
+    let error = service.oneshot(request(1)).await.unwrap_err();
     assert!(error.to_string().contains("call 0 failed"), "{error}");
     assert_eq!(started.elapsed(), ms(150), "both were waited for");
 }
@@ -338,8 +319,8 @@ async fn when_both_attempts_fail_the_caller_gets_the_first_attempts_error() {
 #[tokio::test(start_paused = true)]
 async fn a_dropped_call_cancels_both_attempts() {
     let replica = Replica::new(|_| answers_in(ms(10_000)));
-    let layer = fixed(ms(50)).build().unwrap();
-    let mut service = layer.layer(replica.clone());
+    let (service, _) = hedged(ms(50), &replica);
+    let mut service = service;
     let call = service.ready().await.unwrap().call(request(1));
     let gave_up = tokio::time::timeout(ms(100), call).await;
     assert!(gave_up.is_err());
