@@ -23,6 +23,7 @@
 //! | `seawall.retry.attempts` | how many attempts a call took, when more than one |
 //! | `seawall.hedge.reason` | why a slow request's hedge was not sent: `budget`, `gate`, `deadline` |
 //! | `seawall.hedge.delay_ms` | how long a request waited before its hedge was sent |
+//! | `seawall.fleet.mode` | where a fleet-wide limit decided: `shared` (on Redis) or `local` (its share, while Redis did not answer) |
 //! | `seawall.dependency` | the dependency a call is to (the client span's name before the operation names it) |
 //! | `db.namespace`, `db.operation.name`, `db.collection.name` | a database call (semantic conventions) |
 //! | `http.request.method`, `url.full`, `http.response.status_code` | an HTTP call (semantic conventions) |
@@ -46,6 +47,7 @@
 //! | `seawall.hedges` | counter | `{hedge}` | `seawall.dependency` |
 //! | `seawall.hedge.wins` | counter | `{hedge}` | `seawall.dependency` |
 //! | `seawall.hedges.skipped` | counter | `{hedge}` | `seawall.dependency`, `seawall.hedge.reason` |
+//! | `seawall.fleet.decisions` | counter | `{decision}` | `seawall.fleet.mode` |
 //! | `seawall.limit.in_flight` | gauge | `{call}` | |
 //! | `seawall.limit.queued` | gauge | `{call}` | |
 //! | `seawall.limit.queue_wait` | histogram | `s` | |
@@ -159,6 +161,9 @@ pub const HEDGES: &str = "seawall.hedges";
 pub const HEDGE_WINS: &str = "seawall.hedge.wins";
 /// Metric: hedges not sent although the request was slow, by reason.
 pub const HEDGES_SKIPPED: &str = "seawall.hedges.skipped";
+/// Metric: decisions of fleet-wide limits, by where they were made (`shared` on Redis, or
+/// `local` on the instance's share while Redis did not answer).
+pub const FLEET_DECISIONS: &str = "seawall.fleet.decisions";
 /// Metric: calls in flight at a limit.
 pub const LIMIT_IN_FLIGHT_GAUGE: &str = "seawall.limit.in_flight";
 /// Metric: calls queued at a limit.
@@ -184,6 +189,8 @@ pub const FIELD_HEDGES: &str = "monotonic_counter.seawall.hedges";
 pub const FIELD_HEDGE_WINS: &str = "monotonic_counter.seawall.hedge.wins";
 /// Event field carrying [`HEDGES_SKIPPED`] (a counter increment).
 pub const FIELD_HEDGES_SKIPPED: &str = "monotonic_counter.seawall.hedges.skipped";
+/// Event field carrying [`FLEET_DECISIONS`] (a counter increment).
+pub const FIELD_FLEET_DECISIONS: &str = "monotonic_counter.seawall.fleet.decisions";
 /// Event field carrying [`CLIENT_DURATION`] (a histogram sample, in seconds).
 pub const FIELD_CLIENT_DURATION: &str = "histogram.seawall.client.duration";
 /// Event field carrying [`LIMIT_QUEUE_WAIT`] (a histogram sample, in seconds).
@@ -193,6 +200,9 @@ pub const FIELD_LIMIT_QUEUE_WAIT: &str = "histogram.seawall.limit.queue_wait";
 pub const HEDGE_REASON: &str = "seawall.hedge.reason";
 /// Attribute: how long a request waited before its hedge was sent, in milliseconds.
 pub const HEDGE_DELAY_MS: &str = "seawall.hedge.delay_ms";
+
+/// Attribute: where a fleet-wide limit decided (`shared`, `local`).
+pub const FLEET_MODE: &str = "seawall.fleet.mode";
 
 /// Every attribute name.
 pub const ATTRIBUTES: &[&str] = &[
@@ -232,6 +242,7 @@ pub const ATTRIBUTES: &[&str] = &[
     OTEL_STATUS_CODE,
     HEDGE_REASON,
     HEDGE_DELAY_MS,
+    FLEET_MODE,
 ];
 
 /// Every metric name.
@@ -251,6 +262,7 @@ pub const METRICS: &[&str] = &[
     HEDGES,
     HEDGE_WINS,
     HEDGES_SKIPPED,
+    FLEET_DECISIONS,
 ];
 
 /// Every span name.
@@ -287,6 +299,7 @@ mod tests {
             FIELD_HEDGES,
             FIELD_HEDGE_WINS,
             FIELD_HEDGES_SKIPPED,
+            FIELD_FLEET_DECISIONS,
         ] {
             assert!(is_known_field(field), "{field}");
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use redis::Script;
 use redis::aio::ConnectionManager;
 use seawall_breaker::CircuitBreakerLayer;
-use seawall_classify::{BoxError, ConfigError, Error, HasDeadline};
+use seawall_classify::{BoxError, ConfigError, Error, HasDeadline, schema};
 use seawall_timeout::AttemptTimeoutLayer;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
@@ -381,7 +381,11 @@ impl Fleet {
         match self.inner.ops.clone().oneshot(op).await {
             Ok(reply) => Some(reply),
             Err(error) => {
-                tracing::debug!(target: "seawall::fleet", %error, "a Redis operation failed");
+                tracing::debug!(
+                    target: "seawall::fleet",
+                    { { schema::ERROR_TYPE } = error.kind().map_or("unknown", |k| k.as_str()) },
+                    "a Redis operation failed"
+                );
                 None
             }
         }
@@ -389,6 +393,14 @@ impl Fleet {
 
     /// Counts a decision and logs a change of mode.
     pub(crate) fn record(&self, shared: bool) {
+        tracing::debug!(
+            target: "seawall::fleet",
+            {
+                { schema::FIELD_FLEET_DECISIONS } = 1u64,
+                { schema::FLEET_MODE } = if shared { "shared" } else { "local" }
+            },
+            "fleet decision"
+        );
         if shared {
             self.inner.shared.fetch_add(1, Ordering::Relaxed);
             if self.inner.away.swap(false, Ordering::Relaxed) {
@@ -402,8 +414,8 @@ impl Fleet {
             if !self.inner.away.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     target: "seawall::fleet",
-                    replicas = self.inner.replicas,
-                    "Redis does not answer: fleet limits fall back to this instance's local share"
+                    "Redis does not answer: fleet limits fall back to this instance's share (1/{} of each)",
+                    self.inner.replicas
                 );
             }
         }

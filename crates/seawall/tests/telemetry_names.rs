@@ -186,12 +186,31 @@ async fn hedges_and_fallbacks() {
     let _ = layer.layer(primary).oneshot(WithDeadline::new(())).await;
 }
 
+/// A fleet-wide limit whose Redis does not answer (nothing listens on port 1): its decisions
+/// are local, and reported.
+#[cfg(feature = "fleet")]
+async fn fleet() {
+    let fleet = seawall::fleet::Fleet::builder("redis://127.0.0.1:1/")
+        .build()
+        .unwrap();
+    let limit = seawall::fleet::RateLimitLayer::builder(100.0)
+        .fleet(&fleet, "names")
+        .build()
+        .unwrap();
+    let service = limit.layer(service_fn(|_: ()| async { Ok::<_, Error>(()) }));
+    service.oneshot(()).await.unwrap();
+    assert!(fleet.local_decisions() > 0);
+}
+
+#[cfg(not(feature = "fleet"))]
+async fn fleet() {}
+
 #[test]
 fn every_name_a_layer_emits_is_in_the_schema() {
     let names = Names::default();
     let subscriber = tracing_subscriber::registry().with(names.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .start_paused(true)
         .build()
         .unwrap();
@@ -203,6 +222,7 @@ fn every_name_a_layer_emits_is_in_the_schema() {
             limit().await;
             pipeline().await;
             hedges_and_fallbacks().await;
+            fleet().await;
         });
     });
     let names = names.0.lock().unwrap().clone();
@@ -234,6 +254,10 @@ fn every_name_a_layer_emits_is_in_the_schema() {
         schema::FIELD_HEDGES_SKIPPED,
         schema::HEDGE_REASON,
         schema::HEDGE_DELAY_MS,
+        #[cfg(feature = "fleet")]
+        schema::FIELD_FLEET_DECISIONS,
+        #[cfg(feature = "fleet")]
+        schema::FLEET_MODE,
     ] {
         assert!(
             names.contains(expected),

@@ -201,7 +201,7 @@ type EventMetric = (
     &'static str,
     &'static [&'static str],
 );
-const EVENT_METRICS: [EventMetric; 10] = [
+const EVENT_METRICS: [EventMetric; 11] = [
     (
         schema::CLIENT_DURATION,
         "s",
@@ -253,6 +253,12 @@ const EVENT_METRICS: [EventMetric; 10] = [
         "{hedge}",
         "Hedges not sent although the request was slow: budget spent, a gate closed, or too little time left",
         &[schema::DEPENDENCY, schema::HEDGE_REASON],
+    ),
+    (
+        schema::FLEET_DECISIONS,
+        "{decision}",
+        "Decisions of fleet-wide limits: shared on Redis, or local while Redis did not answer",
+        &[schema::FLEET_MODE],
     ),
     (
         schema::REJECTIONS,
