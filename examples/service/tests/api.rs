@@ -596,8 +596,9 @@ async fn metrics_are_served_in_prometheus_text() {
     }
 }
 
-/// Two instances of the service on one Redis, with `vars` set on both.
-async fn two_instances(vars: &[(&str, &str)]) -> (Harness, Harness) {
+/// Two instances of the service on one Redis, with `vars` set on both, and their
+/// `FLEET_NAME`.
+async fn two_instances(vars: &[(&str, &str)]) -> (Harness, Harness, String) {
     let name = unique("fleet").replace(['.', ':'], "-");
     let settings = |all: &mut std::collections::HashMap<String, String>| {
         for (key, value) in vars {
@@ -608,12 +609,13 @@ async fn two_instances(vars: &[(&str, &str)]) -> (Harness, Harness) {
     (
         Harness::start_with(settings).await,
         Harness::start_with(settings).await,
+        name.clone(),
     )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_one_rate_of_postgresql_calls() {
-    let (a, b) = two_instances(&[("FLEET_RATE_LIMIT", "2")]).await;
+    let (a, b, _) = two_instances(&[("FLEET_RATE_LIMIT", "2")]).await;
     let (mut client_a, mut client_b) = (a.client(), b.client());
     // The fleet's one token this half second goes to the first write; the other instance's
     // write, at once after it, finds the fleet's rate spent.
@@ -630,8 +632,29 @@ async fn two_instances_share_one_rate_of_postgresql_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_one_budget_of_postgresql_calls_in_flight() {
-    let (a, b) = two_instances(&[("FLEET_DB_CONCURRENCY", "1"), ("DB_TIMEOUT_MS", "1500")]).await;
+    let (a, b, name) =
+        two_instances(&[("FLEET_DB_CONCURRENCY", "1"), ("DB_TIMEOUT_MS", "1500")]).await;
     let (mut client_a, mut client_b) = (a.client(), b.client());
+    // The permits held in the fleet (leases in Redis's sorted set), waited for to be `wanted`.
+    let mut redis = seawall_tests::redis_client()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("seawall-service:budget:{name}");
+    let mut permits_become = async |wanted: u64| {
+        for _ in 0..400 {
+            let held: u64 = redis::cmd("ZCARD")
+                .arg(&key)
+                .query_async(&mut redis)
+                .await
+                .unwrap();
+            if held == wanted {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("the fleet's permits never became {wanted}");
+    };
     assert_eq!(
         client_b
             .post_item(&unique("fleet"), "b", 1)
@@ -640,6 +663,8 @@ async fn two_instances_share_one_budget_of_postgresql_calls_in_flight() {
             .status,
         StatusCode::CREATED
     );
+    // B's permit goes back a moment after its response (removed by B's background task).
+    permits_become(0).await;
     // While instance A's write is slow (PostgreSQL answers 300 ms late through A's proxy),
     // it holds the fleet's one call in flight, and instance B's write is refused.
     a.pg.set_mode(seawall_chaos::proxy::Mode::Latency {
@@ -647,11 +672,12 @@ async fn two_instances_share_one_budget_of_postgresql_calls_in_flight() {
         down: seawall_chaos::proxy::Delay::default(),
     });
     let slow = tokio::spawn(async move { client_a.post_item(&unique("fleet"), "slow", 2).await });
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    permits_become(1).await;
     let other = client_b.post_item(&unique("fleet"), "b", 3).await.unwrap();
     assert_problem(&other, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(slow.await.unwrap().unwrap().status, StatusCode::CREATED);
-    // A's call is over: B's next write runs.
+    // A's call is over and its permit goes back: B's writes run again.
+    permits_become(0).await;
     let after = client_b.post_item(&unique("fleet"), "b", 4).await.unwrap();
     assert_eq!(after.status, StatusCode::CREATED, "{:?}", after.json());
 }
