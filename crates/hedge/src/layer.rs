@@ -450,7 +450,7 @@ where
         let shared = &self.parts.shared;
         let hedge = match shared.delay() {
             Some(delay) if self.parts.idempotency.is_idempotent(&request) => {
-                shared.budget.deposit();
+                shared.budget.deposit_at(started);
                 Some((request.clone(), started + delay))
             }
             _ => None,
