@@ -1,5 +1,6 @@
 //! The rate limit: local GCRA per key, or fleet-wide on Redis with leased tokens.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::Hash;
@@ -175,31 +176,34 @@ impl Shared {
         self.base.elapsed().as_nanos() as u64
     }
 
-    /// A key's state. A known key takes a read lock; a new one the write lock.
-    fn state<K: Hash + fmt::Display>(&self, key: Option<K>, now: u64) -> Arc<KeyState> {
+    /// A key's state. The limit of every request is borrowed (no reference count moves on
+    /// its path); a known key takes a read lock; a new one the write lock.
+    fn state<K: Hash + fmt::Display>(&self, key: Option<K>, now: u64) -> Cow<'_, Arc<KeyState>> {
         let Some(key) = key else {
-            return self.all.clone();
+            return Cow::Borrowed(&self.all);
         };
         let mut hasher = std::hash::DefaultHasher::new();
         key.hash(&mut hasher);
         let hash = std::hash::Hasher::finish(&hasher);
         if let Some(state) = self.keys.read().expect("keys lock").get(&hash) {
-            return state.clone();
+            return Cow::Owned(state.clone());
         }
         let mut keys = self.keys.write().expect("keys lock");
         if keys.len() >= self.max_keys {
             // Keys whose schedule has caught up with now limit nothing: forget them.
             keys.retain(|_, state| state.tat.load(Ordering::Relaxed) > now);
         }
-        keys.entry(hash)
-            .or_insert_with(|| {
-                KeyState::new(
-                    self.fleet
-                        .as_ref()
-                        .map(|f| f.fleet.key("rate", &format!("{}:{key}", f.name))),
-                )
-            })
-            .clone()
+        Cow::Owned(
+            keys.entry(hash)
+                .or_insert_with(|| {
+                    KeyState::new(
+                        self.fleet
+                            .as_ref()
+                            .map(|f| f.fleet.key("rate", &format!("{}:{key}", f.name))),
+                    )
+                })
+                .clone(),
+        )
     }
 
     /// How long leased tokens stay good: the time they stand for at the fleet's rate, or the
@@ -517,6 +521,7 @@ where
         // The readied service goes with the call; a clone takes its place.
         let clone = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, clone);
+        let state = state.into_owned();
         ResponseFuture::deciding(Box::pin(shared.clone().decide(state)), service, request)
     }
 }
