@@ -211,31 +211,30 @@ async fn no_hedge_when_the_deadline_leaves_less_time_than_was_waited() {
     assert_eq!((replica.calls(), handle.sent()), (4, 1));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_full_limit_holds_hedges_back() {
-    // The limit the attempts go through has one permit, and the first attempt holds it.
-    let replica = Replica::new(|_| answers_in(ms(200)));
-    let limit = ConcurrencyLimitLayer::builder(1).build().unwrap();
+/// One request through a hedge gated by a limit of `permits` that the attempts go through:
+/// the replica's calls and the hedge's handle after it.
+async fn through_a_limit_of(permits: usize, replica: &Replica) -> (usize, HedgeHandle) {
+    let limit = ConcurrencyLimitLayer::builder(permits).build().unwrap();
     let layer = fixed(ms(50)).gate(limit.handle()).build().unwrap();
-    let handle = layer.handle();
+    let before = replica.calls();
     layer
         .layer(limit.layer(replica.clone()))
         .oneshot(request(1))
         .await
         .unwrap();
-    assert_eq!(replica.calls(), 1);
-    assert_eq!((handle.sent(), handle.skipped_for_gate()), (0, 1));
+    (replica.calls() - before, layer.handle())
+}
 
+#[tokio::test(start_paused = true)]
+async fn a_full_limit_holds_hedges_back() {
+    let replica = Replica::new(|_| answers_in(ms(200)));
+    // One permit, held by the first attempt: no room for its hedge.
+    let (calls, handle) = through_a_limit_of(1, &replica).await;
+    assert_eq!(calls, 1);
+    assert_eq!((handle.sent(), handle.skipped_for_gate()), (0, 1));
     // With two permits, one is free for the hedge.
-    let limit = ConcurrencyLimitLayer::builder(2).build().unwrap();
-    let layer = fixed(ms(50)).gate(limit.handle()).build().unwrap();
-    let handle = layer.handle();
-    layer
-        .layer(limit.layer(replica.clone()))
-        .oneshot(request(2))
-        .await
-        .unwrap();
-    assert_eq!((replica.calls(), handle.sent()), (3, 1));
+    let (calls, handle) = through_a_limit_of(2, &replica).await;
+    assert_eq!((calls, handle.sent()), (2, 1));
 }
 
 #[tokio::test(start_paused = true)]
