@@ -448,34 +448,34 @@ fn naive(client: Client) -> Client {
     BoxCloneSyncService::new(stack)
 }
 
+/// What the `seawall` stack puts around a dependency's pipeline.
+enum Around {
+    /// Nothing: the pipeline alone.
+    Nothing,
+    /// `HedgeLayer`, bounded by the pipeline's breaker, limit and retry budget.
+    Hedge,
+    /// `FallbackLayer` answering from this client (the cache's stale copy).
+    StaleFrom(Client),
+}
+
+/// A client of the `seawall` stack: its pipeline, and around it what the scenario adds, as
+/// the crates' documentation places them.
 fn seawall(
     client: Client,
     pipeline: StandardPipeline,
+    around: Around,
 ) -> (Client, Option<seawall::breaker::BreakerHandle>) {
     let layer = pipeline.build().expect("the presets are valid");
     let breaker = layer.breaker();
-    (BoxCloneSyncService::new(layer.layer(client)), breaker)
-}
-
-/// The database's client of the `seawall` stack: its pipeline, and around it the scenario's
-/// extra layer, as the crates' documentation places them.
-fn seawall_database(
-    client: Client,
-    pipeline: StandardPipeline,
-    extra: Extra,
-    stale_cache: Client,
-) -> (Client, Option<seawall::breaker::BreakerHandle>) {
-    let layer = pipeline.build().expect("the presets are valid");
-    let breaker = layer.breaker();
-    let database = layer.layer(client);
-    let client = match extra {
-        Extra::None => BoxCloneSyncService::new(database),
-        Extra::Hedge => {
+    let piped = layer.layer(client);
+    let client = match around {
+        Around::Nothing => BoxCloneSyncService::new(piped),
+        Around::Hedge => {
             let hedge = layer.bound_hedge(HedgeLayer::builder(AssumeIdempotent).name("database"));
             let hedge = hedge.build().expect("valid hedge settings");
-            BoxCloneSyncService::new(hedge.layer(database))
+            BoxCloneSyncService::new(hedge.layer(piped))
         }
-        Extra::StaleFallback => {
+        Around::StaleFrom(stale_cache) => {
             let stale = tower::service_fn(move |read: Fallback<Request>| {
                 let copy = read.into_request().expect("the layer keeps the request");
                 stale_cache.clone().oneshot(copy)
@@ -484,7 +484,7 @@ fn seawall_database(
                 .keep_request()
                 .build()
                 .expect("valid fallback settings");
-            BoxCloneSyncService::new(fallback.layer(database))
+            BoxCloneSyncService::new(fallback.layer(piped))
         }
     };
     (client, breaker)
@@ -614,18 +614,19 @@ pub async fn drive(
                     StandardPipeline::redis(1_000)
                         .seed(seed ^ 0xCAC4E)
                         .probe(probe(cache_client)),
+                    Around::Nothing,
                 );
-                let extra = match stack {
-                    Stack::Seawall => scenario.extra,
-                    _ => Extra::None,
+                let around = match (stack, scenario.extra) {
+                    (Stack::Seawall, Extra::Hedge) => Around::Hedge,
+                    (Stack::Seawall, Extra::StaleFallback) => Around::StaleFrom(cache.clone()),
+                    _ => Around::Nothing,
                 };
-                let (db, db_breaker) = seawall_database(
+                let (db, db_breaker) = seawall(
                     db_client.clone(),
                     StandardPipeline::postgres(scenario.model.slots)
                         .seed(seed)
                         .probe(probe(db_client)),
-                    extra,
-                    cache.clone(),
+                    around,
                 );
                 let reader = |breaker: seawall::breaker::BreakerHandle| -> Watched {
                     Box::new(move || breaker.state())
