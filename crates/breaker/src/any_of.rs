@@ -11,10 +11,22 @@ use crate::window::{CountWindow, TimeWindow};
 ///
 /// Every policy records every outcome, so each keeps an accurate view.
 pub struct AnyOf {
-    consecutive: Option<ConsecutiveFaults>,
-    count: Option<CountWindow>,
-    time: Option<TimeWindow>,
+    set: Set,
     needs_clock: bool,
+}
+
+/// The configured policies. The two common cases of one policy alone have their own
+/// variants, so that recording an outcome is one branch to that policy. (An explicit tag:
+/// one comparison to tell the variants apart.)
+#[repr(u8)]
+enum Set {
+    Consecutive(ConsecutiveFaults),
+    Count(CountWindow),
+    Several {
+        consecutive: Option<ConsecutiveFaults>,
+        count: Option<CountWindow>,
+        time: Option<TimeWindow>,
+    },
 }
 
 impl AnyOf {
@@ -26,27 +38,90 @@ impl AnyOf {
         let needs_clock = consecutive.as_ref().is_some_and(TripPolicy::needs_clock)
             || count.as_ref().is_some_and(TripPolicy::needs_clock)
             || time.as_ref().is_some_and(TripPolicy::needs_clock);
-        AnyOf {
-            consecutive,
-            count,
-            time,
-            needs_clock,
+        let set = match (consecutive, count, time) {
+            (Some(consecutive), None, None) => Set::Consecutive(consecutive),
+            (None, Some(count), None) => Set::Count(count),
+            (consecutive, count, time) => Set::Several {
+                consecutive,
+                count,
+                time,
+            },
+        };
+        AnyOf { set, needs_clock }
+    }
+
+    /// Each configured policy, as a trait object, for the paths that are not per call.
+    fn each(&self) -> [Option<&dyn TripPolicy>; 3] {
+        match &self.set {
+            Set::Consecutive(policy) => [Some(policy), None, None],
+            Set::Count(window) => [None, Some(window), None],
+            Set::Several {
+                consecutive,
+                count,
+                time,
+            } => [
+                consecutive.as_ref().map(|p| p as &dyn TripPolicy),
+                count.as_ref().map(|p| p as &dyn TripPolicy),
+                time.as_ref().map(|p| p as &dyn TripPolicy),
+            ],
         }
     }
-}
 
-impl AnyOf {
+    /// Records with every configured policy, when there are several.
+    #[inline(never)]
+    fn record_each(&self, outcome: Outcome, now: Instant) -> bool {
+        let mut trip = false;
+        for policy in self.each().into_iter().flatten() {
+            trip |= policy.record(outcome, now);
+        }
+        trip
+    }
+
     pub(crate) fn time_window_length(&self) -> Option<std::time::Duration> {
-        self.time.as_ref().map(TimeWindow::length)
+        match &self.set {
+            Set::Several {
+                time: Some(window), ..
+            } => Some(window.length()),
+            _ => None,
+        }
+    }
+
+    fn count_window(&self) -> Option<&CountWindow> {
+        match &self.set {
+            Set::Count(window)
+            | Set::Several {
+                count: Some(window),
+                ..
+            } => Some(window),
+            _ => None,
+        }
+    }
+
+    fn time_window(&self) -> Option<&TimeWindow> {
+        match &self.set {
+            Set::Several { time, .. } => time.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn consecutive(&self) -> Option<&ConsecutiveFaults> {
+        match &self.set {
+            Set::Consecutive(policy)
+            | Set::Several {
+                consecutive: Some(policy),
+                ..
+            } => Some(policy),
+            _ => None,
+        }
     }
 }
 
 impl fmt::Debug for AnyOf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AnyOf")
-            .field("consecutive", &self.consecutive)
-            .field("count", &self.count)
-            .field("time", &self.time)
+            .field("consecutive", &self.consecutive())
+            .field("count", &self.count_window())
+            .field("time", &self.time_window())
             .finish()
     }
 }
@@ -54,27 +129,15 @@ impl fmt::Debug for AnyOf {
 impl TripPolicy for AnyOf {
     #[inline]
     fn record(&self, outcome: Outcome, now: Instant) -> bool {
-        let mut trip = false;
-        if let Some(policy) = &self.consecutive {
-            trip |= policy.record(outcome, now);
+        match &self.set {
+            Set::Consecutive(policy) => policy.record(outcome, now),
+            Set::Count(window) => window.record_inline(outcome),
+            Set::Several { .. } => self.record_each(outcome, now),
         }
-        if let Some(policy) = &self.count {
-            trip |= policy.record(outcome, now);
-        }
-        if let Some(policy) = &self.time {
-            trip |= policy.record(outcome, now);
-        }
-        trip
     }
 
     fn reset(&self, now: Instant) {
-        if let Some(policy) = &self.consecutive {
-            policy.reset(now);
-        }
-        if let Some(policy) = &self.count {
-            policy.reset(now);
-        }
-        if let Some(policy) = &self.time {
+        for policy in self.each().into_iter().flatten() {
             policy.reset(now);
         }
     }
@@ -84,9 +147,8 @@ impl TripPolicy for AnyOf {
     }
 
     fn stats(&self, now: Instant) -> Option<WindowStats> {
-        self.count
-            .as_ref()
+        self.count_window()
             .and_then(|w| w.stats(now))
-            .or_else(|| self.time.as_ref().and_then(|w| w.stats(now)))
+            .or_else(|| self.time_window().and_then(|w| w.stats(now)))
     }
 }

@@ -5,11 +5,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use seawall_classify::{BoxError, Classifier, Error, classify_outcome};
+use seawall_classify::{BoxError, Class, Classifier, Error, classify_outcome};
 use tokio::time::Instant;
 
+use crate::error::BreakerOpen;
 use crate::gate::{Gate, ProbeResult, Ticket};
 use crate::policy::TripPolicy;
 
@@ -17,74 +19,150 @@ pin_project! {
     /// Drives the inner call and records its outcome with the breaker; or fails at once when
     /// the breaker refused the call. Dropping an unfinished probe releases its slot.
     pub struct ResponseFuture<F, C, P: TripPolicy> {
+        // `None` when the breaker refused the call.
         #[pin]
-        state: State<F, C, P>,
+        inner: Option<F>,
+        // Taken when the outcome is recorded: the gate's reference count goes down then,
+        // and the future's drop has nothing left to do. For a refusal, it carries the
+        // gate and the time until the next probe, made into the error when polled.
+        recorder: Option<Recorder<P>>,
+        classifier: C,
+    }
+}
+
+/// What a call admitted by the gate owes it: its outcome, recorded once. Dropped without
+/// recording (the call was cancelled), a probe releases its slot; a closed call records
+/// nothing.
+struct Recorder<P: TripPolicy> {
+    gate: Arc<Gate<P>>,
+    ticket: Ticket,
+    // When the call started, as a gate stamp; zero when the breaker has no slow-call
+    // threshold. For a refusal, the nanoseconds until the next probe.
+    started: u64,
+}
+
+impl<P: TripPolicy> Recorder<P> {
+    /// The instant an outcome is recorded at: policies that need no clock get a fixed one,
+    /// so a call reads no clock.
+    #[inline(always)]
+    fn now(&self) -> Instant {
+        if self.gate.needs_clock {
+            Instant::now()
+        } else {
+            self.gate.epoch()
+        }
     }
 
-    impl<F, C, P: TripPolicy> PinnedDrop for ResponseFuture<F, C, P> {
-        fn drop(this: Pin<&mut Self>) {
-            if let StateProj::Called { gate, ticket: Ticket::Probe { generation }, finished: false, .. } =
-                this.project().state.project()
-            {
-                gate.finish_probe(*generation, ProbeResult::Released);
+    #[inline(always)]
+    fn record(&mut self, class: &Class) {
+        // The closed path first, on its own: it is the one every call takes.
+        if let Ticket::Closed { generation } = self.ticket {
+            self.record_closed(generation, false, class);
+        } else {
+            self.record_other(class);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_other(&mut self, class: &Class) {
+        match self.ticket {
+            Ticket::Disabled { generation } => self.record_closed(generation, true, class),
+            Ticket::Probe { generation } => self.finish_probe(generation, class),
+            // Closed is recorded above; a rejection is never admitted to a recorder.
+            Ticket::Closed { .. } | Ticket::Reject => {}
+        }
+    }
+
+    #[inline(always)]
+    fn record_closed(&self, generation: u32, disabled: bool, class: &Class) {
+        let gate = &*self.gate;
+        if gate.needs_clock {
+            let now = Instant::now();
+            if let Some(outcome) = gate.outcome(class, self.started, now) {
+                gate.record(generation, disabled, outcome, now);
             }
+        } else if let Some(outcome) = gate.outcome_untimed(class) {
+            // No slow-call threshold, no time window: the fixed instant stands in for now.
+            gate.record(generation, disabled, outcome, gate.epoch());
+        }
+    }
+
+    fn finish_probe(&mut self, generation: u32, class: &Class) {
+        let now = self.now();
+        let result = match self.gate.outcome(class, self.started, now) {
+            Some(outcome) if outcome.fault => ProbeResult::Fault,
+            Some(_) => ProbeResult::Success,
+            None => ProbeResult::Released,
+        };
+        // Finished here: the drop must not release the slot again.
+        self.ticket = Ticket::Reject;
+        self.gate.finish_probe(generation, result);
+    }
+}
+
+impl<P: TripPolicy> Drop for Recorder<P> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        if let Ticket::Probe { generation } = self.ticket {
+            release_probe(&self.gate, generation);
         }
     }
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<F, C, P: TripPolicy> {
-        Called {
-            #[pin]
-            inner: F,
-            gate: Arc<Gate<P>>,
-            ticket: Ticket,
-            finished: bool,
-            started: Option<Instant>,
-            classifier: C,
-        },
-        Rejected {
-            error: Option<Error>,
-        },
-    }
+/// A probe dropped before its outcome: its slot goes back, counting as neither success nor
+/// fault. Out of line, so that a future's drop stays small.
+#[cold]
+#[inline(never)]
+fn release_probe<P: TripPolicy>(gate: &Gate<P>, generation: u32) {
+    gate.finish_probe(generation, ProbeResult::Released);
 }
 
 impl<F, C, P: TripPolicy> ResponseFuture<F, C, P> {
+    #[inline]
     pub(crate) fn called(
         inner: F,
         classifier: C,
         gate: Arc<Gate<P>>,
         ticket: Ticket,
-        started: Option<Instant>,
+        started: u64,
     ) -> Self {
         ResponseFuture {
-            state: State::Called {
-                inner,
+            inner: Some(inner),
+            recorder: Some(Recorder {
                 gate,
                 ticket,
-                finished: false,
                 started,
-                classifier,
-            },
+            }),
+            classifier,
         }
     }
 
-    pub(crate) fn rejected(error: Error) -> Self {
+    pub(crate) fn rejected(gate: Arc<Gate<P>>, retry_after: Duration, classifier: C) -> Self {
         ResponseFuture {
-            state: State::Rejected { error: Some(error) },
+            inner: None,
+            recorder: Some(Recorder {
+                gate,
+                ticket: Ticket::Reject,
+                started: u64::try_from(retry_after.as_nanos()).unwrap_or(u64::MAX),
+            }),
+            classifier,
         }
     }
 }
 
 impl<F, C, P: TripPolicy> fmt::Debug for ResponseFuture<F, C, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Called { ticket, .. } => match ticket {
-                Ticket::Probe { .. } => "probing",
-                _ => "called",
-            },
-            State::Rejected { .. } => "rejected",
+        let state = match (&self.inner, &self.recorder) {
+            (None, _) => "rejected",
+            (
+                Some(_),
+                Some(Recorder {
+                    ticket: Ticket::Probe { .. },
+                    ..
+                }),
+            ) => "probing",
+            (Some(_), _) => "called",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -101,53 +179,29 @@ where
 {
     type Output = Result<T, Error>;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Called {
-                inner,
-                gate,
-                ticket,
-                finished,
-                started,
-                classifier,
-            } => {
-                let (class, result) = classify_outcome(&*classifier, ready!(inner.poll(cx)));
-                if !*finished {
-                    *finished = true;
-                    // Policies that need no clock get a fixed instant: no clock read per call.
-                    let now = if gate.needs_clock {
-                        Instant::now()
-                    } else {
-                        gate.epoch()
-                    };
-                    let outcome = gate.outcome(&class, *started, now);
-                    match (*ticket, outcome) {
-                        (
-                            Ticket::Closed {
-                                generation,
-                                disabled,
-                            },
-                            Some(outcome),
-                        ) => {
-                            gate.record(generation, disabled, outcome, now);
-                        }
-                        (Ticket::Probe { generation }, outcome) => gate.finish_probe(
-                            generation,
-                            match outcome {
-                                Some(outcome) if outcome.fault => ProbeResult::Fault,
-                                Some(_) => ProbeResult::Success,
-                                None => ProbeResult::Released,
-                            },
-                        ),
-                        // Ignored, or (never admitted to a future) a rejection.
-                        _ => {}
-                    }
-                }
-                Poll::Ready(result)
-            }
-            StateProj::Rejected { error } => {
-                Poll::Ready(Err(error.take().expect("polled after completion")))
-            }
+        let this = self.project();
+        let Some(inner) = this.inner.as_pin_mut() else {
+            return Poll::Ready(Err(refused(this.recorder.take())));
+        };
+        let (class, result) = classify_outcome(&*this.classifier, ready!(inner.poll(cx)));
+        if let Some(recorder) = this.recorder {
+            recorder.record(&class);
+            // Recorded: the gate's reference goes now, not with the future.
+            *this.recorder = None;
         }
+        Poll::Ready(result)
     }
+}
+
+#[cold]
+#[inline(never)]
+fn refused<P: TripPolicy>(recorder: Option<Recorder<P>>) -> Error {
+    let recorder = recorder.expect("polled after completion");
+    let open = BreakerOpen::new(
+        recorder.gate.config.name.clone(),
+        Duration::from_nanos(recorder.started),
+    );
+    Error::new(open.class(), open)
 }

@@ -93,6 +93,12 @@ impl Word {
         }
     }
 
+    /// The generation alone, without decoding the rest.
+    #[inline(always)]
+    fn generation_of(bits: u64) -> u32 {
+        (bits >> 40) as u32 & GENERATION_MASK
+    }
+
     fn pack(self) -> u64 {
         self.state.tag()
             | u64::from(self.in_flight) << 8
@@ -131,8 +137,10 @@ pub(crate) struct GateConfig {
 /// else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ticket {
-    /// Closed (or disabled): record the outcome in this generation.
-    Closed { generation: u32, disabled: bool },
+    /// Closed: record the outcome in this generation.
+    Closed { generation: u32 },
+    /// Disabled: record the outcome in this generation, but never open.
+    Disabled { generation: u32 },
     /// A half-open probe slot of this generation is reserved: whoever holds the ticket
     /// finishes the probe or releases the slot (see [`ProbeSlot`]).
     Probe { generation: u32 },
@@ -217,6 +225,15 @@ impl<P: TripPolicy> Gate<P> {
         self.base
     }
 
+    /// `now` as nanoseconds since the gate was built, plus one: never zero, so that zero can
+    /// stand for "not timed" in a response future without an `Option<Instant>`.
+    #[inline]
+    pub(crate) fn stamp(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.base).as_nanos())
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1)
+    }
+
     pub(crate) fn state(&self) -> State {
         Word::unpack(self.word.load(Ordering::Acquire)).state
     }
@@ -249,7 +266,6 @@ impl<P: TripPolicy> Gate<P> {
         match word.state {
             State::Closed => Ticket::Closed {
                 generation: word.generation,
-                disabled: false,
             },
             _ => self.admit_slow(bits),
         }
@@ -263,13 +279,11 @@ impl<P: TripPolicy> Gate<P> {
                 State::Closed => {
                     return Ticket::Closed {
                         generation: word.generation,
-                        disabled: false,
                     };
                 }
                 State::Disabled => {
-                    return Ticket::Closed {
+                    return Ticket::Disabled {
                         generation: word.generation,
-                        disabled: true,
                     };
                 }
                 State::ForcedOpen => return Ticket::Reject,
@@ -324,8 +338,7 @@ impl<P: TripPolicy> Gate<P> {
     /// Records the outcome of a call admitted while closed (or disabled) in `generation`.
     #[inline]
     pub(crate) fn record(&self, generation: u32, disabled: bool, outcome: Outcome, now: Instant) {
-        let word = Word::unpack(self.word.load(Ordering::Acquire));
-        if word.generation != generation {
+        if Word::generation_of(self.word.load(Ordering::Acquire)) != generation {
             // The breaker moved on since this call was admitted: its outcome is stale.
             return;
         }
@@ -496,24 +509,30 @@ impl<P: TripPolicy> Gate<P> {
     }
 
     /// Turns a finished call's class into an outcome, or `None` when it counts nowhere.
-    #[inline]
-    pub(crate) fn outcome(
-        &self,
-        class: &Class,
-        started: Option<Instant>,
-        now: Instant,
-    ) -> Option<Outcome> {
-        let fault = match class {
-            Class::Ignored => return None,
-            // No fault policy counts a success: skip the indirect call.
-            Class::Success => false,
-            Class::Failure(_) => self.config.policy.is_fault(*class),
-        };
-        let slow = match (self.config.slow_call, started) {
-            (Some(threshold), Some(started)) => now.saturating_duration_since(started) >= threshold,
+    #[inline(always)]
+    pub(crate) fn outcome(&self, class: &Class, started: u64, now: Instant) -> Option<Outcome> {
+        let fault = self.outcome_untimed(class)?.fault;
+        let slow = match self.config.slow_call {
+            Some(threshold) if started != 0 => {
+                u128::from(self.stamp(now).saturating_sub(started)) >= threshold.as_nanos()
+            }
             _ => false,
         };
         Some(Outcome { fault, slow })
+    }
+
+    /// The outcome of a call whose duration does not matter (no slow-call threshold).
+    #[inline(always)]
+    pub(crate) fn outcome_untimed(&self, class: &Class) -> Option<Outcome> {
+        match class {
+            Class::Ignored => None,
+            // No fault policy counts a success: skip the indirect call.
+            Class::Success => Some(Outcome::SUCCESS),
+            Class::Failure(_) => Some(Outcome {
+                fault: self.config.policy.is_fault(*class),
+                slow: false,
+            }),
+        }
     }
 }
 

@@ -3,12 +3,12 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use seawall_classify::{BoxError, Classifier, Error, schema};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use crate::error::BreakerOpen;
 use crate::future::ResponseFuture;
 use crate::gate::{Gate, ProbeSlot, Ticket};
 use crate::handle::BreakerHandle;
@@ -89,6 +89,48 @@ impl<S: fmt::Debug, C, P: TripPolicy + fmt::Debug> fmt::Debug for CircuitBreaker
     }
 }
 
+impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
+    /// Holds the probe slot `poll_ready` was given until `call` hands it to its future.
+    #[cold]
+    #[inline(never)]
+    fn reserve_probe(&mut self, generation: u32) {
+        self.probe = Some(ProbeSlot::new(self.gate.clone(), generation));
+    }
+
+    /// Hands the probe slot reserved by `poll_ready` to the call's future.
+    #[cold]
+    #[inline(never)]
+    fn hand_over_probe(&mut self) {
+        self.probe.take().expect("probe slot reserved").hand_over();
+    }
+
+    /// A refusal, logged and noted on the caller's span: the time until the next probe.
+    #[cold]
+    #[inline(never)]
+    fn refusal(&self) -> Duration {
+        let retry_after = self
+            .gate
+            .retry_after(Instant::now())
+            .unwrap_or(Duration::ZERO);
+        tracing::debug!(
+            target: "seawall::breaker",
+            {
+                { schema::FIELD_REJECTIONS } = 1u64,
+                { schema::LAYER } = "breaker",
+                { schema::ERROR_TYPE } = "rejected",
+                { schema::BREAKER_NAME } = &*self.gate.config.name
+            },
+            "call refused: circuit breaker open"
+        );
+        // On the caller's span (a pipeline's client span), who refused and why.
+        let span = tracing::Span::current();
+        span.record(schema::LAYER, "breaker");
+        span.record(schema::BREAKER_NAME, &*self.gate.config.name);
+        span.record(schema::BREAKER_STATE, "open");
+        retry_after
+    }
+}
+
 impl<S, C, P, Req> Service<Req> for CircuitBreaker<S, C, P>
 where
     S: Service<Req>,
@@ -100,14 +142,14 @@ where
     type Error = Error;
     type Future = ResponseFuture<S::Future, C, P>;
 
-    #[inline]
+    #[inline(always)]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let ticket = match self.ticket {
             Some(ticket) => ticket,
             None => {
                 let ticket = self.gate.admit();
                 if let Ticket::Probe { generation } = ticket {
-                    self.probe = Some(ProbeSlot::new(self.gate.clone(), generation));
+                    self.reserve_probe(generation);
                 }
                 self.ticket = Some(ticket);
                 ticket
@@ -119,40 +161,31 @@ where
         self.inner.poll_ready(cx).map_err(Error::from_inner)
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
         let ticket = self
             .ticket
             .take()
             .expect("poll_ready must be called before call");
-        match ticket {
-            Ticket::Closed { .. } => {}
-            Ticket::Probe { .. } => self.probe.take().expect("probe slot reserved").hand_over(),
-            Ticket::Reject => {
-                let retry_after = self
-                    .gate
-                    .retry_after(Instant::now())
-                    .unwrap_or(std::time::Duration::ZERO);
-                tracing::debug!(
-                    target: "seawall::breaker",
-                    {
-                        { schema::FIELD_REJECTIONS } = 1u64,
-                        { schema::LAYER } = "breaker",
-                        { schema::ERROR_TYPE } = "rejected",
-                        { schema::BREAKER_NAME } = &*self.gate.config.name
-                    },
-                    "call refused: circuit breaker open"
-                );
-                // On the caller's span (a pipeline's client span), who refused and why.
-                let span = tracing::Span::current();
-                span.record(schema::LAYER, "breaker");
-                span.record(schema::BREAKER_NAME, &*self.gate.config.name);
-                span.record(schema::BREAKER_STATE, "open");
-                let open = BreakerOpen::new(self.gate.config.name.clone(), retry_after);
-                return ResponseFuture::rejected(Error::new(open.class(), open));
+        // The closed path first, on its own: it is the one every call takes.
+        if !matches!(ticket, Ticket::Closed { .. }) {
+            match ticket {
+                Ticket::Probe { .. } => self.hand_over_probe(),
+                Ticket::Reject => {
+                    return ResponseFuture::rejected(
+                        self.gate.clone(),
+                        self.refusal(),
+                        self.classifier.clone(),
+                    );
+                }
+                Ticket::Closed { .. } | Ticket::Disabled { .. } => {}
             }
         }
-        let started = self.gate.needs_clock.then(Instant::now);
+        let started = if self.gate.config.slow_call.is_some() {
+            self.gate.stamp(Instant::now())
+        } else {
+            0
+        };
         ResponseFuture::called(
             self.inner.call(request),
             self.classifier.clone(),

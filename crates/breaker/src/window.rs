@@ -171,6 +171,7 @@ impl CountWindow {
         }
     }
 
+    #[inline(never)]
     fn apply(&self, old: u8, new: u8) {
         let delta = |bit: u8| i8::from(new & bit != 0) - i8::from(old & bit != 0);
         for (bit, counter) in [
@@ -203,8 +204,10 @@ impl fmt::Debug for CountWindow {
     }
 }
 
-impl TripPolicy for CountWindow {
-    fn record(&self, outcome: Outcome, _now: Instant) -> bool {
+impl CountWindow {
+    /// Records `outcome` in the next slot of the ring; whether the window trips now.
+    #[inline(always)]
+    pub(crate) fn record_inline(&self, outcome: Outcome) -> bool {
         let slot = self.head.fetch_add(1, Ordering::Relaxed) % self.ring.len();
         let new =
             FILLED | if outcome.fault { FAULT } else { 0 } | if outcome.slow { SLOW } else { 0 };
@@ -212,7 +215,22 @@ impl TripPolicy for CountWindow {
         if old != new {
             self.apply(old, new);
         }
+        if !outcome.fault && !outcome.slow {
+            // Only a fault or a slow call can raise a rate.
+            return false;
+        }
+        self.trips(outcome)
+    }
+
+    #[inline(never)]
+    fn trips(&self, outcome: Outcome) -> bool {
         self.rates.trips(outcome, || self.current())
+    }
+}
+
+impl TripPolicy for CountWindow {
+    fn record(&self, outcome: Outcome, _now: Instant) -> bool {
+        self.record_inline(outcome)
     }
 
     fn reset(&self, _now: Instant) {
