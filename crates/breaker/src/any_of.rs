@@ -70,9 +70,23 @@ impl AnyOf {
     /// Records with every configured policy, when there are several.
     #[inline(never)]
     fn record_each(&self, outcome: Outcome, now: Instant) -> bool {
+        let Set::Several {
+            consecutive,
+            count,
+            time,
+        } = &self.set
+        else {
+            return false;
+        };
         let mut trip = false;
-        for policy in self.each().into_iter().flatten() {
+        if let Some(policy) = consecutive {
             trip |= policy.record(outcome, now);
+        }
+        if let Some(window) = count {
+            trip |= window.record_inline(outcome);
+        }
+        if let Some(window) = time {
+            trip |= window.record(outcome, now);
         }
         trip
     }

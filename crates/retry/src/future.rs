@@ -19,6 +19,7 @@ use tower_service::Service;
 
 use crate::backoff::BackoffState;
 use crate::layer::Shared;
+use crate::service::Spare;
 
 pin_project! {
     /// Drives attempts until one succeeds, one fails in a way not worth retrying, or the
@@ -29,12 +30,15 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        service: S,
+        spare: Spare<S>,
         request: Option<Req>,
         shared: Arc<Shared<C>>,
         attempt: u32,
         // Created at the first retry: a request that succeeds at once never needs it.
         backoff: Option<BackoffState>,
+        // The service later attempts go to: a clone of the spare, taken at the first retry.
+        // Boxed, so that the future of a call that never retries stays small.
+        service: Option<Box<S>>,
     }
 }
 
@@ -62,19 +66,21 @@ enum Next {
 }
 
 impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
+    #[inline]
     pub(crate) fn new(
         future: S::Future,
-        service: S,
+        spare: Spare<S>,
         request: Option<Req>,
         shared: Arc<Shared<C>>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            service,
+            spare,
             request,
             shared,
             attempt: 1,
             backoff: None,
+            service: None,
         }
     }
 }
@@ -95,7 +101,7 @@ impl<S: Service<Req>, Req, C> fmt::Debug for ResponseFuture<S, Req, C> {
 
 impl<S, Req, C> Future for ResponseFuture<S, Req, C>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     S::Error: Into<BoxError> + 'static,
     C: Classifier<S::Response>,
     Req: Clone + HasDeadline,
@@ -167,7 +173,10 @@ where
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => {
-                    ready!(this.service.poll_ready(cx)).map_err(Error::from_inner)?;
+                    let service = this
+                        .service
+                        .get_or_insert_with(|| Box::new(clone_spare(this.spare)));
+                    ready!(service.poll_ready(cx)).map_err(Error::from_inner)?;
                     *this.attempt += 1;
                     let request = if *this.attempt < this.shared.max_attempts {
                         this.request.clone()
@@ -175,12 +184,24 @@ where
                         this.request.take()
                     };
                     let request = request.expect("a request is kept while attempts remain");
-                    let future = this.service.call(request);
+                    let future = service.call(request);
                     this.state.set(State::Calling { future });
                 }
             }
         }
     }
+}
+
+/// A clone of the spare service, for a call's retries.
+#[cold]
+#[inline(never)]
+fn clone_spare<S: Clone>(spare: &Spare<S>) -> S {
+    spare
+        .get()
+        .expect("the spare is kept before a call that may retry")
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
 }
 
 /// Whether and when to retry after attempt number `attempt` ended with `class`.

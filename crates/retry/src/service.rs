@@ -1,7 +1,7 @@
 //! The retry service.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use seawall_classify::{BoxError, Classifier, Error, HasDeadline};
@@ -13,16 +13,30 @@ use crate::layer::Shared;
 /// Retries failed calls that are worth retrying; see [`RetryLayer`](crate::RetryLayer).
 ///
 /// The first attempt goes to the service that `poll_ready` made ready; later attempts go to a
-/// clone of it, made ready in turn, as tower's `Retry` does. The request is cloned before
-/// each attempt that may be followed by another, so the last attempt moves it.
+/// clone of the wrapped service, made ready in turn. That clone is taken, at a call's first
+/// retry, from a spare copy of the service kept since its first call, so a call that succeeds
+/// at once clones nothing but a reference count (tower's `Retry` clones the whole inner
+/// service on every call). Clones of a tower service are handles to the same client, so the
+/// spare stands for any of them. The request is cloned before each attempt that may be
+/// followed by another, so the last attempt moves it.
 pub struct Retry<S, C> {
     inner: S,
+    spare: Spare<S>,
     shared: Arc<Shared<C>>,
 }
 
+/// The spare copy of the wrapped service that retries clone; shared by every clone of the
+/// [`Retry`] and every response future. Made at the first call (the layer puts no `Clone`
+/// bound on the service it wraps), and locked only to clone it, at a retry.
+pub(crate) type Spare<S> = Arc<OnceLock<Mutex<S>>>;
+
 impl<S, C> Retry<S, C> {
     pub(crate) fn new(inner: S, shared: Arc<Shared<C>>) -> Self {
-        Retry { inner, shared }
+        Retry {
+            inner,
+            spare: Arc::new(OnceLock::new()),
+            shared,
+        }
     }
 
     /// The wrapped service.
@@ -41,10 +55,20 @@ impl<S, C> Retry<S, C> {
     }
 }
 
+impl<S: Clone, C> Retry<S, C> {
+    /// Keeps a spare copy of the service for retries, at its first call.
+    #[cold]
+    #[inline(never)]
+    fn keep_spare(&self) {
+        let _ = self.spare.get_or_init(|| Mutex::new(self.inner.clone()));
+    }
+}
+
 impl<S: Clone, C> Clone for Retry<S, C> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
+            spare: self.spare.clone(),
             shared: self.shared.clone(),
         }
     }
@@ -70,18 +94,22 @@ where
     type Error = Error;
     type Future = ResponseFuture<S, Req, C>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Error::from_inner)
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         if let Some(budget) = &self.shared.counters.budget {
             budget.deposit();
         }
         let again = (self.shared.max_attempts > 1).then(|| request.clone());
-        // The ready service takes the first attempt; a clone takes any later one.
-        let service = self.inner.clone();
+        if again.is_some() && self.spare.get().is_none() {
+            self.keep_spare();
+        }
+        // The ready service takes the first attempt; a clone of the spare takes any later one.
         let future = self.inner.call(request);
-        ResponseFuture::new(future, service, again, self.shared.clone())
+        ResponseFuture::new(future, self.spare.clone(), again, self.shared.clone())
     }
 }
