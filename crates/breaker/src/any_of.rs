@@ -83,7 +83,7 @@ impl AnyOf {
             trip |= policy.record(outcome, now);
         }
         if let Some(window) = count {
-            trip |= window.record_inline(outcome);
+            trip |= window.record_outcome(outcome);
         }
         if let Some(window) = time {
             trip |= window.record(outcome, now);
@@ -145,7 +145,7 @@ impl TripPolicy for AnyOf {
     fn record(&self, outcome: Outcome, now: Instant) -> bool {
         match &self.set {
             Set::Consecutive(policy) => policy.record(outcome, now),
-            Set::Count(window) => window.record_inline(outcome),
+            Set::Count(window) => window.record_outcome(outcome),
             Set::Several { .. } => self.record_each(outcome, now),
         }
     }

@@ -95,6 +95,10 @@ const SLOW: u8 = 0b010;
 pub struct CountWindow {
     rates: Rates,
     ring: Box<[AtomicU8]>,
+    // The ring's length as a 32-bit divisor and its reciprocal, so that the slot of a call
+    // is two multiplications rather than a division (see `fast_mod`).
+    len: u32,
+    reciprocal: u64,
     head: AtomicUsize,
     filled: AtomicIsize,
     faults: AtomicIsize,
@@ -113,6 +117,9 @@ impl CountWindow {
                 slow_rate: None,
             },
             ring: (0..size).map(|_| AtomicU8::new(0)).collect(),
+            // A size over u32::MAX is refused by `validate`.
+            len: u32::try_from(size).unwrap_or(u32::MAX).max(1),
+            reciprocal: reciprocal(u32::try_from(size).unwrap_or(u32::MAX).max(1)),
             head: AtomicUsize::new(0),
             filled: AtomicIsize::new(0),
             faults: AtomicIsize::new(0),
@@ -148,6 +155,13 @@ impl CountWindow {
                 LAYER,
                 "count_window",
                 "size must be at least 1",
+            ));
+        }
+        if u32::try_from(self.ring.len()).is_err() {
+            return Err(ConfigError::new(
+                LAYER,
+                "count_window",
+                format!("size must be at most {}", u32::MAX),
             ));
         }
         self.rates
@@ -205,13 +219,29 @@ impl fmt::Debug for CountWindow {
 }
 
 impl CountWindow {
-    /// Records `outcome` in the next slot of the ring; whether the window trips now.
-    #[inline(always)]
-    pub(crate) fn record_inline(&self, outcome: Outcome) -> bool {
-        let slot = self.head.fetch_add(1, Ordering::Relaxed) % self.ring.len();
+    /// Records `outcome` in the next slot of the ring; whether the window trips now. Out of
+    /// line, and small: the breaker's own closed path stays compact around it.
+    #[inline(never)]
+    pub(crate) fn record_outcome(&self, outcome: Outcome) -> bool {
+        // The head's low 32 bits: the ring's order skips once every 2^32 calls.
+        let head = self.head.fetch_add(1, Ordering::Relaxed) as u32;
+        let slot = &self.ring[fast_mod(head, self.len, self.reciprocal) as usize];
         let new =
             FILLED | if outcome.fault { FAULT } else { 0 } | if outcome.slow { SLOW } else { 0 };
-        let old = self.ring[slot].swap(new, Ordering::AcqRel);
+        // A success over a success (the usual case) changes nothing: the slot is left as it
+        // is, with no write to a line other threads read (the same as a swap that came first),
+        // and a success raises no rate.
+        if new == FILLED && slot.load(Ordering::Acquire) == FILLED {
+            return false;
+        }
+        self.record_change(slot, new, outcome)
+    }
+
+    /// The rest of [`record_outcome`](Self::record_outcome): the slot changes, or the outcome
+    /// may raise a rate.
+    #[inline(never)]
+    fn record_change(&self, slot: &AtomicU8, new: u8, outcome: Outcome) -> bool {
+        let old = slot.swap(new, Ordering::AcqRel);
         if old != new {
             self.apply(old, new);
         }
@@ -230,7 +260,7 @@ impl CountWindow {
 
 impl TripPolicy for CountWindow {
     fn record(&self, outcome: Outcome, _now: Instant) -> bool {
-        self.record_inline(outcome)
+        self.record_outcome(outcome)
     }
 
     fn reset(&self, _now: Instant) {
@@ -250,6 +280,19 @@ impl TripPolicy for CountWindow {
     fn needs_clock(&self) -> bool {
         false
     }
+}
+
+/// `1 / d` in 0.64 fixed point, rounded up: the reciprocal [`fast_mod`] multiplies by.
+fn reciprocal(d: u32) -> u64 {
+    (u64::MAX / u64::from(d)).wrapping_add(1)
+}
+
+/// `a % d` for 32-bit operands without a division (Lemire, Kaser and Kurz, "Faster
+/// remainder by direct computation", 2019): exact for every `a` and every `d >= 1`.
+#[inline(always)]
+fn fast_mod(a: u32, d: u32, reciprocal: u64) -> u32 {
+    let low = reciprocal.wrapping_mul(u64::from(a));
+    ((u128::from(low) * u128::from(d)) >> 64) as u32
 }
 
 /// A sliding window over the last `length` of time, kept as a ring of `buckets` buckets, each
@@ -418,6 +461,44 @@ mod tests {
 
     fn outcome(fault: bool, slow: bool) -> Outcome {
         Outcome { fault, slow }
+    }
+
+    #[test]
+    fn the_fast_remainder_is_the_remainder() {
+        for d in [
+            1,
+            2,
+            3,
+            7,
+            10,
+            100,
+            101,
+            1_000,
+            65_537,
+            u32::MAX - 1,
+            u32::MAX,
+        ] {
+            let r = reciprocal(d);
+            for a in [
+                0,
+                1,
+                d - 1,
+                d,
+                d.wrapping_add(1),
+                12_345_678,
+                u32::MAX - 1,
+                u32::MAX,
+            ] {
+                assert_eq!(fast_mod(a, d, r), a % d, "{a} % {d}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_remainder_matches_for_any_operands(a: u32, d in 1u32..) {
+            prop_assert_eq!(fast_mod(a, d, reciprocal(d)), a % d);
+        }
     }
 
     #[test]
