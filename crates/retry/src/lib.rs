@@ -22,7 +22,9 @@
 //! Requests must be `Clone` (they are cloned before each attempt that may be followed by
 //! another) and carry their deadline through `HasDeadline` (`http::Request`, or
 //! [`WithDeadline`] around anything else). A request that
-//! succeeds at once allocates nothing beyond its clone.
+//! succeeds at once allocates nothing beyond its clone. Retries go to a clone of a spare copy
+//! of the wrapped service, kept since its first call (see [`Retry`]), so a call that never
+//! retries does not clone the service.
 //!
 //! With feature `postgres`, [`postgres::transaction`] retries a whole PostgreSQL transaction
 //! on serialization failures and deadlocks.
