@@ -27,33 +27,31 @@ pin_project! {
     where
         S: Service<Req>,
     {
+        // The admitted call; `None` while queued, after a refusal, and once it answered.
         #[pin]
-        state: State<S, Req>,
+        inner: Option<S::Future>,
+        permit: Option<Permit>,
+        // A queued call, or a refusal not yet returned: boxed, so that the future of a call
+        // admitted at once stays small and its drop short.
+        slow: Option<Pin<Box<Slow<S, Req>>>>,
         // Asked about the outcome only in adaptive mode.
         classifier: C,
     }
 }
 
 pin_project! {
-    #[project = StateProj]
-    enum State<S, Req>
+    #[project = SlowProj]
+    enum Slow<S, Req>
     where
         S: Service<Req>,
     {
-        // Boxed: only queued calls pay for the wait, and the future of a call admitted at
-        // once stays small.
         Waiting {
-            waiting: Pin<Box<Waiting<S, Req>>>,
-        },
-        Running {
             #[pin]
-            inner: S::Future,
-            permit: Option<Permit>,
+            waiting: Waiting<S, Req>,
         },
         Failed {
             error: Option<Error>,
         },
-        Done,
     }
 }
 
@@ -75,12 +73,12 @@ pin_project! {
 }
 
 impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
+    #[inline]
     pub(crate) fn running(inner: S::Future, permit: Permit, classifier: C) -> Self {
         ResponseFuture {
-            state: State::Running {
-                inner,
-                permit: Some(permit),
-            },
+            inner: Some(inner),
+            permit: Some(permit),
+            slow: None,
             classifier,
         }
     }
@@ -96,7 +94,9 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
 
     fn failed(error: Error, classifier: C) -> Self {
         ResponseFuture {
-            state: State::Failed { error: Some(error) },
+            inner: None,
+            permit: None,
+            slow: Some(Box::pin(Slow::Failed { error: Some(error) })),
             classifier,
         }
     }
@@ -124,11 +124,18 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
                 shared.record_admitted();
                 (None, Some(permit))
             }
-            _ => (Some(slot), None),
+            _ => {
+                // Queued: a permit given back spare since `poll_ready` found none comes to
+                // the queue now (see `Shared::take_spare`).
+                shared.hand_spare_to_queue();
+                (Some(slot), None)
+            }
         };
         ResponseFuture {
-            state: State::Waiting {
-                waiting: Box::pin(Waiting {
+            inner: None,
+            permit: None,
+            slow: Some(Box::pin(Slow::Waiting {
+                waiting: Waiting {
                     acquire,
                     sleep: sleep_until(until),
                     shared,
@@ -139,8 +146,8 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
                     queued_at,
                     by_deadline,
                     deadline,
-                }),
-            },
+                },
+            })),
             classifier,
         }
     }
@@ -224,19 +231,40 @@ where
         ready!(this.service.poll_ready(cx)).map_err(Error::from_inner)?;
         let request = this.request.take().expect("request present until called");
         let permit = this.permit.take().expect("permit taken above");
-        let permit = Permit::admitted(permit, this.shared);
+        let permit = Permit::admitted(crate::permit::Reserved::Owned(permit), this.shared);
         Poll::Ready(Ok((this.service.call(request), permit)))
+    }
+}
+
+impl<S: Service<Req>, Req> Slow<S, Req>
+where
+    S::Error: Into<BoxError> + 'static,
+{
+    /// A queued call's admission, or a refusal.
+    #[inline(never)]
+    fn poll_slow(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(S::Future, Permit), Error>> {
+        match self.project() {
+            SlowProj::Waiting { waiting } => waiting.poll_admit(cx),
+            SlowProj::Failed { error } => Poll::Ready(Err(error
+                .take()
+                .expect("ResponseFuture polled after completion"))),
+        }
     }
 }
 
 impl<S: Service<Req>, Req, C> fmt::Debug for ResponseFuture<S, Req, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Waiting { waiting } if waiting.permit.is_some() => "admitted",
-            State::Waiting { .. } => "queued",
-            State::Running { .. } => "running",
-            State::Failed { .. } => "failed",
-            State::Done => "done",
+        let state = match (&self.slow, &self.inner) {
+            (Some(slow), _) => match &**slow {
+                Slow::Waiting { waiting } if waiting.permit.is_some() => "admitted",
+                Slow::Waiting { .. } => "queued",
+                Slow::Failed { .. } => "failed",
+            },
+            (None, Some(_)) => "running",
+            (None, None) => "done",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -252,44 +280,35 @@ where
 {
     type Output = Result<S::Response, Error>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            let mut this = self.as_mut().project();
-            let next = match this.state.as_mut().project() {
-                StateProj::Waiting { waiting } => match ready!(waiting.as_mut().poll_admit(cx)) {
-                    Ok((inner, permit)) => State::Running {
-                        inner,
-                        permit: Some(permit),
-                    },
-                    Err(error) => State::Failed { error: Some(error) },
-                },
-                StateProj::Running { inner, permit } => {
-                    let result = ready!(inner.poll(cx));
-                    // Release the permit now, not when the caller drops this future. Only an
-                    // adaptive limit asks the classifier what the outcome means.
-                    let result = match permit.take() {
-                        Some(permit) if permit.is_adaptive() => {
-                            let (class, result) = classify_outcome(&*this.classifier, result);
-                            permit.finish(Some(class));
-                            result
-                        }
-                        Some(permit) => {
-                            permit.finish(None);
-                            result.map_err(Error::from_inner)
-                        }
-                        None => result.map_err(Error::from_inner),
-                    };
-                    this.state.set(State::Done);
-                    return Poll::Ready(result);
-                }
-                StateProj::Failed { error } => {
-                    let error = error.take().expect("error present until returned");
-                    this.state.set(State::Done);
-                    return Poll::Ready(Err(error));
-                }
-                StateProj::Done => panic!("ResponseFuture polled after completion"),
-            };
-            this.state.set(next);
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(slow) = this.slow.as_mut() {
+            let admitted = ready!(slow.as_mut().poll_slow(cx));
+            *this.slow = None;
+            let (inner, permit) = admitted?;
+            this.inner.set(Some(inner));
+            *this.permit = Some(permit);
         }
+        let inner = this
+            .inner
+            .as_mut()
+            .as_pin_mut()
+            .expect("ResponseFuture polled after completion");
+        let result = ready!(inner.poll(cx));
+        this.inner.set(None);
+        // Release the permit now, not when the caller drops this future. Only an adaptive
+        // limit asks the classifier what the outcome means.
+        Poll::Ready(match this.permit.take() {
+            Some(permit) if permit.is_adaptive() => {
+                let (class, result) = classify_outcome(&*this.classifier, result);
+                permit.finish(Some(class));
+                result
+            }
+            permit => {
+                drop(permit);
+                result.map_err(Error::from_inner)
+            }
+        })
     }
 }

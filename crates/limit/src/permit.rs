@@ -11,10 +11,50 @@ use tokio::time::Instant;
 use crate::adaptive::Sample;
 use crate::state::Shared;
 
+/// A permit reserved by `poll_ready`, before its call: taken spare (a fixed limit) or from
+/// the semaphore.
+pub(crate) enum Reserved {
+    Spare(SparePermit),
+    Owned(OwnedSemaphorePermit),
+}
+
+/// A fixed limit's permit, counted outside the semaphore: dropping it gives it back to the
+/// first queued call, or to the spare count (see [`Shared::take_spare`]).
+pub(crate) struct SparePermit {
+    shared: Arc<Shared>,
+}
+
+impl SparePermit {
+    /// Takes a spare permit, if one is free and no call is queued.
+    #[inline]
+    pub(crate) fn take(shared: &Arc<Shared>) -> Option<SparePermit> {
+        shared.take_spare().then(|| SparePermit {
+            shared: shared.clone(),
+        })
+    }
+
+    /// A fixed limit's permit acquired from the semaphore, converted into a spare one: when it
+    /// comes back it goes to a queued call or to the spare count, so permits do not stay in
+    /// the semaphore once the queue is empty.
+    pub(crate) fn converted(permit: OwnedSemaphorePermit, shared: &Arc<Shared>) -> SparePermit {
+        permit.forget();
+        SparePermit {
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl Drop for SparePermit {
+    #[inline]
+    fn drop(&mut self) {
+        self.shared.give_back_spare();
+    }
+}
+
 /// A permit held by an admitted call.
 pub(crate) enum Permit {
     /// A fixed limit: dropping the permit gives it back.
-    Fixed { _held: OwnedSemaphorePermit },
+    Fixed { _held: SparePermit },
     /// An adaptive limit: the outcome is sampled and the limit may have shrunk meanwhile.
     Adaptive(Option<Adaptive>),
 }
@@ -38,10 +78,22 @@ impl fmt::Debug for Permit {
 
 impl Permit {
     /// Wraps a permit just granted to a call.
-    pub(crate) fn admitted(permit: OwnedSemaphorePermit, shared: &Arc<Shared>) -> Permit {
-        if shared.algorithm.is_none() {
-            return Permit::Fixed { _held: permit };
-        }
+    #[inline]
+    pub(crate) fn admitted(permit: Reserved, shared: &Arc<Shared>) -> Permit {
+        let permit = match permit {
+            Reserved::Spare(spare) => return Permit::Fixed { _held: spare },
+            Reserved::Owned(permit) if shared.uses_spare() => {
+                return Permit::Fixed {
+                    _held: SparePermit::converted(permit, shared),
+                };
+            }
+            Reserved::Owned(permit) => permit,
+        };
+        Self::adaptive(permit, shared)
+    }
+
+    #[inline(never)]
+    fn adaptive(permit: OwnedSemaphorePermit, shared: &Arc<Shared>) -> Permit {
         Permit::Adaptive(Some(Adaptive {
             permit,
             shared: shared.clone(),
@@ -88,12 +140,21 @@ impl Permit {
 }
 
 impl Drop for Permit {
+    #[inline]
     fn drop(&mut self) {
         // A call dropped by its caller: no sample, but a shrunk limit still retires it.
         if let Permit::Adaptive(adaptive) = self
-            && let Some(adaptive) = adaptive.take()
+            && adaptive.is_some()
         {
-            adaptive.shared.give_back(adaptive.permit);
+            drop_adaptive(adaptive);
         }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_adaptive(adaptive: &mut Option<Adaptive>) {
+    if let Some(adaptive) = adaptive.take() {
+        adaptive.shared.give_back(adaptive.permit);
     }
 }

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use seawall_classify::{BoxError, Classifier, DefaultClassifier, Error, HasDeadline};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::error::Reason;
 use crate::future::ResponseFuture;
+use crate::permit::{Reserved, SparePermit};
 use crate::state::{LimitHandle, Shared};
 
 /// At most `max` calls in flight across all clones; callers beyond that wait in a bounded
@@ -25,10 +25,8 @@ use crate::state::{LimitHandle, Shared};
 pub struct ConcurrencyLimit<S, C = DefaultClassifier> {
     inner: S,
     classifier: C,
-    // Also in `shared`; kept here to save a pointer chase on every call.
-    semaphore: Arc<Semaphore>,
     shared: Arc<Shared>,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<Reserved>,
 }
 
 impl<S, C> ConcurrencyLimit<S, C> {
@@ -36,7 +34,6 @@ impl<S, C> ConcurrencyLimit<S, C> {
         ConcurrencyLimit {
             inner,
             classifier,
-            semaphore: shared.semaphore.clone(),
             shared,
             permit: None,
         }
@@ -101,10 +98,17 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.permit.is_none() {
-            match self.semaphore.clone().try_acquire_owned() {
-                Ok(permit) => self.permit = Some(permit),
-                // No permit: the call will queue (or be refused) in its future.
-                Err(_) => return Poll::Ready(Ok(())),
+            // `get_or_insert`: the slot is empty, so there is nothing to drop.
+            if let Some(spare) = SparePermit::take(&self.shared) {
+                self.permit.get_or_insert(Reserved::Spare(spare));
+            } else {
+                match self.shared.semaphore.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        self.permit.get_or_insert(Reserved::Owned(permit));
+                    }
+                    // No permit: the call will queue (or be refused) in its future.
+                    Err(_) => return Poll::Ready(Ok(())),
+                }
             }
         }
         self.inner.poll_ready(cx).map_err(Error::from_inner)

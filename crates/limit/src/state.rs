@@ -13,7 +13,13 @@ use crate::error::{LimitReached, Reason};
 
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// Where queued calls wait, first in first out. A fixed limit keeps its free permits in
+    /// `spare` instead and moves one here only when a call queues: taking and giving back a
+    /// spare permit is one atomic operation, where the semaphore takes its waiters' lock to
+    /// give one back. An adaptive limit keeps every permit here.
     pub(crate) semaphore: Arc<Semaphore>,
+    /// Free permits of a fixed limit held outside the semaphore.
+    spare: AtomicUsize,
     /// The most the limit can be (the fixed limit, or the adaptive maximum).
     pub(crate) max: usize,
     /// The limit now.
@@ -54,8 +60,16 @@ impl Shared {
             Some(algorithm) => (algorithm.initial(), algorithm.bounds().1),
             None => (max, max),
         };
+        // A fixed limit's permits start spare; an adaptive limit's in the semaphore, where it
+        // adds and retires them.
+        let (in_semaphore, spare) = if algorithm.is_some() {
+            (limit, 0)
+        } else {
+            (0, limit)
+        };
         Shared {
-            semaphore: Arc::new(Semaphore::new(limit)),
+            semaphore: Arc::new(Semaphore::new(in_semaphore)),
+            spare: AtomicUsize::new(spare),
             max,
             limit: AtomicUsize::new(limit),
             debt: AtomicUsize::new(0),
@@ -128,8 +142,9 @@ impl Shared {
 
     /// Takes a place in the queue, or `None` when it is full.
     pub(crate) fn enter_queue(self: &Arc<Self>) -> Option<QueueSlot> {
+        // Sequentially consistent: see `take_spare`.
         self.queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |queued| {
                 (queued < self.queue).then_some(queued + 1)
             })
             .ok()
@@ -187,7 +202,59 @@ impl Shared {
 
     pub(crate) fn in_flight(&self) -> usize {
         let total = self.limit.load(Ordering::Acquire) + self.debt.load(Ordering::Acquire);
-        total.saturating_sub(self.semaphore.available_permits())
+        total
+            .saturating_sub(self.semaphore.available_permits())
+            .saturating_sub(self.spare.load(Ordering::Acquire))
+    }
+
+    /// Takes a spare permit, unless none is left or a call is queued (it goes first).
+    ///
+    /// With [`give_back_spare`](Self::give_back_spare) and
+    /// [`hand_spare_to_queue`](Self::hand_spare_to_queue), a Dekker-style handshake on two
+    /// sequentially consistent counters: a caller that queues counts itself in `queued` and
+    /// then looks at `spare`; a caller that gives a permit back adds it to `spare` and then
+    /// looks at `queued`. One of the two sees the other, so a queued call never waits while a
+    /// permit sits spare.
+    #[inline]
+    pub(crate) fn take_spare(&self) -> bool {
+        if self.queued.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        self.spare
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |spare| {
+                spare.checked_sub(1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back a permit taken spare (or converted to one): to the first queued call if
+    /// there is one, else to the spare count.
+    #[inline]
+    pub(crate) fn give_back_spare(&self) {
+        self.spare.fetch_add(1, Ordering::SeqCst);
+        if self.queued.load(Ordering::SeqCst) != 0 {
+            self.hand_spare_to_queue();
+        }
+    }
+
+    /// Moves one spare permit, if any, to the semaphore, where the first queued call gets it.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn hand_spare_to_queue(&self) {
+        let moved = self
+            .spare
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |spare| {
+                spare.checked_sub(1)
+            })
+            .is_ok();
+        if moved {
+            self.semaphore.add_permits(1);
+        }
+    }
+
+    /// Whether this limit keeps its free permits spare (a fixed limit).
+    pub(crate) fn uses_spare(&self) -> bool {
+        self.algorithm.is_none()
     }
 
     pub(crate) fn limit(&self) -> usize {

@@ -394,3 +394,99 @@ async fn a_permit_too_late_for_a_whole_call_goes_to_the_next_in_line() {
         "only the holder reached the service"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_newcomer_never_takes_a_permit_given_back_to_a_queued_call() {
+    // A fixed limit keeps its free permits spare and gives one to the queue only when a
+    // call waits there: the permit `first` gives back goes to `queued`, not to `newcomer`,
+    // although `newcomer` asks for one before `queued` is polled again.
+    let (mut service, mut handle, limits) = limit(1, 4, 1_000);
+    handle.allow(10);
+    let first = task::spawn(service.ready().await.unwrap().call(WithDeadline::new(0)));
+    let mut queued = task::spawn(service.ready().await.unwrap().call(WithDeadline::new(1)));
+    assert_pending!(queued.poll());
+    handle.next_request().await.unwrap().1.send_response(0);
+    assert_eq!(first.await.unwrap(), 0);
+
+    let mut newcomer = task::spawn(service.ready().await.unwrap().call(WithDeadline::new(2)));
+    assert_pending!(newcomer.poll());
+    assert_eq!(
+        limits.queued(),
+        2,
+        "the newcomer queues behind the waiting call"
+    );
+    assert_pending!(queued.poll());
+    let (request, respond) = handle.next_request().await.unwrap();
+    assert_eq!(*request.get_ref(), 1, "the queued call goes first");
+    respond.send_response(1);
+    assert_eq!(assert_ready_ok!(queued.poll()), 1);
+
+    assert_pending!(newcomer.poll());
+    let (request, respond) = handle.next_request().await.unwrap();
+    assert_eq!(*request.get_ref(), 2);
+    respond.send_response(2);
+    assert_eq!(assert_ready_ok!(newcomer.poll()), 2);
+    assert_eq!(limits.in_flight(), 0);
+    assert_eq!(limits.queued(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_the_queue_drains_calls_within_the_limit_go_straight_through_again() {
+    let (mut service, mut handle, limits) = limit(2, 4, 1_000);
+    handle.allow(20);
+    // Fill the limit and queue two calls behind it.
+    let running: Vec<_> = (0..2)
+        .map(|i| task::spawn(service.call_ready_now(i)))
+        .collect();
+    let mut queued: Vec<_> = (2..4)
+        .map(|i| task::spawn(service.call_ready_now(i)))
+        .collect();
+    for call in &mut queued {
+        assert_pending!(call.poll());
+    }
+    assert_eq!(limits.queued(), 2);
+    for _ in 0..2 {
+        handle.next_request().await.unwrap().1.send_response(0);
+    }
+    for call in running {
+        call.await.unwrap();
+    }
+    for call in &mut queued {
+        assert_pending!(call.poll());
+    }
+    for _ in 0..2 {
+        handle.next_request().await.unwrap().1.send_response(0);
+    }
+    for call in &mut queued {
+        assert_ready_ok!(call.poll());
+    }
+    assert_eq!((limits.in_flight(), limits.queued()), (0, 0));
+
+    // Every permit is free again, wherever it went while calls queued.
+    let again: Vec<_> = (4..6)
+        .map(|i| task::spawn(service.call_ready_now(i)))
+        .collect();
+    assert_eq!(limits.in_flight(), 2);
+    assert_eq!(limits.queued(), 0, "neither call queued");
+    for _ in 0..2 {
+        handle.next_request().await.unwrap().1.send_response(0);
+    }
+    for call in again {
+        call.await.unwrap();
+    }
+    assert_eq!(limits.in_flight(), 0);
+}
+
+/// `ready` then `call`, for a test that drives the future itself.
+trait CallReadyNow {
+    fn call_ready_now(&mut self, i: u32) -> <ConcurrencyLimit<Mock> as Service<Req>>::Future;
+}
+
+impl CallReadyNow for ConcurrencyLimit<Mock> {
+    fn call_ready_now(&mut self, i: u32) -> <ConcurrencyLimit<Mock> as Service<Req>>::Future {
+        let mut ready = task::spawn(self.ready());
+        assert_ready!(ready.poll()).unwrap();
+        drop(ready);
+        self.call(WithDeadline::new(i))
+    }
+}
