@@ -182,7 +182,7 @@ where
             }
         }
         let started = if self.gate.config.slow_call.is_some() {
-            self.gate.stamp(Instant::now())
+            self.gate.stamp(seawall_classify::clock::now())
         } else {
             0
         };

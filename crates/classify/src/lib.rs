@@ -79,6 +79,7 @@
 
 mod class;
 mod classifier;
+pub mod clock;
 mod config;
 pub mod deadline;
 mod error;

@@ -446,7 +446,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let started = Instant::now();
+        let started = seawall_classify::clock::now();
         let shared = &self.parts.shared;
         let hedge = match shared.delay() {
             Some(delay) if self.parts.idempotency.is_idempotent(&request) => {
@@ -455,7 +455,9 @@ where
             }
             _ => None,
         };
-        ResponseFuture::new(self.inner.call(request), self.parts.clone(), hedge, started)
+        // The layers inside (a pipeline's deadline) read this instant rather than the clock.
+        let first = seawall_classify::clock::lend(started, || self.inner.call(request));
+        ResponseFuture::new(first, self.parts.clone(), hedge, started)
     }
 }
 

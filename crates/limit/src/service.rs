@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use seawall_classify::{BoxError, Classifier, DefaultClassifier, Error, HasDeadline};
-use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::error::Reason;
@@ -137,7 +136,7 @@ impl<S, C: Clone> ConcurrencyLimit<S, C> {
         S: Service<Req> + Clone,
         Req: HasDeadline,
     {
-        let now = Instant::now();
+        let now = seawall_classify::clock::now();
         let deadline = request.deadline();
         if deadline.is_some_and(|deadline| deadline <= now) {
             self.shared.record_rejected();

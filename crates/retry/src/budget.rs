@@ -95,7 +95,8 @@ impl RetryBudget {
 
     /// Records a first attempt.
     pub fn deposit(&self) {
-        self.deposit_at(Instant::now());
+        // The instant an enclosing layer read for this call, or the clock.
+        self.deposit_at(seawall_classify::clock::now());
     }
 
     /// Records a first attempt made at `now`, for a caller that has just read the clock (a

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use seawall_classify::{BoxError, ConfigError, Error, HasDeadline};
+use seawall_classify::{BoxError, ConfigError, Error, HasDeadline, clock};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -232,7 +232,8 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let now = Instant::now();
+        // The instant an enclosing layer read for this call, or the clock (see `clock`).
+        let now = clock::now();
         let started = if self.include_readiness {
             match self.take_readiness() {
                 Some(started) => started,

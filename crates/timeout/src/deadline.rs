@@ -3,8 +3,7 @@
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use seawall_classify::{BoxError, ConfigError, Error, HasDeadline};
-use tokio::time::Instant;
+use seawall_classify::{BoxError, ConfigError, Error, HasDeadline, clock};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -141,7 +140,8 @@ where
     }
 
     fn call(&mut self, mut request: Req) -> Self::Future {
-        let now = Instant::now();
+        // The clock, or the instant an enclosing layer read for this call.
+        let now = clock::now();
         let until = request.tighten_deadline(now + self.budget);
         if until <= now {
             return ResponseFuture::expired(Bound::Deadline);
@@ -153,6 +153,8 @@ where
             Some(roomy) if roomy <= until => self.margin,
             _ => self.margin.min((until - now) / 8),
         };
-        ResponseFuture::running(self.inner.call(request), until - early, Bound::Deadline)
+        // The layers inside read this instant rather than the clock again (see `clock`).
+        let future = clock::lend(now, || self.inner.call(request));
+        ResponseFuture::running(future, until - early, Bound::Deadline)
     }
 }
