@@ -3,8 +3,8 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use tower_service::Service;
 
 use crate::backoff::BackoffState;
 use crate::layer::Shared;
-use crate::service::Spare;
+use crate::service::Common;
 
 pin_project! {
     /// Drives attempts until one succeeds, one fails in a way not worth retrying, or the
@@ -30,9 +30,8 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        spare: Spare<S>,
+        common: Arc<Common<S, C>>,
         request: Option<Req>,
-        shared: Arc<Shared<C>>,
         attempt: u32,
         // Created at the first retry: a request that succeeds at once never needs it.
         backoff: Option<BackoffState>,
@@ -67,17 +66,11 @@ enum Next {
 
 impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
     #[inline]
-    pub(crate) fn new(
-        future: S::Future,
-        spare: Spare<S>,
-        request: Option<Req>,
-        shared: Arc<Shared<C>>,
-    ) -> Self {
+    pub(crate) fn new(future: S::Future, common: Arc<Common<S, C>>, request: Option<Req>) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            spare,
+            common,
             request,
-            shared,
             attempt: 1,
             backoff: None,
             service: None,
@@ -113,7 +106,7 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    let shared = &**this.shared;
+                    let shared = &*this.common.layer;
                     let (class, result) =
                         classify_outcome(&shared.classifier, ready!(future.poll(cx)));
                     let next = decide(
@@ -175,10 +168,10 @@ where
                 StateProj::Readying => {
                     let service = this
                         .service
-                        .get_or_insert_with(|| Box::new(clone_spare(this.spare)));
+                        .get_or_insert_with(|| Box::new(clone_spare(&this.common.spare)));
                     ready!(service.poll_ready(cx)).map_err(Error::from_inner)?;
                     *this.attempt += 1;
-                    let request = if *this.attempt < this.shared.max_attempts {
+                    let request = if *this.attempt < this.common.layer.max_attempts {
                         this.request.clone()
                     } else {
                         this.request.take()
@@ -195,7 +188,7 @@ where
 /// A clone of the spare service, for a call's retries.
 #[cold]
 #[inline(never)]
-fn clone_spare<S: Clone>(spare: &Spare<S>) -> S {
+fn clone_spare<S: Clone>(spare: &OnceLock<Mutex<S>>) -> S {
     spare
         .get()
         .expect("the spare is kept before a call that may retry")

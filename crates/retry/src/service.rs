@@ -21,21 +21,28 @@ use crate::layer::Shared;
 /// followed by another, so the last attempt moves it.
 pub struct Retry<S, C> {
     inner: S,
-    spare: Spare<S>,
-    shared: Arc<Shared<C>>,
+    common: Arc<Common<S, C>>,
 }
 
-/// The spare copy of the wrapped service that retries clone; shared by every clone of the
-/// [`Retry`] and every response future. Made at the first call (the layer puts no `Clone`
-/// bound on the service it wraps), and locked only to clone it, at a retry.
-pub(crate) type Spare<S> = Arc<OnceLock<Mutex<S>>>;
+/// What a [`Retry`], its clones and their response futures share: one reference count per
+/// call for all of it.
+pub(crate) struct Common<S, C> {
+    /// The layer's settings and counters, shared by every service it built.
+    pub(crate) layer: Arc<Shared<C>>,
+    /// The spare copy of the wrapped service that retries clone. Made at the first call
+    /// (the layer puts no `Clone` bound on the service it wraps), and locked only to clone
+    /// it, at a retry.
+    pub(crate) spare: OnceLock<Mutex<S>>,
+}
 
 impl<S, C> Retry<S, C> {
     pub(crate) fn new(inner: S, shared: Arc<Shared<C>>) -> Self {
         Retry {
             inner,
-            spare: Arc::new(OnceLock::new()),
-            shared,
+            common: Arc::new(Common {
+                layer: shared,
+                spare: OnceLock::new(),
+            }),
         }
     }
 
@@ -60,7 +67,10 @@ impl<S: Clone, C> Retry<S, C> {
     #[cold]
     #[inline(never)]
     fn keep_spare(&self) {
-        let _ = self.spare.get_or_init(|| Mutex::new(self.inner.clone()));
+        let _ = self
+            .common
+            .spare
+            .get_or_init(|| Mutex::new(self.inner.clone()));
     }
 }
 
@@ -68,8 +78,7 @@ impl<S: Clone, C> Clone for Retry<S, C> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
-            spare: self.spare.clone(),
-            shared: self.shared.clone(),
+            common: self.common.clone(),
         }
     }
 }
@@ -78,7 +87,7 @@ impl<S: fmt::Debug, C: fmt::Debug> fmt::Debug for Retry<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
-            .field("shared", &self.shared)
+            .field("shared", &self.common.layer)
             .finish()
     }
 }
@@ -101,15 +110,16 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        if let Some(budget) = &self.shared.counters.budget {
+        let shared = &*self.common.layer;
+        if let Some(budget) = &shared.counters.budget {
             budget.deposit();
         }
-        let again = (self.shared.max_attempts > 1).then(|| request.clone());
-        if again.is_some() && self.spare.get().is_none() {
+        let again = (shared.max_attempts > 1).then(|| request.clone());
+        if again.is_some() && self.common.spare.get().is_none() {
             self.keep_spare();
         }
         // The ready service takes the first attempt; a clone of the spare takes any later one.
         let future = self.inner.call(request);
-        ResponseFuture::new(future, self.spare.clone(), again, self.shared.clone())
+        ResponseFuture::new(future, self.common.clone(), again)
     }
 }

@@ -91,6 +91,7 @@ impl<S> Layer<S> for DeadlineLayer {
             inner,
             budget: self.budget,
             margin: self.margin,
+            roomy: self.margin.checked_mul(8).is_some_and(|m| m <= self.budget),
         }
     }
 }
@@ -106,6 +107,9 @@ pub struct Deadline<S> {
     inner: S,
     budget: Duration,
     margin: Duration,
+    // The budget holds eight margins: a call whose deadline is the budget's own keeps the
+    // whole margin without another instant addition.
+    roomy: bool,
 }
 
 impl<S> Deadline<S> {
@@ -142,16 +146,21 @@ where
     fn call(&mut self, mut request: Req) -> Self::Future {
         // The clock, or the instant an enclosing layer read for this call.
         let now = clock::now();
-        let until = request.tighten_deadline(now + self.budget);
+        let cap = now + self.budget;
+        let until = request.tighten_deadline(cap);
         if until <= now {
             return ResponseFuture::expired(Bound::Deadline);
         }
         // The margin, or an eighth of the time left when that is less. Compared as instants
         // first: with any usual deadline the whole margin fits, and an addition is half the
         // work of the subtraction the eighth needs.
-        let early = match now.checked_add(self.margin.saturating_mul(8)) {
-            Some(roomy) if roomy <= until => self.margin,
-            _ => self.margin.min((until - now) / 8),
+        let early = if self.roomy && until == cap {
+            self.margin
+        } else {
+            match now.checked_add(self.margin.saturating_mul(8)) {
+                Some(roomy) if roomy <= until => self.margin,
+                _ => self.margin.min((until - now) / 8),
+            }
         };
         // The layers inside read this instant rather than the clock again (see `clock`).
         let future = clock::lend(now, || self.inner.call(request));
