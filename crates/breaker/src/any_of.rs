@@ -15,13 +15,15 @@ pub struct AnyOf {
     needs_clock: bool,
 }
 
-/// The configured policies. The two common cases of one policy alone have their own
-/// variants, so that recording an outcome is one branch to that policy. (An explicit tag:
+/// The configured policies. The common cases (one policy alone, and the standard pipeline's
+/// consecutive faults with a count window) have their own variants, so that recording an
+/// outcome is one branch to those policies. (An explicit tag:
 /// one comparison to tell the variants apart.)
 #[repr(u8)]
 enum Set {
     Consecutive(ConsecutiveFaults),
     Count(CountWindow),
+    ConsecutiveAndCount(ConsecutiveFaults, CountWindow),
     Several {
         consecutive: Option<ConsecutiveFaults>,
         count: Option<CountWindow>,
@@ -41,6 +43,7 @@ impl AnyOf {
         let set = match (consecutive, count, time) {
             (Some(consecutive), None, None) => Set::Consecutive(consecutive),
             (None, Some(count), None) => Set::Count(count),
+            (Some(consecutive), Some(count), None) => Set::ConsecutiveAndCount(consecutive, count),
             (consecutive, count, time) => Set::Several {
                 consecutive,
                 count,
@@ -55,6 +58,7 @@ impl AnyOf {
         match &self.set {
             Set::Consecutive(policy) => [Some(policy), None, None],
             Set::Count(window) => [None, Some(window), None],
+            Set::ConsecutiveAndCount(policy, window) => [Some(policy), Some(window), None],
             Set::Several {
                 consecutive,
                 count,
@@ -103,6 +107,7 @@ impl AnyOf {
     fn count_window(&self) -> Option<&CountWindow> {
         match &self.set {
             Set::Count(window)
+            | Set::ConsecutiveAndCount(_, window)
             | Set::Several {
                 count: Some(window),
                 ..
@@ -121,6 +126,7 @@ impl AnyOf {
     fn consecutive(&self) -> Option<&ConsecutiveFaults> {
         match &self.set {
             Set::Consecutive(policy)
+            | Set::ConsecutiveAndCount(policy, _)
             | Set::Several {
                 consecutive: Some(policy),
                 ..
@@ -146,6 +152,10 @@ impl TripPolicy for AnyOf {
         match &self.set {
             Set::Consecutive(policy) => policy.record(outcome, now),
             Set::Count(window) => window.record_outcome(outcome),
+            Set::ConsecutiveAndCount(policy, window) => {
+                // Both record, whichever trips.
+                policy.record(outcome, now) | window.record_outcome(outcome)
+            }
             Set::Several { .. } => self.record_each(outcome, now),
         }
     }
