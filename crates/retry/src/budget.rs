@@ -103,7 +103,12 @@ impl RetryBudget {
     /// hedge times its request anyway): one clock read fewer per request.
     #[inline]
     pub fn deposit_at(&self, now: Instant) {
-        if self.record(now, 1, 0) {
+        let epoch = self.epochs.at(now);
+        // The current bucket, already this interval's: one compare-and-swap. Otherwise the
+        // bucket is recycled (or full), which `record_in` decides.
+        let recorded =
+            self.bucket(epoch).increment_a_if_current(epoch) || self.record_in(epoch, 1, 0);
+        if recorded {
             self.balance.fetch_add(self.deposit, Ordering::AcqRel);
         }
     }
@@ -152,9 +157,14 @@ impl RetryBudget {
     /// Adds to the current bucket, recycling it if it belongs to an older interval (and
     /// removing that interval's tokens from the balance). `false` if the bucket is full.
     fn record(&self, now: Instant, deposits: u64, withdrawals: u64) -> bool {
-        let epoch = self.epochs.at(now);
-        let bucket = &self.buckets[(epoch % SLOTS as u64) as usize];
-        match bucket.add(epoch, deposits, withdrawals) {
+        self.record_in(self.epochs.at(now), deposits, withdrawals)
+    }
+
+    /// [`record`](Self::record) in interval `epoch`. Out of line: a deposit comes here only
+    /// when its bucket must be recycled.
+    #[inline(never)]
+    fn record_in(&self, epoch: u64, deposits: u64, withdrawals: u64) -> bool {
+        match self.bucket(epoch).add(epoch, deposits, withdrawals) {
             Ok(expired) => {
                 if let Some(expired) = expired {
                     self.forget(expired.a, expired.b);
@@ -163,6 +173,12 @@ impl RetryBudget {
             }
             Err(Full) => false,
         }
+    }
+
+    /// The bucket of interval `epoch`.
+    #[inline]
+    fn bucket(&self, epoch: u64) -> &EpochCounts {
+        &self.buckets[(epoch % SLOTS as u64) as usize]
     }
 
     /// Empties every bucket that has left the window, removing its tokens from the balance.
