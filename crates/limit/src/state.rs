@@ -220,11 +220,7 @@ impl Shared {
         if self.queued.load(Ordering::SeqCst) != 0 {
             return false;
         }
-        self.spare
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |spare| {
-                spare.checked_sub(1)
-            })
-            .is_ok()
+        take_one(&self.spare, Ordering::SeqCst, Ordering::SeqCst)
     }
 
     /// Gives back a permit taken spare (or converted to one): to the first queued call if
@@ -241,13 +237,7 @@ impl Shared {
     #[cold]
     #[inline(never)]
     pub(crate) fn hand_spare_to_queue(&self) {
-        let moved = self
-            .spare
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |spare| {
-                spare.checked_sub(1)
-            })
-            .is_ok();
-        if moved {
+        if take_one(&self.spare, Ordering::SeqCst, Ordering::SeqCst) {
             self.semaphore.add_permits(1);
         }
     }
@@ -293,13 +283,7 @@ impl Shared {
 
     /// Gives a permit back, or retires it if the limit shrank while it was held.
     pub(crate) fn give_back(&self, permit: OwnedSemaphorePermit) {
-        let owed = self
-            .debt
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |debt| {
-                debt.checked_sub(1)
-            })
-            .is_ok();
-        if owed {
+        if take_one(&self.debt, Ordering::AcqRel, Ordering::Acquire) {
             permit.forget();
         }
     }
@@ -307,6 +291,14 @@ impl Shared {
     pub(crate) fn queued(&self) -> usize {
         self.queued.load(Ordering::Acquire)
     }
+}
+
+/// Takes one from `counter` unless it is zero; whether it did.
+#[inline]
+fn take_one(counter: &AtomicUsize, success: Ordering, failure: Ordering) -> bool {
+    counter
+        .fetch_update(success, failure, |count| count.checked_sub(1))
+        .is_ok()
 }
 
 /// A place in the queue; dropping it leaves the queue.
