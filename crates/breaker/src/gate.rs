@@ -89,7 +89,7 @@ impl Word {
             state: State::from_tag(bits & 0xff),
             in_flight: (bits >> 8) as u16,
             successes: (bits >> 24) as u16,
-            generation: (bits >> 40) as u32 & GENERATION_MASK,
+            generation: Word::generation_of(bits),
         }
     }
 

@@ -110,6 +110,8 @@ impl CountWindow {
     /// [`failure_rate`](Self::failure_rate) or [`slow_rate`](Self::slow_rate).
     #[must_use]
     pub fn new(size: usize) -> Self {
+        // A size over u32::MAX is refused by `validate`.
+        let len = u32::try_from(size).unwrap_or(u32::MAX).max(1);
         CountWindow {
             rates: Rates {
                 min_calls: size as u64,
@@ -117,9 +119,8 @@ impl CountWindow {
                 slow_rate: None,
             },
             ring: (0..size).map(|_| AtomicU8::new(0)).collect(),
-            // A size over u32::MAX is refused by `validate`.
-            len: u32::try_from(size).unwrap_or(u32::MAX).max(1),
-            reciprocal: reciprocal(u32::try_from(size).unwrap_or(u32::MAX).max(1)),
+            len,
+            reciprocal: reciprocal(len),
             head: AtomicUsize::new(0),
             filled: AtomicIsize::new(0),
             faults: AtomicIsize::new(0),

@@ -103,12 +103,7 @@ impl RetryBudget {
     /// hedge times its request anyway): one clock read fewer per request.
     #[inline]
     pub fn deposit_at(&self, now: Instant) {
-        let epoch = self.epochs.at(now);
-        // The current bucket, already this interval's: one compare-and-swap. Otherwise the
-        // bucket is recycled (or full), which `record_in` decides.
-        let recorded =
-            self.bucket(epoch).increment_a_if_current(epoch) || self.record_in(epoch, 1, 0);
-        if recorded {
+        if self.record(now, 1, 0) {
             self.balance.fetch_add(self.deposit, Ordering::AcqRel);
         }
     }
@@ -156,19 +151,13 @@ impl RetryBudget {
 
     /// Adds to the current bucket, recycling it if it belongs to an older interval (and
     /// removing that interval's tokens from the balance). `false` if the bucket is full.
+    #[inline]
     fn record(&self, now: Instant, deposits: u64, withdrawals: u64) -> bool {
-        self.record_in(self.epochs.at(now), deposits, withdrawals)
-    }
-
-    /// [`record`](Self::record) in interval `epoch`. Out of line: a deposit comes here only
-    /// when its bucket must be recycled.
-    #[inline(never)]
-    fn record_in(&self, epoch: u64, deposits: u64, withdrawals: u64) -> bool {
+        let epoch = self.epochs.at(now);
         match self.bucket(epoch).add(epoch, deposits, withdrawals) {
-            Ok(expired) => {
-                if let Some(expired) = expired {
-                    self.forget(expired.a, expired.b);
-                }
+            Ok(None) => true,
+            Ok(Some(expired)) => {
+                self.forget(expired.a, expired.b);
                 true
             }
             Err(Full) => false,
@@ -193,6 +182,8 @@ impl RetryBudget {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn forget(&self, deposits: u64, withdrawals: u64) {
         let tokens = deposits as i64 * self.deposit - withdrawals as i64 * self.withdraw;
         self.balance.fetch_sub(tokens, Ordering::AcqRel);

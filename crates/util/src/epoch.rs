@@ -128,44 +128,10 @@ impl EpochCounts {
         Counts::unpack(self.word.load(Ordering::Acquire))
     }
 
-    /// Adds one to count `a` when the bucket holds `epoch` and `a` has room: the common case
-    /// (a deposit into the current bucket), one compare-and-swap with nothing to hand back.
-    /// `false`, and nothing added, otherwise: then [`add`](Self::add) decides.
-    ///
-    /// ```
-    /// use seawall_util::epoch::EpochCounts;
-    ///
-    /// let bucket = EpochCounts::new();
-    /// assert!(!bucket.increment_a_if_current(5), "the bucket holds epoch 0");
-    /// bucket.add(5, 1, 0).unwrap();
-    /// assert!(bucket.increment_a_if_current(5));
-    /// assert_eq!(bucket.load().a, 2);
-    /// ```
-    #[inline]
-    pub fn increment_a_if_current(&self, epoch: u64) -> bool {
-        let epoch = epoch & EPOCH_MASK;
-        let mut current = self.word.load(Ordering::Acquire);
-        loop {
-            if current >> (2 * COUNT_BITS) != epoch
-                || (current >> COUNT_BITS) & COUNT_MAX == COUNT_MAX
-            {
-                return false;
-            }
-            match self.word.compare_exchange_weak(
-                current,
-                current + (1 << COUNT_BITS),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return true,
-                Err(actual) => current = actual,
-            }
-        }
-    }
-
     /// Adds `a` and `b` to the counts of `epoch`. A bucket that holds another epoch restarts
     /// at (`a`, `b`), and what it held is returned, so that the caller can forget it. `Err`
     /// (and nothing added) when a count would exceed [`COUNT_MAX`].
+    #[inline]
     pub fn add(&self, epoch: u64, a: u64, b: u64) -> Result<Option<Counts>, Full> {
         let epoch = epoch & EPOCH_MASK;
         if a > COUNT_MAX || b > COUNT_MAX {
