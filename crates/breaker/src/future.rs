@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use seawall_classify::{BoxError, Class, Classifier, Error, classify_outcome};
+use seawall_classify::{BoxError, Class, Classifier, Error, classify_outcome, cut};
 use tokio::time::Instant;
 
 use crate::error::BreakerOpen;
@@ -53,6 +53,7 @@ impl<P: TripPolicy> Recorder<P> {
         }
     }
 
+    /// Records the outcome, once: the ticket is spent, so the drop that follows does nothing.
     #[inline(always)]
     fn record(&mut self, class: &Class) {
         // The closed path first, on its own: it is the one every call takes.
@@ -61,6 +62,7 @@ impl<P: TripPolicy> Recorder<P> {
         } else {
             self.record_other(class);
         }
+        self.ticket = Ticket::Reject;
     }
 
     #[cold]
@@ -95,8 +97,6 @@ impl<P: TripPolicy> Recorder<P> {
             Some(_) => ProbeResult::Success,
             None => ProbeResult::Released,
         };
-        // Finished here: the drop must not release the slot again.
-        self.ticket = Ticket::Reject;
         self.gate.finish_probe(generation, result);
     }
 }
@@ -104,18 +104,29 @@ impl<P: TripPolicy> Recorder<P> {
 impl<P: TripPolicy> Drop for Recorder<P> {
     #[inline(always)]
     fn drop(&mut self) {
-        if let Ticket::Probe { generation } = self.ticket {
-            release_probe(&self.gate, generation);
+        if !matches!(self.ticket, Ticket::Reject) {
+            self.unfinished();
         }
     }
 }
 
-/// A probe dropped before its outcome: its slot goes back, counting as neither success nor
-/// fault. Out of line, so that a future's drop stays small.
-#[cold]
-#[inline(never)]
-fn release_probe<P: TripPolicy>(gate: &Gate<P>, generation: u32) {
-    gate.finish_probe(generation, ProbeResult::Released);
+impl<P: TripPolicy> Recorder<P> {
+    /// Dropped before its outcome. Cut by a timeout outside (see `seawall_classify::cut`): the
+    /// call is recorded as that timeout, the hung call a breaker exists for. Cancelled by its
+    /// caller: a closed call records nothing, and a probe's slot goes back, counting as
+    /// neither success nor fault. Out of line, so that a future's drop stays small.
+    #[cold]
+    #[inline(never)]
+    fn unfinished(&mut self) {
+        match cut::current() {
+            Some(class) => self.record(&class),
+            None => {
+                if let Ticket::Probe { generation } = self.ticket {
+                    self.gate.finish_probe(generation, ProbeResult::Released);
+                }
+            }
+        }
+    }
 }
 
 impl<F, C, P: TripPolicy> ResponseFuture<F, C, P> {

@@ -81,6 +81,7 @@ mod class;
 mod classifier;
 pub mod clock;
 mod config;
+pub mod cut;
 pub mod deadline;
 mod error;
 pub mod future;

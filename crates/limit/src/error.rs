@@ -1,15 +1,14 @@
 //! Errors of the concurrency limit.
 //!
 //! The source of the [`seawall_classify::Error`] the limit returns, which carries the class.
-//! A caller whose request deadline ran out while queued gets [`DeadlineExceeded`] instead of
-//! [`LimitReached`].
+//! A call whose request deadline came before a permit did is refused the same way
+//! ([`Reason::Deadline`]): it never reached the dependency, so it is a local refusal, not a
+//! timeout a breaker outside would count against the dependency.
 
 use std::fmt;
 use std::time::Duration;
 
 use seawall_classify::{Class, Error};
-
-pub use seawall_classify::DeadlineExceeded;
 
 /// The limit was reached and the call was refused without reaching the service.
 ///
@@ -31,6 +30,9 @@ pub enum Reason {
     /// At the pace the queue drains now, the call would be answered after its deadline
     /// (this long from now): refused at once instead of waiting for nothing.
     TooLate(Duration),
+    /// The request's deadline came, after this long in the queue, before a permit did (zero:
+    /// it had passed when the call arrived).
+    Deadline(Duration),
 }
 
 impl LimitReached {
@@ -57,6 +59,10 @@ impl fmt::Display for LimitReached {
             Reason::WaitedTooLong(wait) => {
                 write!(f, "concurrency limit reached: no permit within {wait:?}")
             }
+            Reason::Deadline(waited) => write!(
+                f,
+                "concurrency limit reached: the request's deadline came before a permit (queued {waited:?})"
+            ),
         }
     }
 }

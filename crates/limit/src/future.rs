@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 use seawall_classify::schema;
-use seawall_classify::{BoxError, Classifier, DeadlineExceeded, Error, classify_outcome};
+use seawall_classify::{BoxError, Classifier, Error, classify_outcome};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
@@ -86,10 +86,6 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
     /// A call refused before it queued (see [`Shared::refuse`]).
     pub(crate) fn refused(error: Error, classifier: C) -> Self {
         Self::failed(error, classifier)
-    }
-
-    pub(crate) fn deadline_exceeded(classifier: C) -> Self {
-        Self::failed(DeadlineExceeded::classified(), classifier)
     }
 
     fn failed(error: Error, classifier: C) -> Self {
@@ -218,8 +214,11 @@ where
                     ready!(this.sleep.poll(cx));
                     drop(this.slot.take());
                     if *this.by_deadline {
-                        this.shared.record_rejected();
-                        return Poll::Ready(Err(DeadlineExceeded::classified()));
+                        let waited = this.queued_at.elapsed();
+                        let max_wait = this.shared.max_wait;
+                        return Poll::Ready(Err(this
+                            .shared
+                            .refuse(Reason::Deadline(waited), max_wait)));
                     }
                     let max_wait = this.shared.max_wait;
                     return Poll::Ready(Err(this

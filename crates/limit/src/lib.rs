@@ -11,8 +11,9 @@
 //!   never past their request's deadline ([`HasDeadline`](seawall_classify::HasDeadline));
 //! - then fail fast with [`LimitReached`](error::LimitReached) (class `Rejected`: a local
 //!   refusal that the retry layer never retries and no breaker counts as a fault, with
-//!   `max_wait` as its `retry_after` for the caller), or with
-//!   [`DeadlineExceeded`](error::DeadlineExceeded) when the deadline ended the wait;
+//!   `max_wait` as its `retry_after` for the caller), also when the request's deadline
+//!   ended the wait ([`Reason::Deadline`](error::Reason::Deadline): the call never reached
+//!   the dependency, so a breaker outside does not count it as a timeout);
 //! - `queue(0)` refuses at once any call beyond the limit;
 //! - permits are released as soon as the response future completes or is dropped.
 //!

@@ -112,37 +112,42 @@ impl Permit {
     /// The call finished with `class` (given in adaptive mode): sample it, as the shared
     /// `Policy` says, and give the permit back.
     pub(crate) fn finish(mut self, class: Option<Class>) {
-        if let Permit::Adaptive(adaptive) = &mut self
-            && let Some(adaptive) = adaptive.take()
-        {
-            let dropped =
-                class.and_then(|class| match adaptive.shared.policy.limit_sample(class) {
-                    LimitSample::Success => Some(false),
-                    LimitSample::Drop => Some(true),
-                    // The caller's mistakes, local refusals, cancellations: no information about
-                    // the dependency's capacity.
-                    LimitSample::Ignore => None,
-                });
-            if let Some(dropped) = dropped {
-                let sample = Sample {
-                    rtt: adaptive.admitted.elapsed(),
-                    in_flight: adaptive.in_flight,
-                    limit: adaptive.limit,
-                    dropped,
-                };
-                let algorithm = adaptive.shared.algorithm.as_ref().expect("adaptive mode");
-                let limit = algorithm.update(sample);
-                adaptive.shared.set_limit(limit);
-            }
-            adaptive.shared.give_back(adaptive.permit);
+        if let Permit::Adaptive(adaptive) = &mut self {
+            finish_adaptive(adaptive, class);
         }
     }
+}
+
+/// Samples `class` (when there is one), as the shared `Policy` says, and gives the permit
+/// back; nothing when the permit was given back already.
+fn finish_adaptive(adaptive: &mut Option<Adaptive>, class: Option<Class>) {
+    let Some(adaptive) = adaptive.take() else {
+        return;
+    };
+    let dropped = class.and_then(|class| match adaptive.shared.policy.limit_sample(class) {
+        LimitSample::Success => Some(false),
+        LimitSample::Drop => Some(true),
+        // The caller's mistakes, local refusals, cancellations: no information about the
+        // dependency's capacity.
+        LimitSample::Ignore => None,
+    });
+    if let Some(dropped) = dropped {
+        let sample = Sample {
+            rtt: adaptive.admitted.elapsed(),
+            in_flight: adaptive.in_flight,
+            limit: adaptive.limit,
+            dropped,
+        };
+        let algorithm = adaptive.shared.algorithm.as_ref().expect("adaptive mode");
+        let limit = algorithm.update(sample);
+        adaptive.shared.set_limit(limit);
+    }
+    adaptive.shared.give_back(adaptive.permit);
 }
 
 impl Drop for Permit {
     #[inline]
     fn drop(&mut self) {
-        // A call dropped by its caller: no sample, but a shrunk limit still retires it.
         if let Permit::Adaptive(adaptive) = self
             && adaptive.is_some()
         {
@@ -151,10 +156,11 @@ impl Drop for Permit {
     }
 }
 
+/// An adaptive permit dropped before its call answered. Cut by a timeout outside (see
+/// `seawall_classify::cut`): sampled as that timeout, a drop. Cancelled by its caller: no
+/// sample, but a shrunk limit still retires the permit.
 #[cold]
 #[inline(never)]
 fn drop_adaptive(adaptive: &mut Option<Adaptive>) {
-    if let Some(adaptive) = adaptive.take() {
-        adaptive.shared.give_back(adaptive.permit);
-    }
+    finish_adaptive(adaptive, seawall_classify::cut::current());
 }

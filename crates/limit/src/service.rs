@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use seawall_classify::{BoxError, Classifier, DefaultClassifier, Error, HasDeadline};
 use tower_service::Service;
@@ -139,8 +140,10 @@ impl<S, C: Clone> ConcurrencyLimit<S, C> {
         let now = seawall_classify::clock::now();
         let deadline = request.deadline();
         if deadline.is_some_and(|deadline| deadline <= now) {
-            self.shared.record_rejected();
-            return ResponseFuture::deadline_exceeded(self.classifier.clone());
+            let error = self
+                .shared
+                .refuse(Reason::Deadline(Duration::ZERO), self.shared.max_wait);
+            return ResponseFuture::refused(error, self.classifier.clone());
         }
         let Some(slot) = self.shared.enter_queue() else {
             let error = self.shared.refuse(Reason::QueueFull, self.shared.max_wait);

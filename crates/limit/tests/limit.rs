@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use seawall_classify::{DeadlineExceeded, Error, WithDeadline, cause_ref};
+use seawall_classify::{Error, FailureKind, Policy, WithDeadline, cause_ref};
 use seawall_limit::{
     ConcurrencyLimit, ConcurrencyLimitLayer, LimitHandle,
     error::{LimitReached, Reason},
@@ -172,8 +172,10 @@ async fn a_queued_call_waits_exactly_max_wait() {
     assert_eq!(limits.rejected(), 1);
 }
 
+/// A call whose deadline comes before its permit is refused then, as a local refusal: it never
+/// reached the dependency, so a breaker outside must not count it as the dependency's timeout.
 #[tokio::test(start_paused = true)]
-async fn no_call_waits_past_its_deadline() {
+async fn no_call_waits_past_its_deadline_and_its_refusal_is_not_a_fault() {
     let (mut service, mut handle, limits) = limit(1, 4, 1_000);
     handle.allow(10);
     let _running = service.ready().await.unwrap().call(WithDeadline::new(0));
@@ -183,13 +185,20 @@ async fn no_call_waits_past_its_deadline() {
     assert_pending!(waiting.poll());
     advance(ms(1)).await;
     let err = assert_ready!(waiting.poll()).unwrap_err();
-    assert!(cause_ref::<DeadlineExceeded>(&err).is_some(), "{err:?}");
+    assert_eq!(overloaded_reason(&err), Some(Reason::Deadline(ms(50))));
+    assert_eq!(err.kind(), Some(FailureKind::Rejected));
+    assert!(!Policy::STANDARD.is_fault(err.class()));
     assert_eq!(limits.queued(), 0);
+    assert_eq!(limits.rejected(), 1);
 
     // A deadline already gone is refused without queueing.
     let expired = WithDeadline::new(2).deadline_at(Instant::now());
     let err = service.call(expired).await.unwrap_err();
-    assert!(cause_ref::<DeadlineExceeded>(&err).is_some());
+    assert_eq!(
+        overloaded_reason(&err),
+        Some(Reason::Deadline(Duration::ZERO))
+    );
+    assert_eq!(limits.rejected(), 2);
 }
 
 #[tokio::test(start_paused = true)]

@@ -17,6 +17,15 @@ use crate::future::{Bound, ResponseFuture};
 /// layer inside can bound its own waiting by it. A deadline already on the request (set by an
 /// outer layer, or from a client's header) is kept when it is earlier.
 ///
+/// What the layers inside see is the instant this layer gives up at: the deadline less its
+/// [`margin`](Self::margin). So an attempt timeout inside ends a hung call at that instant
+/// with [`DeadlineExceeded`](seawall_classify::DeadlineExceeded), through every layer between
+/// (a circuit breaker counts it as a timeout, an adaptive limit as a drop), and a limit's
+/// queue refuses a call it could not admit in time; the answer still reaches the caller
+/// before its deadline. Whatever is still running when this layer's own timer fires is cut,
+/// and the layers it passed record it as a timeout too (see [`seawall_classify::cut`]): a
+/// caller's deadline shorter than the attempt timeout never hides a hung dependency.
+///
 /// ```
 /// use std::time::Duration;
 /// use seawall_classify::{cause_ref, DeadlineExceeded, HasDeadline, WithDeadline};
@@ -147,7 +156,11 @@ where
         // The clock, or the instant an enclosing layer read for this call.
         let now = clock::now();
         let cap = now + self.budget;
-        let until = request.tighten_deadline(cap);
+        // An earlier deadline on the request (the caller's) is kept.
+        let until = match request.deadline() {
+            Some(deadline) if deadline <= cap => deadline,
+            _ => cap,
+        };
         if until <= now {
             return ResponseFuture::expired(Bound::Deadline);
         }
@@ -162,8 +175,14 @@ where
                 _ => self.margin.min((until - now) / 8),
             }
         };
+        // The layers inside are given the instant this layer gives up at, not the deadline
+        // itself: their own bounds (the attempt timeout, the limit's queue) end the call then,
+        // as an outcome they and the layers between record, before this layer's timer would
+        // cut it unseen. (What is still running when the timer fires is cut too, see `cut`.)
+        let give_up = until - early;
+        request.set_deadline(give_up);
         // The layers inside read this instant rather than the clock again (see `clock`).
         let future = clock::lend(now, || self.inner.call(request));
-        ResponseFuture::running(future, until - early, Bound::Deadline)
+        ResponseFuture::running(future, give_up, Bound::Deadline)
     }
 }

@@ -7,8 +7,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use seawall_classify::schema;
-use seawall_classify::{BoxError, DeadlineExceeded, Error};
+use seawall_classify::{BoxError, Class, DeadlineExceeded, Error, cut, schema};
 use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::error::Elapsed;
@@ -23,6 +22,14 @@ pub(crate) enum Bound {
 }
 
 impl Bound {
+    /// The class of the error this bound produces.
+    fn class(self) -> Class {
+        match self {
+            Bound::Attempt(_) => Elapsed::CLASS,
+            Bound::Deadline => DeadlineExceeded::CLASS,
+        }
+    }
+
     fn error(self) -> Error {
         match self {
             Bound::Attempt(timeout) => {
@@ -103,7 +110,8 @@ where
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
+        let mut state = self.project().state;
+        let bound = match state.as_mut().project() {
             StateProj::Running {
                 inner,
                 mut sleep,
@@ -119,12 +127,16 @@ where
                     sleep.set(Some(sleep_until(*until)));
                 }
                 let sleep = sleep.as_pin_mut().expect("timer created above");
-                match sleep.poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(bound.error())),
-                    Poll::Pending => Poll::Pending,
+                if sleep.poll(cx).is_pending() {
+                    return Poll::Pending;
                 }
+                *bound
             }
-            StateProj::Expired { bound } => Poll::Ready(Err(bound.error())),
-        }
+            StateProj::Expired { bound } => return Poll::Ready(Err(bound.error())),
+        };
+        // Cut: the call is dropped now, and the layers inside it (a breaker, an adaptive
+        // limit) record it as this timeout, not as a caller's cancellation (see `cut`).
+        cut::by(bound.class(), || state.set(State::Expired { bound }));
+        Poll::Ready(Err(bound.error()))
     }
 }

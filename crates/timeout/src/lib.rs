@@ -6,7 +6,9 @@
 //! - [`DeadlineLayer`] gives a whole request an end-to-end budget (retries, backoff sleeps
 //!   and queueing included) and publishes it on the request, through
 //!   [`HasDeadline`], so that every layer inside uses
-//!   `min(own bound, time remaining)`. A deadline that is already on the request is kept when
+//!   `min(own bound, time remaining)`. What it publishes is the instant it gives up at (the
+//!   deadline less a small margin), so that the layers inside end a call first, as an
+//!   outcome a breaker counts. A deadline that is already on the request is kept when
 //!   earlier. When it passes, the error is [`DeadlineExceeded`](error::DeadlineExceeded):
 //!   a `Timeout` that is never retried, since no time is left.
 //! - [`AttemptTimeoutLayer`] bounds one attempt, by its own timeout or the request's
@@ -48,7 +50,8 @@
 //!     }));
 //!
 //! let ms = db.ready().await?.call(WithDeadline::new("SELECT 1")).await?;
-//! assert_eq!(ms, 30_000);
+//! // The deadline layer gives up 5 ms early (its margin), and says so to the layers inside.
+//! assert_eq!(ms, 29_995);
 //! # Ok(())
 //! # }
 //! ```

@@ -1,9 +1,11 @@
 //! Behaviour of the attempt timeout and the deadline on paused time, through tower-test mocks.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seawall_classify::{
     Class, DeadlineExceeded, Error, FailureKind, HasDeadline, RetryHint, WithDeadline, cause_ref,
+    cut,
 };
 use seawall_timeout::{AttemptTimeoutLayer, DeadlineLayer, MAX_TIMEOUT, error::Elapsed};
 use tokio::time::{Instant, advance};
@@ -202,7 +204,8 @@ async fn deadline_is_published_to_inner_layers() {
     let start = Instant::now();
     let call = service.ready().await.unwrap().call(WithDeadline::new(1));
     let (request, respond) = handle.next_request().await.unwrap();
-    assert_eq!(request.deadline(), Some(start + ms(250)));
+    // The instant the layer gives up at: its 5 ms margin before the budget ends.
+    assert_eq!(request.deadline(), Some(start + ms(245)));
     respond.send_response(1);
     assert_eq!(call.await.unwrap(), 1);
 }
@@ -222,8 +225,9 @@ async fn an_earlier_deadline_on_the_request_is_kept() {
             .call(WithDeadline::new(1).deadline_at(earlier)),
     );
     let (request, _respond) = handle.next_request().await.unwrap();
-    assert_eq!(request.deadline(), Some(earlier));
-    advance(ms(40)).await;
+    // The caller's deadline, less the margin (5 ms, an eighth of the 40 ms left).
+    assert_eq!(request.deadline(), Some(earlier - ms(5)));
+    advance(ms(35)).await;
     let err = assert_ready!(call.poll()).unwrap_err();
     assert_eq!(class_of(&err), DeadlineExceeded::CLASS);
 
@@ -234,7 +238,7 @@ async fn an_earlier_deadline_on_the_request_is_kept() {
         .unwrap()
         .call(WithDeadline::new(2).deadline_at(later));
     let (request, _respond) = handle.next_request().await.unwrap();
-    assert_eq!(request.deadline(), Some(Instant::now() + ms(250)));
+    assert_eq!(request.deadline(), Some(Instant::now() + ms(245)));
 }
 
 /// The deadline gives a request up `margin` before it ends (5 ms by default, at most an
@@ -309,4 +313,84 @@ fn zero_and_absurd_durations_are_configuration_errors() {
     let err = DeadlineLayer::try_new(MAX_TIMEOUT + ms(1)).unwrap_err();
     assert_eq!(err.field(), "budget");
     assert!(AttemptTimeoutLayer::try_new(MAX_TIMEOUT).is_ok());
+}
+
+/// A call that never answers, and notes, when it is dropped, why (see `seawall_classify::cut`).
+fn hung(
+    seen: &Arc<Mutex<Vec<Option<Class>>>>,
+) -> impl Service<Req, Response = u32, Error = Error> + use<> {
+    struct Note(Arc<Mutex<Vec<Option<Class>>>>);
+    impl Drop for Note {
+        fn drop(&mut self) {
+            self.0.lock().unwrap().push(cut::current());
+        }
+    }
+    let seen = seen.clone();
+    tower::service_fn(move |_: Req| {
+        let note = Note(seen.clone());
+        async move {
+            std::future::pending::<()>().await;
+            drop(note);
+            Ok::<u32, Error>(0)
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_cut_by_a_timeout_is_dropped_as_that_timeout_and_a_cancelled_one_as_nothing() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut by_deadline = DeadlineLayer::try_new(ms(100)).unwrap().layer(hung(&seen));
+    let err = by_deadline
+        .ready()
+        .await
+        .unwrap()
+        .call(WithDeadline::new(1))
+        .await
+        .unwrap_err();
+    assert_eq!(class_of(&err), DeadlineExceeded::CLASS);
+    let mut by_attempt = attempt(50).layer(hung(&seen));
+    let err = by_attempt
+        .ready()
+        .await
+        .unwrap()
+        .call(WithDeadline::new(2))
+        .await
+        .unwrap_err();
+    assert_eq!(class_of(&err), Elapsed::CLASS);
+    // The inner call is dropped when the timer fires, not when the caller drops the future.
+    let mut call = task::spawn(
+        by_deadline
+            .ready()
+            .await
+            .unwrap()
+            .call(WithDeadline::new(3)),
+    );
+    assert_pending!(call.poll());
+    advance(ms(95)).await;
+    assert!(assert_ready!(call.poll()).is_err());
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        3,
+        "dropped at the timer, before the future"
+    );
+    drop(call);
+    // The caller going away is a cancellation.
+    let mut call = task::spawn(
+        by_deadline
+            .ready()
+            .await
+            .unwrap()
+            .call(WithDeadline::new(4)),
+    );
+    assert_pending!(call.poll());
+    drop(call);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            Some(DeadlineExceeded::CLASS),
+            Some(Elapsed::CLASS),
+            Some(DeadlineExceeded::CLASS),
+            None
+        ]
+    );
 }
