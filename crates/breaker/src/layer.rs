@@ -87,6 +87,13 @@ impl<C> CircuitBreakerLayer<C, AnyOf> {
     pub fn time_window_length(&self) -> Option<Duration> {
         self.gate.policy.time_window_length()
     }
+
+    /// The slow-call threshold, if the breaker has one (for validating it against attempt
+    /// timeouts).
+    #[must_use]
+    pub fn slow_call_threshold(&self) -> Option<Duration> {
+        self.gate.config.slow_call
+    }
 }
 
 impl<C: Clone, P> Clone for CircuitBreakerLayer<C, P> {

@@ -84,7 +84,8 @@
 //! - **The client span outermost** ([`trace`]): one span per call, of kind client, covering
 //!   everything the caller waits for; every layer's events land on it.
 //! - **Deadline outermost**: it bounds everything, backoff sleeps and queue waits included,
-//!   and publishes the deadline on the request so each inner layer bounds its own waiting.
+//!   and publishes the deadline on the request so each inner layer bounds its own waiting
+//!   (see [below](#deadlines-and-attempt-timeouts)).
 //! - **Retry outside the breaker**: every attempt passes the breaker, so an open breaker ends
 //!   retrying at once (its refusal is `Rejected`, which is never retried and never counted).
 //! - **Retry outside the limit**: each attempt takes a fresh permit and none is held while
@@ -104,6 +105,44 @@
 //! ([`StandardPipeline::policy`]) configure every layer: what is retried, what a breaker
 //! counts and what an adaptive limit learns are never decided twice.
 //!
+//! # Deadlines and attempt timeouts
+//!
+//! A request's deadline is the earlier of the pipeline's [`deadline`](StandardPipeline::deadline)
+//! and one the caller set on the request ([`HasDeadline`]: a caller with a 2 s budget under a
+//! preset whose deadline is 30 s gets 2 s). The deadline layer gives the request up a margin
+//! before that deadline (5 ms, at most an eighth of the time left), so that the answer
+//! reaches the caller in time, and that instant is what the layers inside see. Each attempt
+//! then ends at the earlier of:
+//!
+//! | bound | error | retried? | what the breaker and an adaptive limit record |
+//! |---|---|---|---|
+//! | its own [`attempt_timeout`](StandardPipeline::attempt_timeout) | [`Elapsed`](timeout::error::Elapsed) (`Timeout`) | yes, if the deadline leaves time for another attempt | a timeout: a fault, a drop |
+//! | the request's deadline (less the margin) | [`DeadlineExceeded`] (`Timeout`) | no: no time is left | a timeout: a fault, a drop |
+//!
+//! So a hung dependency opens the breaker whatever the callers' deadlines: a caller's 2 s
+//! under the PostgreSQL preset's 5 s attempt timeout ends each hung attempt at 2 s, as a
+//! fault, and five of them in a row open it. (Should anything still be running when the
+//! deadline layer's own timer fires, it is cut there, and the layers it passed record it as a
+//! timeout all the same, see [`classify::cut`]; a call whose caller went away is a
+//! cancellation and counts nowhere.) A call still queued for a limit's permit when the
+//! deadline comes is refused by the limit instead ([`limit::error::Reason::Deadline`], class
+//! `Rejected`): it never reached the dependency, so it is not the dependency's fault.
+//!
+//! The attempt timeout is the bound for a dependency that answers slowly but within the
+//! caller's patience: pick it from the dependency's own latency (a query that takes more
+//! than 5 s is stuck), not from callers' deadlines, which bound it anyway. What can be checked
+//! when the pipeline is built is: an attempt timeout longer than the pipeline's own deadline
+//! (`attempt_timeout`), a breaker time window shorter than two attempts
+//! (`circuit_breaker.time_window`), and a slow-call threshold no attempt can reach
+//! (`circuit_breaker.slow_call_threshold`); each is a [`ConfigError`] naming the field.
+//!
+//! | preset | deadline | attempt timeout | attempts |
+//! |---|---|---|---|
+//! | [`new`](StandardPipeline::new) | 30 s | 5 s | 3 |
+//! | [`postgres`](StandardPipeline::postgres) | 30 s | 5 s | 3 |
+//! | [`redis`](StandardPipeline::redis) | 2 s | 500 ms | 3 |
+//! | `http` | 30 s | 10 s | 3 |
+//!
 //! # Defaults
 //!
 //! | part | default | why |
@@ -114,7 +153,7 @@
 //! | retry budget | 20 % of requests + 10/s over 10 s | caps amplification at 1.2× when everything fails |
 //! | breaker | 5 consecutive faults, or 50 % of the last 100 calls (at least 20) | fast on a hard outage, steady under partial failure |
 //! | breaker open | 1 s, doubled per failed probe up to 5 s, 10 % jitter, 1 probe; with [`probe`](StandardPipeline::probe), a check of the dependency every 75-100 ms decides instead | without a probe, a recovered dependency is noticed within 5 s (Polly's break is 5 s) and one user call per period is the trial; with one (the example service configures `SELECT 1` and `PING`), within 100 ms and no user call is spent on it |
-//! | limit | the pool size, queue 16 times that, waits bounded by the caller's deadline (Redis: queue = limit, 100 ms) | the pool never waits; a call the queue could not reach before its deadline even at twice its recent pace is refused at once, one that might make it waits; the length only bounds memory |
+//! | limit | the pool size, queue 16 times that, waits bounded by the caller's deadline (Redis: queue = limit, 100 ms) | the pool never waits; a call the queue could not reach before its deadline even at four times its recent pace is refused at once, one that might make it waits; the length only bounds memory |
 //! | classifier | [`DefaultClassifier`] (HTTP: [`HttpClassifier`](seawall_classify::HttpClassifier)) | the shared vocabulary |
 //! | client span | INFO, kind client, named per the semantic conventions (PostgreSQL, Redis, HTTP presets) | exported at the default filter: the dependency call is what a trace is opened for |
 //! | idempotency | lost connections not retried (HTTP: by method and `Idempotency-Key`) | a request that may have run is not repeated blindly |

@@ -405,3 +405,30 @@ fn reqwest_calls_are_recorded_too() {
     let all = format!("{call:?}");
     assert!(!all.contains("secret") && !all.contains("token"), "{all}");
 }
+
+#[test]
+fn a_call_cut_by_the_callers_deadline_is_a_timeout_on_the_span() {
+    let spans = seen(LevelFilter::INFO, || async {
+        let db = StandardPipeline::postgres(4)
+            .build()
+            .unwrap()
+            .layer(service_fn(|_: WithDeadline<u32>| {
+                std::future::pending::<Result<u32, std::io::Error>>()
+            }));
+        // A 2 s deadline under the preset's 5 s attempt timeout.
+        let request = WithDeadline::new(7).deadline_in(Duration::from_secs(2));
+        let _ = db.oneshot(request).await;
+    });
+    let client = spans.iter().find(|s| s.name == "seawall.client").unwrap();
+    for (key, value) in [
+        ("seawall.class", "failure"),
+        ("error.type", "timeout"),
+        ("otel.status_code", "error"),
+    ] {
+        assert_eq!(
+            client.fields.get(key).map(String::as_str),
+            Some(value),
+            "{key}"
+        );
+    }
+}

@@ -310,6 +310,13 @@ fn configurations_that_cannot_work_are_errors_naming_the_field() {
         .build()
         .unwrap_err();
     assert_eq!(err.field(), "circuit_breaker.time_window");
+    // The attempt timeout is 300 ms: no call can take 300 ms or more.
+    let err = pipeline()
+        .circuit_breaker(CircuitBreakerLayer::builder().slow_call_threshold(ms(300)))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field(), "circuit_breaker.slow_call_threshold");
+    assert!(err.to_string().contains("no call could be slow"), "{err}");
     assert!(pipeline().no_retry().no_circuit_breaker().build().is_ok());
 }
 

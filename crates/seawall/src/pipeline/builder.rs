@@ -358,6 +358,20 @@ impl<C, I, R> StandardPipeline<C, I, R> {
                 ),
             ));
         }
+        // Every attempt ends by its timeout (or sooner, by the caller's deadline): a call
+        // slower than that is never seen, so such a threshold would never count one.
+        if let (Some(breaker), Some(attempt)) = (&breaker, self.attempt_timeout)
+            && let Some(threshold) = breaker.slow_call_threshold()
+            && threshold >= attempt
+        {
+            return Err(ConfigError::new(
+                LAYER,
+                "circuit_breaker.slow_call_threshold",
+                format!(
+                    "is {threshold:?}, not shorter than the attempt timeout ({attempt:?}): no call could be slow"
+                ),
+            ));
+        }
         let limit = self
             .limit
             .map(|limit| limit.classifier(above).policy(self.policy).build())
