@@ -42,9 +42,17 @@ async fn hung_requests_open_the_breaker(pool: PgPool, sql: &'static str, hung: u
         let (result, answered, deadline) = call.await.unwrap();
         let err = result.unwrap_err();
         assert_eq!(err.kind(), Some(FailureKind::Timeout), "{err:?}");
-        assert!(answered <= deadline, "answered {:?} after its deadline", answered - deadline);
+        assert!(
+            answered <= deadline,
+            "answered {:?} after its deadline",
+            answered - deadline
+        );
     }
-    assert_eq!(breaker.state(), State::Open, "the hung calls opened the breaker");
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "the hung calls opened the breaker"
+    );
 
     let started = Instant::now();
     let err = db
@@ -52,8 +60,14 @@ async fn hung_requests_open_the_breaker(pool: PgPool, sql: &'static str, hung: u
         .await
         .unwrap_err();
     assert_eq!(err.kind(), Some(FailureKind::Rejected), "{err:?}");
-    assert!(err.retry_after().is_some_and(|after| after > Duration::ZERO));
-    assert!(started.elapsed() < Duration::from_millis(50), "refused at once");
+    assert!(
+        err.retry_after()
+            .is_some_and(|after| after > Duration::ZERO)
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "refused at once"
+    );
 }
 
 async fn run(pool: PgPool, sql: String) -> Result<(), sqlx::Error> {

@@ -83,3 +83,8 @@ pub use crate::service::CircuitBreaker;
 pub use crate::window::{CountWindow, TimeWindow};
 /// Re-exported: the error the breaker returns, and the policy that says what counts as a fault.
 pub use seawall_classify::{Error, Policy};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

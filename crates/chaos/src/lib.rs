@@ -31,3 +31,8 @@ pub use crate::layer::{
 };
 /// Re-exported: the error injected faults come as, and the vocabulary to give them a class.
 pub use seawall_classify::{Class, Error, FailureKind, RetryHint};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -24,16 +24,18 @@
 //! cannot fail: `HandleErrorLayer::new(|e: seawall::Error| async move { e.into_response() })`
 //! outside it.
 //!
-//! A sketch of the state pattern:
+//! A handler returns `Result<_, seawall::Error>`, and `?` answers every failure in one place:
 //!
-//! ```text
-//! #[derive(Clone)]
-//! struct AppState { db: Standard<PgClient, DefaultClassifier, AssumeNotIdempotent, NoRetry> }
+//! ```
+//! use std::time::Duration;
+//! use axum_core::response::IntoResponse;
+//! use seawall_classify::{Class, Error};
 //!
-//! async fn item(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Item>, seawall::Error> {
-//!     let row = state.db.oneshot(WithDeadline::new(id)).await?;   // `?` answers 503, 504...
-//!     Ok(Json(row))
-//! }
+//! // What an open breaker's refusal becomes: 503 with the time until its next probe.
+//! let refused = Error::new(Class::rejected(Duration::from_secs(2)), "circuit breaker open");
+//! let response = refused.into_response();
+//! assert_eq!(response.status(), 503);
+//! assert_eq!(response.headers()["retry-after"], "2");
 //! ```
 
 use axum_core::body::Body;

@@ -14,11 +14,19 @@
 /// assert!(reads_are_safe.is_idempotent(&Query { sql: "SELECT 1" }));
 /// assert!(!reads_are_safe.is_idempotent(&Query { sql: "INSERT INTO t VALUES (1)" }));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot tell whether a `{Req}` may be sent again",
+    label = "no idempotency policy for `{Req}`",
+    note = "`HttpIdempotency` reads an `http::Request`'s method: send `http::Request<Bytes>` (with `seawall::http::Reqwest` for reqwest), or set `.idempotency(AssumeIdempotent)`, `AssumeNotIdempotent` or a closure `|request: &{Req}| -> bool`"
+)]
 pub trait Idempotency<Req> {
     /// `true` when `request` may be sent again after a lost connection.
     fn is_idempotent(&self, request: &Req) -> bool;
 }
 
+// Not recommended in errors: a type that is no policy for a request (`HttpIdempotency` for a
+// request that is not an `http::Request`) is reported as such, not as "not a closure".
+#[diagnostic::do_not_recommend]
 impl<Req, F: Fn(&Req) -> bool> Idempotency<Req> for F {
     fn is_idempotent(&self, request: &Req) -> bool {
         self(request)

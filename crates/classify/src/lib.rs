@@ -247,3 +247,8 @@ mod tests {
         assert!(display_starts_with(&"anything", ""));
     }
 }
+
+/// The README's examples, compiled as doctests.
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../README.md")]
+mod readme {}

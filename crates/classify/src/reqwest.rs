@@ -10,25 +10,13 @@
 //! | anything else | the error's `source()` chain decides: a connection closed before the whole response came is `Disconnect` (see [`classify_hyper`](crate::http::classify_hyper)) |
 
 //!
-//! A retrying client is a `service_fn` over `Client::execute`, fed a request description that
-//! can be cloned (a `reqwest::Request` cannot be), behind the standard pipeline with
-//! `HttpClassifier`, so that a 503 *response* is retried after its `Retry-After` too:
-//!
-//! ```text
-//! let client = reqwest::Client::new();
-//! let get = tower::service_fn(move |url: WithDeadline<String>| {
-//!     let request = client.get(url.into_inner());
-//!     async move { request.send().await } // a `reqwest::Error` needs no `map_err`
-//! });
-//! let api = StandardPipeline::http("api", 32)
-//!     .classifier(HttpClassifier)
-//!     .build()?
-//!     .layer(get);
-//! let response = api.oneshot(WithDeadline::new(url)).await?;
-//! ```
-//!
-//! (`tests/tests/classify_http_clients.rs` runs it against a server that answers 503 with
-//! `Retry-After: 1` once.)
+//! Behind the standard pipeline, send `http::Request<Bytes>`s (which a retrying pipeline can
+//! clone, and whose extensions carry the deadline) through the facade's `seawall::http::Reqwest`
+//! and the HTTP preset: a 503 *response* is then retried after its `Retry-After` with no
+//! classifier of your own, and with `collect_body` a body cut mid-stream is the attempt's
+//! error (`Disconnect`, retried when the request may be replayed). After the last attempt a
+//! failing response is the answer (`Ok(503)`): the upstream did answer. (`tests/tests/
+//! http_bodies.rs` runs it against a server on loopback.)
 
 use crate::{AsError, Class, Classifier, FailureKind, HttpClassifier, RetryHint, known_class};
 

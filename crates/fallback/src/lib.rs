@@ -72,3 +72,8 @@ pub use layer::{
     DEFAULT_TRIGGERS, Fallback, FallbackBuilder, FallbackFailed, FallbackLayer, FallbackService,
     KeepRequest, NoRequest, RequestCopy,
 };
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

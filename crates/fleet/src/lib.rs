@@ -63,3 +63,8 @@ pub use budget::{
 };
 pub use rate::{AllRequests, KeyOf, RateLimit, RateLimitBuilder, RateLimitLayer, RateLimited};
 pub use store::{Fleet, FleetBuilder};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -84,3 +84,8 @@ mod layer;
 
 pub use future::ResponseFuture;
 pub use layer::{Hedge, HedgeBuilder, HedgeGate, HedgeHandle, HedgeLayer, MAX_DELAY};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -73,3 +73,8 @@ pub use crate::state::LimitHandle;
 /// Re-exported: the error the limit returns, the policy an adaptive limit learns by, and the
 /// request wrapper that carries a deadline.
 pub use seawall_classify::{Error, Policy, WithDeadline};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -90,3 +90,8 @@ pub use crate::service::Retry;
 /// Re-exported: the error the retry layer returns, the policy that says what is retried, and
 /// the request wrapper that carries a deadline.
 pub use seawall_classify::{Error, Policy, WithDeadline};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -142,6 +142,7 @@
 //! | [`postgres`](StandardPipeline::postgres) | 30 s | 5 s | 3 |
 //! | [`redis`](StandardPipeline::redis) | 2 s | 500 ms | 3 |
 //! | `http` | 30 s | 10 s | 3 |
+//! | `grpc` | 30 s | 10 s | 1 (a gRPC request cannot be cloned) |
 //!
 //! # Defaults
 //!
@@ -315,3 +316,13 @@ pub mod prelude {
     ))]
     pub use crate::{ServiceBuilderExt, StandardPipeline};
 }
+
+/// The README's examples, compiled as doctests.
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../README.md")]
+mod readme {}
+
+/// The README's examples, compiled as doctests.
+#[cfg(all(doctest, feature = "http"))]
+#[doc = include_str!("../../../README.md")]
+mod workspace_readme {}

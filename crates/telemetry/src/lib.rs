@@ -30,3 +30,8 @@ pub use crate::init::{
     Config, Exporter, InitError, TelemetryGuard, init, init_with_metrics_reader,
 };
 pub use crate::recorder::Recorder;
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

@@ -76,3 +76,8 @@ pub use crate::deadline::{DEFAULT_MARGIN, Deadline, DeadlineLayer};
 /// Re-exported: the error both layers return.
 pub use seawall_classify::Error;
 pub use seawall_classify::{HasDeadline, WithDeadline};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}

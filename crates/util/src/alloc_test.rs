@@ -4,12 +4,32 @@
 //! Each allocation test is a test binary of its own (so that no other test's allocations
 //! are counted) that installs the counting allocator and calls [`allocations_per_call`]:
 //!
-//! ```text
+//! ```
+//! use std::convert::Infallible;
+//! use std::future::{Ready, ready};
+//! use std::task::{Context, Poll};
+//!
+//! use seawall_util::alloc_test::{Warmup, allocations_per_call};
+//!
 //! seawall_util::install_counting_allocator!();
 //!
-//! #[test]
-//! fn admitted_calls_do_not_allocate() {
-//!     let stats = allocations_per_call(|| layer.layer(client), WithDeadline::new, Warmup::calls(1));
+//! /// A service that answers at once, without allocating.
+//! struct Echo;
+//!
+//! impl tower_service::Service<u64> for Echo {
+//!     type Response = u64;
+//!     type Error = Infallible;
+//!     type Future = Ready<Result<u64, Infallible>>;
+//!     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+//!         Poll::Ready(Ok(()))
+//!     }
+//!     fn call(&mut self, n: u64) -> Self::Future {
+//!         ready(Ok(n))
+//!     }
+//! }
+//!
+//! fn main() {
+//!     let stats = allocations_per_call(|| Echo, |n| n, Warmup::calls(1));
 //!     assert_eq!(stats.allocations, 0, "{stats:?}");
 //! }
 //! ```

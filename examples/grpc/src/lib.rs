@@ -5,11 +5,12 @@
 //! - [`typed_checks`]: around a typed call, whose request is a message that can be cloned:
 //!   the pipeline retries `UNAVAILABLE` (after the server's pushback) and never the caller's
 //!   mistakes (`NOT_FOUND`, `INVALID_ARGUMENT`);
-//! - [`channel_client`]: around the tonic `Channel`, for every call of a generated client:
-//!   a gRPC request has a streaming body and cannot be cloned, so the pipeline does not retry
-//!   (`.no_retry()`), but its breaker reads `grpc-status` (`GrpcClassifier`), its deadline
-//!   goes to the server as `grpc-timeout`, and its refusals reach the caller as `UNAVAILABLE`
-//!   with a pushback.
+//! - [`channel_client`]: around the tonic `Channel`, for every call of a generated client,
+//!   with the gRPC preset (`StandardPipeline::grpc`, then `.channel(channel)`): a gRPC
+//!   request has a streaming body and cannot be cloned, so the pipeline does not retry, but
+//!   its breaker reads `grpc-status` (`GrpcClassifier`), its deadline goes to the server as
+//!   `grpc-timeout`, and its refusals reach the caller as `UNAVAILABLE` with a pushback, with
+//!   no `map_err`.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -17,17 +18,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use seawall::breaker::{CircuitBreakerLayer, CountWindow};
-use seawall::classify::AssumeNotIdempotent;
-use seawall::classify::grpc::GrpcClassifier;
+use seawall::pipeline::GrpcChannel;
 use seawall::retry::{Backoff, Jitter, RetryLayer};
-use seawall::timeout::grpc::{GrpcTimeout, GrpcTimeoutLayer};
-use seawall::trace::{ClientSpan, RecordHttp, RecordHttpLayer};
-use seawall::{NoRetry, Standard, StandardLayer, StandardPipeline, WithDeadline};
+use seawall::trace::ClientSpan;
+use seawall::{StandardLayer, StandardPipeline, WithDeadline};
 use seawall_chaos::ChaosLayer;
 use tonic::transport::{Channel, Server};
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 /// The service name the server reports as serving.
 pub const SERVICE: &str = "seawall.Items";
@@ -114,19 +113,16 @@ pub fn typed_checks(
     (pipeline.layer(checks), pipeline)
 }
 
-/// A generated client over the pipeline around the channel: no retries (a gRPC request
+/// A generated client over the gRPC preset around the channel: no retries (a gRPC request
 /// cannot be cloned), a breaker that opens after three faults in a row, the deadline sent as
-/// `grpc-timeout`, and Seawall's errors turned into gRPC statuses.
+/// `grpc-timeout`, and Seawall's errors arriving as gRPC statuses.
 pub fn channel_client(
     channel: Channel,
 ) -> (
-    HealthClient<ChannelService>,
+    HealthClient<GrpcChannel<Channel>>,
     seawall::breaker::BreakerHandle,
 ) {
-    let pipeline = StandardPipeline::new("health-channel", 16)
-        .no_retry()
-        .client_span(ClientSpan::grpc(HEALTH))
-        .classifier(GrpcClassifier)
+    let pipeline = StandardPipeline::grpc(HEALTH, 16)
         .deadline(Duration::from_secs(2))
         .attempt_timeout(Duration::from_millis(500))
         .circuit_breaker(
@@ -138,19 +134,8 @@ pub fn channel_client(
         .build()
         .expect("a valid pipeline");
     let breaker = pipeline.breaker().expect("configured");
-    let to_status: fn(seawall::Error) -> tonic::Status = tonic::Status::from;
-    let service = pipeline
-        .layer(RecordHttpLayer.layer(GrpcTimeoutLayer.layer(channel)))
-        .map_err(to_status);
-    (HealthClient::new(service), breaker)
+    (HealthClient::new(pipeline.channel(channel)), breaker)
 }
-
-/// The channel behind the pipeline, its errors as gRPC statuses: what [`channel_client`]'s
-/// generated client calls.
-pub type ChannelService = tower::util::MapErr<
-    Standard<RecordHttp<GrpcTimeout<Channel>>, GrpcClassifier, AssumeNotIdempotent, NoRetry>,
-    fn(seawall::Error) -> tonic::Status,
->;
 
 /// A health check of `service`.
 pub fn check(service: &str) -> HealthCheckRequest {

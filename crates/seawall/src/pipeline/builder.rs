@@ -144,7 +144,14 @@ impl StandardPipeline {
 impl StandardPipeline<seawall_classify::HttpClassifier, seawall_classify::HttpIdempotency> {
     /// An HTTP upstream: responses classified by status and `Retry-After`, lost connections
     /// retried for idempotent methods and keyed requests only; 10 s per attempt, 30 s per
-    /// request.
+    /// request. Requests are `http::Request<B>`s (for reqwest, through
+    /// [`http::Reqwest`](crate::http::Reqwest); wrap hyper-util's client in
+    /// [`http::CollectBodyLayer`](crate::http::CollectBodyLayer) so that a body cut
+    /// mid-stream is the attempt's error).
+    ///
+    /// A failing response (a 503, say) is retried and counted as a fault like an error, but
+    /// it is still an answer: after the last attempt the caller gets it as `Ok(response)`,
+    /// to answer as it sees fit; an `Err` means no response came.
     pub fn http(name: &str, max_in_flight: usize) -> Self {
         let mut pipeline = StandardPipeline::new(name, max_in_flight)
             .classifier(seawall_classify::HttpClassifier)
