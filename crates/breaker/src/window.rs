@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicIsize, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use seawall_classify::ConfigError;
-use seawall_util::epoch::{EpochCounts, Epochs};
+use seawall_util::epoch::{Epochs, Ring};
 use tokio::time::Instant;
 
 use crate::policy::{Outcome, TripPolicy, WindowStats};
@@ -314,9 +314,11 @@ pub struct TimeWindow {
     length: Duration,
     bucket: Duration,
     epochs: Epochs,
-    // (interval, calls, faults) and (interval, slow, unused), each in one word.
-    calls: Box<[EpochCounts]>,
-    slow: Box<[EpochCounts]>,
+    /// The number of buckets asked for (validated by the builder).
+    requested: usize,
+    // (interval, calls, faults) and (interval, slow, unused), each bucket in one word.
+    calls: Ring,
+    slow: Ring,
 }
 
 impl TimeWindow {
@@ -338,8 +340,9 @@ impl TimeWindow {
             length,
             bucket,
             epochs: Epochs::new(Instant::now(), bucket),
-            calls: (0..buckets).map(|_| EpochCounts::new()).collect(),
-            slow: (0..buckets).map(|_| EpochCounts::new()).collect(),
+            requested: buckets,
+            calls: Ring::new(buckets),
+            slow: Ring::new(buckets),
         }
     }
 
@@ -372,7 +375,7 @@ impl TimeWindow {
     }
 
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        let buckets = self.calls.len();
+        let buckets = self.requested;
         if buckets == 0 || buckets > 1 << 16 {
             return Err(ConfigError::new(
                 LAYER,
@@ -396,21 +399,13 @@ impl TimeWindow {
 
     fn current(&self, now: Instant) -> WindowStats {
         let epoch = self.epochs.at(now);
-        let buckets = self.calls.len() as u64;
-        let live = |stored: u64| Epochs::is_live(epoch, stored, buckets);
-        let mut stats = WindowStats::default();
-        for (calls, slow) in self.calls.iter().zip(self.slow.iter()) {
-            let calls = calls.load();
-            if live(calls.epoch) {
-                stats.calls += calls.a;
-                stats.faults += calls.b;
-            }
-            let slow = slow.load();
-            if live(slow.epoch) {
-                stats.slow += slow.a;
-            }
+        let (calls, faults) = self.calls.sum(epoch);
+        let (slow, _) = self.slow.sum(epoch);
+        WindowStats {
+            calls,
+            faults,
+            slow,
         }
-        stats
     }
 }
 
@@ -418,7 +413,7 @@ impl fmt::Debug for TimeWindow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimeWindow")
             .field("length", &self.length)
-            .field("buckets", &self.calls.len())
+            .field("buckets", &self.requested)
             .field("min_calls", &self.rates.min_calls)
             .field("failure_rate", &self.rates.failure_rate)
             .field("slow_rate", &self.rates.slow_rate)
@@ -429,20 +424,19 @@ impl fmt::Debug for TimeWindow {
 impl TripPolicy for TimeWindow {
     fn record(&self, outcome: Outcome, now: Instant) -> bool {
         let epoch = self.epochs.at(now);
-        let slot = (epoch % self.calls.len() as u64) as usize;
         // A bucket that is full (a million calls in one bucket) keeps its counts: the rates
-        // it gives are still right. What an older interval left in it is simply dropped.
-        let _ = self.calls[slot].add(epoch, 1, u64::from(outcome.fault));
+        // it gives are still right. What an older interval left is simply dropped, and so is
+        // an outcome whose bucket has left the window already (a stale clock reading).
+        let _ = self.calls.add(epoch, 1, u64::from(outcome.fault), drop);
         if outcome.slow {
-            let _ = self.slow[slot].add(epoch, 1, 0);
+            let _ = self.slow.add(epoch, 1, 0, drop);
         }
         self.rates.trips(outcome, || self.current(now))
     }
 
     fn reset(&self, _now: Instant) {
-        for bucket in self.calls.iter().chain(self.slow.iter()) {
-            bucket.reset();
-        }
+        self.calls.reset();
+        self.slow.reset();
     }
 
     fn needs_clock(&self) -> bool {
@@ -546,6 +540,44 @@ mod tests {
         assert!(!window.record(Outcome::SUCCESS, later));
         assert!(!window.record(Outcome::SUCCESS, later));
         assert!(window.record(Outcome::FAULT, later), "2 of 4 = 50 %");
+    }
+
+    /// Bucket stamps wrap at 2^24 buckets (4.66 h with 1 ms buckets): a window idle that long
+    /// must not read its old faults as live again.
+    #[tokio::test(start_paused = true)]
+    async fn a_time_window_idle_for_a_whole_stamp_cycle_forgets_its_faults() {
+        let window = TimeWindow::new(Duration::from_millis(30), 30)
+            .min_calls(4)
+            .failure_rate(0.5);
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert!(!window.record(Outcome::FAULT, now));
+        }
+        let later = now + Duration::from_millis(1) * (1 << 24);
+        assert_eq!(window.stats(later).unwrap().calls, 0);
+        assert!(
+            !window.record(Outcome::FAULT, later),
+            "the three old faults are gone"
+        );
+        // (The first bucket after so long an idle spell is forgotten with the old one.)
+        let next = later + Duration::from_millis(1);
+        assert!(!window.record(Outcome::SUCCESS, next));
+        assert_eq!(window.stats(next).unwrap().calls, 1);
+    }
+
+    /// 11 buckets: around the stamp's wrap, a live bucket shared a slot with the next one
+    /// (2^24 is not a multiple of 11) and was forgotten early.
+    #[tokio::test(start_paused = true)]
+    async fn a_time_window_keeps_its_buckets_across_the_stamp_wrap() {
+        let window = TimeWindow::new(Duration::from_millis(11), 11)
+            .min_calls(1)
+            .failure_rate(1.0);
+        let start = Instant::now();
+        let before = start + Duration::from_millis(1) * ((1 << 24) - 5);
+        window.record(Outcome::SUCCESS, before);
+        let after = before + Duration::from_millis(5);
+        window.record(Outcome::SUCCESS, after);
+        assert_eq!(window.stats(after).unwrap().calls, 2);
     }
 
     #[test]

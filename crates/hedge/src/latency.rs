@@ -11,7 +11,7 @@
 //! and the estimate lags the latencies by up to [`RECOMPUTE_EVERY`] samples. Neither matters
 //! for choosing when to hedge.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use seawall_util::epoch::Epochs;
@@ -55,7 +55,7 @@ pub(crate) struct Latencies {
     epochs: Epochs,
     /// The window the current set belongs to.
     window: AtomicU64,
-    sets: [Box<[AtomicU32]>; 2],
+    sets: [Box<[AtomicU64]>; 2],
     samples: AtomicU64,
     /// The learnt delay in nanoseconds; 0 until there are enough samples.
     estimate: AtomicU64,
@@ -63,7 +63,7 @@ pub(crate) struct Latencies {
 
 impl Latencies {
     pub(crate) fn new(percentile: f64, window: Duration, min_samples: u64) -> Self {
-        let set = || (0..BUCKETS).map(|_| AtomicU32::new(0)).collect();
+        let set = || (0..BUCKETS).map(|_| AtomicU64::new(0)).collect();
         Latencies {
             percentile: (percentile * 1e6).round() as u64,
             min_samples: min_samples.max(1),
@@ -123,8 +123,7 @@ impl Latencies {
     fn recompute(&self) {
         // Two passes over the counts rather than a copy of them: nothing is allocated.
         let count = |i: usize| {
-            u64::from(self.sets[0][i].load(Ordering::Relaxed))
-                + u64::from(self.sets[1][i].load(Ordering::Relaxed))
+            self.sets[0][i].load(Ordering::Relaxed) + self.sets[1][i].load(Ordering::Relaxed)
         };
         let total: u64 = (0..BUCKETS).map(count).sum();
         let nanos = if total < self.min_samples {
@@ -197,5 +196,26 @@ mod tests {
         }
         let p90 = latencies.estimate().expect("relearnt");
         assert!(p90 >= Duration::from_millis(50), "{p90:?}");
+    }
+
+    /// Window numbers used to be masked to 24 bits: 2^24 windows on (194 days at 1 s), the
+    /// window stopped turning and an old estimate stayed.
+    #[tokio::test(start_paused = true)]
+    async fn the_window_keeps_turning_after_two_to_the_24_windows() {
+        let latencies = Latencies::new(0.9, Duration::from_secs(1), 20);
+        let now = Instant::now();
+        for _ in 0..400 {
+            latencies.record(now, Duration::from_millis(1));
+        }
+        assert!(latencies.estimate().unwrap() < Duration::from_millis(2));
+        let later = now + Duration::from_secs(1 << 24);
+        for _ in 0..40 {
+            latencies.record(later, Duration::from_millis(50));
+        }
+        let p90 = latencies.estimate().unwrap();
+        assert!(
+            p90 >= Duration::from_millis(50),
+            "{p90:?}: the old window stayed"
+        );
     }
 }

@@ -6,15 +6,15 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use seawall_classify::ConfigError;
-use seawall_util::epoch::{EpochCounts, Epochs, Full};
+use seawall_util::epoch::{Counts, Epochs, Ring};
 use tokio::time::Instant;
 
 const LAYER: &str = "retry budget";
-/// The window is cut into this many buckets...
-const BUCKETS: usize = 10;
-/// ...and one more is kept, so that nothing leaves the window before `ttl` has passed: a
-/// deposit or withdrawal counts for between `ttl` and `ttl + ttl / BUCKETS`.
-const SLOTS: usize = BUCKETS + 1;
+/// The window is cut into at least this many buckets, and into buckets of at most a second
+/// (a bucket counts up to about a million deposits, `seawall_util::epoch::COUNT_MAX`: that
+/// many a second, whatever the ttl); one more is kept, so that nothing leaves the window before `ttl` has passed: a
+/// deposit or withdrawal counts for between `ttl` and `ttl` plus one bucket.
+const MIN_BUCKETS: u32 = 10;
 
 /// A lock-free retry budget, shared by every clone of a retry layer.
 ///
@@ -27,6 +27,10 @@ const SLOTS: usize = BUCKETS + 1;
 /// integers, so three first attempts at a ratio of 1/3 allow exactly one retry, never zero
 /// and never two. The balance is one atomic counter, so concurrent callers can never
 /// overdraw it.
+///
+/// It counts up to about a million first attempts a second on one budget (its buckets are at
+/// most a second long and hold 2^20 each); deposits beyond that are dropped, so the budget
+/// errs towards fewer retries, never more.
 ///
 /// ```
 /// use std::time::Duration;
@@ -49,7 +53,7 @@ pub struct RetryBudget {
     floor: i64,
     balance: AtomicI64,
     // (interval, deposits, withdrawals), each bucket in one word.
-    buckets: Box<[EpochCounts]>,
+    ring: Ring,
     epochs: Epochs,
     exhausted: AtomicU64,
 }
@@ -75,14 +79,15 @@ impl RetryBudget {
         let (deposit, withdraw) = rational(ratio, 10_000);
         let floor_retries = (f64::from(min_retries_per_sec) * ttl.as_secs_f64()).floor() as i64;
         let floor = floor_retries.saturating_mul(withdraw);
+        let buckets = MIN_BUCKETS.max(ttl.as_secs_f64().ceil() as u32);
         Ok(RetryBudget {
             ttl,
             deposit,
             withdraw,
             floor,
             balance: AtomicI64::new(floor),
-            buckets: (0..SLOTS).map(|_| EpochCounts::new()).collect(),
-            epochs: Epochs::new(Instant::now(), ttl / BUCKETS as u32),
+            ring: Ring::new(buckets as usize + 1),
+            epochs: Epochs::new(Instant::now(), ttl / buckets),
             exhausted: AtomicU64::new(0),
         })
     }
@@ -150,42 +155,26 @@ impl RetryBudget {
     }
 
     /// Adds to the current bucket, recycling it if it belongs to an older interval (and
-    /// removing that interval's tokens from the balance). `false` if the bucket is full.
+    /// removing that interval's tokens from the balance). `false` if the bucket is full, or if
+    /// `now` is older than the window.
     #[inline]
     fn record(&self, now: Instant, deposits: u64, withdrawals: u64) -> bool {
         let epoch = self.epochs.at(now);
-        match self.bucket(epoch).add(epoch, deposits, withdrawals) {
-            Ok(None) => true,
-            Ok(Some(expired)) => {
-                self.forget(expired.a, expired.b);
-                true
-            }
-            Err(Full) => false,
-        }
-    }
-
-    /// The bucket of interval `epoch`.
-    #[inline]
-    fn bucket(&self, epoch: u64) -> &EpochCounts {
-        &self.buckets[(epoch % SLOTS as u64) as usize]
+        self.ring
+            .add(epoch, deposits, withdrawals, |left| self.forget(left))
+            .is_ok()
     }
 
     /// Empties every bucket that has left the window, removing its tokens from the balance.
     fn expire(&self, now: Instant) {
-        let epoch = self.epochs.at(now);
-        for bucket in self.buckets.iter() {
-            if let Some(expired) =
-                bucket.clear_if(|stored| !Epochs::is_live(epoch, stored, SLOTS as u64))
-            {
-                self.forget(expired.a, expired.b);
-            }
-        }
+        self.ring
+            .expire(self.epochs.at(now), |left| self.forget(left));
     }
 
     #[cold]
     #[inline(never)]
-    fn forget(&self, deposits: u64, withdrawals: u64) {
-        let tokens = deposits as i64 * self.deposit - withdrawals as i64 * self.withdraw;
+    fn forget(&self, left: Counts) {
+        let tokens = left.a as i64 * self.deposit - left.b as i64 * self.withdraw;
         self.balance.fetch_sub(tokens, Ordering::AcqRel);
     }
 }
@@ -287,6 +276,66 @@ mod tests {
         assert_eq!(budget.available(), 5, "still within the window");
         tokio::time::advance(Duration::from_millis(100)).await;
         assert_eq!(budget.available(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_ttl_counts_a_million_first_attempts_a_second() {
+        // A 60 s ttl used to keep 6 s buckets of at most 2^20 deposits: about 175,000 a
+        // second. Two seconds at a million a second fit now.
+        let budget = RetryBudget::new(Duration::from_secs(60), 0, 0.2).unwrap();
+        for _ in 0..2 {
+            let now = Instant::now();
+            for _ in 0..1_000_000 {
+                budget.deposit_at(now);
+            }
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        assert_eq!(budget.available(), 400_000);
+    }
+
+    /// The bucket stamps wrap at 2^24 intervals (19 days at a 1 s ttl): deposits made just
+    /// before stay in the window after.
+    #[tokio::test(start_paused = true)]
+    async fn deposits_just_before_the_stamp_wrap_stay_in_the_window() {
+        let budget = RetryBudget::new(Duration::from_secs(1), 0, 1.0).unwrap();
+        let interval = Duration::from_millis(100);
+        tokio::time::advance(interval * ((1 << 24) - 5)).await;
+        budget.deposit();
+        tokio::time::advance(interval * 5).await;
+        budget.deposit();
+        assert_eq!(
+            budget.available(),
+            2,
+            "both deposits are within the 1 s window"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_idle_for_a_whole_stamp_cycle_forgets_its_deposits() {
+        let budget = RetryBudget::new(Duration::from_secs(1), 0, 1.0).unwrap();
+        for _ in 0..5 {
+            budget.deposit();
+        }
+        tokio::time::advance(Duration::from_millis(100) * (1 << 24)).await;
+        assert_eq!(
+            budget.available(),
+            0,
+            "19 days later, the deposits are long gone"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expiring_with_a_stale_now_does_not_refund_the_newest_withdrawals() {
+        let budget = RetryBudget::new(Duration::from_secs(1), 0, 1.0).unwrap();
+        let before = Instant::now();
+        budget.deposit();
+        budget.deposit();
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(budget.withdraw());
+        // A caller whose clock reading is one interval old (preempted) expires the ring: the
+        // newest bucket, holding the withdrawal, is not over.
+        budget.expire(before);
+        assert_eq!(budget.available(), 1, "two deposits, one retry spent");
     }
 
     #[test]
