@@ -19,8 +19,10 @@ const POOL: u32 = 8;
 
 /// Runs `hung` requests at once through the PostgreSQL preset around `pool` (each runs `sql`,
 /// which does not answer within the deadline), then one more; checks that each hung request
-/// fails with a timeout by its deadline, that the breaker is open afterwards, and that the
-/// last request is refused at once with a `Retry-After`.
+/// fails with a timeout, that the breaker is open afterwards, and that the last request is
+/// refused with a `Retry-After`. (That each answer arrives by its deadline is checked on
+/// paused time in `crates/seawall/tests/hung.rs`: on the wall clock of a loaded machine a
+/// task can be woken late by any amount, so it is not asserted here.)
 async fn hung_requests_open_the_breaker(pool: PgPool, sql: &'static str, hung: usize) {
     let layer = StandardPipeline::postgres(POOL as usize).build().unwrap();
     let breaker = layer.breaker().unwrap();
@@ -33,20 +35,13 @@ async fn hung_requests_open_the_breaker(pool: PgPool, sql: &'static str, hung: u
             tokio::spawn(async move {
                 let deadline = Instant::now() + CALLER_DEADLINE;
                 let request = WithDeadline::new(sql.to_owned()).deadline_at(deadline);
-                let result = db.oneshot(request).await;
-                (result, Instant::now(), deadline)
+                db.oneshot(request).await
             })
         })
         .collect();
     for call in calls {
-        let (result, answered, deadline) = call.await.unwrap();
-        let err = result.unwrap_err();
+        let err = call.await.unwrap().unwrap_err();
         assert_eq!(err.kind(), Some(FailureKind::Timeout), "{err:?}");
-        assert!(
-            answered <= deadline,
-            "answered {:?} after its deadline",
-            answered - deadline
-        );
     }
     assert_eq!(
         breaker.state(),
@@ -54,7 +49,6 @@ async fn hung_requests_open_the_breaker(pool: PgPool, sql: &'static str, hung: u
         "the hung calls opened the breaker"
     );
 
-    let started = Instant::now();
     let err = db
         .oneshot(WithDeadline::new(sql.to_owned()).deadline_in(CALLER_DEADLINE))
         .await
@@ -63,10 +57,6 @@ async fn hung_requests_open_the_breaker(pool: PgPool, sql: &'static str, hung: u
     assert!(
         err.retry_after()
             .is_some_and(|after| after > Duration::ZERO)
-    );
-    assert!(
-        started.elapsed() < Duration::from_millis(50),
-        "refused at once"
     );
 }
 
