@@ -2,7 +2,7 @@
 //! and moves between states; a [`TripPolicy`] tells it when to open.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -153,8 +153,11 @@ pub(crate) struct Gate<P> {
     pub(crate) config: GateConfig,
     pub(crate) policy: P,
     word: AtomicU64,
+    // The open period of the latest open: when it ends (nanoseconds since `base`), and its
+    // generation and backoff level, written by the transition's winner after it won (so no
+    // loser's value lands over it) and read only by the generation it was written for.
     open_until: AtomicU64,
-    reopened: AtomicU32,
+    open_meta: AtomicU64,
     rng: AtomicSplitMix64,
     transitions: AtomicU64,
     base: Instant,
@@ -173,7 +176,8 @@ impl<P: TripPolicy> Gate<P> {
             policy,
             word: AtomicU64::new(Word::unpack(0).pack()),
             open_until: AtomicU64::new(0),
-            reopened: AtomicU32::new(0),
+            // No open period yet: a generation no word has at first.
+            open_meta: AtomicU64::new(u64::MAX),
             rng: AtomicSplitMix64::new(seed),
             transitions: AtomicU64::new(0),
             base: Instant::now(),
@@ -188,13 +192,14 @@ impl<P: TripPolicy> Gate<P> {
         self.prober.as_ref()
     }
 
-    /// How long the prober waits before its next probe: half to all of its interval.
+    /// How long the prober waits before its next probe: three quarters to all of its
+    /// interval, as [`Probe`] documents.
     pub(crate) fn probe_wait(&self) -> Duration {
         let interval = self
             .prober
             .as_ref()
             .map_or(Duration::ZERO, |p| p.probe.interval_value());
-        interval.mul_f64(0.5 + 0.5 * self.next_random())
+        interval.mul_f64(0.75 + 0.25 * self.next_random())
     }
 
     /// A probe succeeded: the open period ends now, in half-open, where the next call
@@ -244,18 +249,30 @@ impl<P: TripPolicy> Gate<P> {
 
     /// Time until the next probe may be admitted, while open.
     pub(crate) fn retry_after(&self, now: Instant) -> Option<Duration> {
-        match self.state() {
+        let word = Word::unpack(self.word.load(Ordering::Acquire));
+        match word.state {
             State::Open => Some(match self.prober.as_ref().filter(|p| p.active()) {
                 // The probe decides: the next one is at most an interval away.
                 Some(prober) => prober.probe.interval_value(),
-                None => self.until().saturating_duration_since(now),
+                None => match self.open_period_of(word.generation) {
+                    Some((until, _)) => until.saturating_duration_since(now),
+                    // Opened a moment ago, its period not yet written: a whole base period.
+                    None => self.config.open_base,
+                },
             }),
             _ => None,
         }
     }
 
-    fn until(&self) -> Instant {
-        self.base + Duration::from_nanos(self.open_until.load(Ordering::Acquire))
+    /// The open period written for `generation`: when it ends, and its backoff level;
+    /// `None` while it is not written yet (or the breaker moved on).
+    fn open_period_of(&self, generation: u32) -> Option<(Instant, u32)> {
+        let meta = self.open_meta.load(Ordering::Acquire);
+        if meta >> 32 != u64::from(generation) {
+            return None;
+        }
+        let until = self.base + Duration::from_nanos(self.open_until.load(Ordering::Acquire));
+        Some((until, meta as u32))
     }
 
     /// Decides whether a call may go through.
@@ -288,14 +305,22 @@ impl<P: TripPolicy> Gate<P> {
                 }
                 State::ForcedOpen => return Ticket::Reject,
                 State::Open => {
-                    if self.prober.as_ref().is_some_and(Prober::active) {
-                        // The probe, not a user call, finds out when the dependency is back.
-                        return Ticket::Reject;
+                    if let Some(prober) = &self.prober {
+                        if !prober.active() {
+                            // Its task is gone (its runtime ended, or it was aborted): start
+                            // another, in this caller's runtime if there is one.
+                            prober.start(self.me.clone());
+                        }
+                        if prober.active() {
+                            // The probe, not a user call, finds out when the dependency is
+                            // back.
+                            return Ticket::Reject;
+                        }
                     }
                     let now = Instant::now();
-                    let until = self.until();
-                    if now < until {
-                        return Ticket::Reject;
+                    match self.open_period_of(word.generation) {
+                        Some((until, _)) if now >= until => {}
+                        _ => return Ticket::Reject,
                     }
                     if word.in_flight >= self.config.probes {
                         // Probes of an earlier period are still out: wait for them.
@@ -335,6 +360,18 @@ impl<P: TripPolicy> Gate<P> {
         }
     }
 
+    /// Whether `ticket` was taken in the generation the breaker is in now.
+    pub(crate) fn is_current(&self, ticket: Ticket) -> bool {
+        let generation = Word::generation_of(self.word.load(Ordering::Acquire));
+        match ticket {
+            Ticket::Closed { generation: g }
+            | Ticket::Disabled { generation: g }
+            | Ticket::Probe { generation: g } => g == generation,
+            // A refusal is admitted again: the breaker may have closed.
+            Ticket::Reject => false,
+        }
+    }
+
     /// Records the outcome of a call admitted while closed (or disabled) in `generation`.
     #[inline]
     pub(crate) fn record(&self, generation: u32, disabled: bool, outcome: Outcome, now: Instant) {
@@ -367,17 +404,6 @@ impl<P: TripPolicy> Gate<P> {
     /// Opens from `from` (compare-and-swap), with `in_flight` probes still out, for the
     /// open period of `level` failed probes in a row.
     fn open(&self, from: Word, in_flight: u16, level: u32, now: Instant) -> Result<(), u64> {
-        let period = self.open_period(level);
-        // Written before the state, which is what makes it visible.
-        self.open_until.store(
-            u64::try_from(
-                (now + period)
-                    .saturating_duration_since(self.base)
-                    .as_nanos(),
-            )
-            .unwrap_or(u64::MAX),
-            Ordering::Release,
-        );
         let mut next = from.next(State::Open);
         next.in_flight = in_flight;
         self.word.compare_exchange(
@@ -386,9 +412,28 @@ impl<P: TripPolicy> Gate<P> {
             Ordering::AcqRel,
             Ordering::Acquire,
         )?;
-        self.reopened.store(level, Ordering::Relaxed);
+        // Won: the period is this transition's alone. Until it is written, readers of this
+        // generation see none, and refuse.
+        let period = self.open_period(level);
+        self.open_until.store(
+            u64::try_from(
+                (now + period)
+                    .saturating_duration_since(self.base)
+                    .as_nanos(),
+            )
+            .unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.open_meta.store(
+            u64::from(next.generation) << 32 | u64::from(level),
+            Ordering::Release,
+        );
         self.announce(from.state, State::Open);
         if let Some(prober) = &self.prober {
+            // With the prober's exit (see `probe::run`): the word's store before the
+            // prober's flag is read, or the prober sees the word Open. One of the two sees the
+            // other, so an open breaker is never left without a prober.
+            fence(Ordering::SeqCst);
             prober.start(self.me.clone());
         }
         tracing::debug!(
@@ -427,6 +472,9 @@ impl<P: TripPolicy> Gate<P> {
                 ProbeResult::Success if current => {
                     let successes = word.successes + 1;
                     if successes >= self.config.probes {
+                        // Forget the faults that opened it before anyone can be admitted
+                        // closed (half-open records nothing into the policy).
+                        self.policy.reset(Instant::now());
                         let mut closed = word.next(State::Closed);
                         closed.in_flight = in_flight;
                         closed
@@ -439,7 +487,12 @@ impl<P: TripPolicy> Gate<P> {
                     }
                 }
                 ProbeResult::Fault if current => {
-                    let level = self.reopened.load(Ordering::Relaxed).saturating_add(1);
+                    // The level of the open period this half-open one followed.
+                    let opened = word.generation.wrapping_sub(1) & GENERATION_MASK;
+                    let level = self
+                        .open_period_of(opened)
+                        .map_or(0, |(_, level)| level)
+                        .saturating_add(1);
                     match self.open(word, in_flight, level, Instant::now()) {
                         Ok(()) => return,
                         Err(actual) => {
@@ -457,7 +510,6 @@ impl<P: TripPolicy> Gate<P> {
             {
                 Ok(_) => {
                     if next.state == State::Closed && word.state != State::Closed {
-                        self.close_cleanup();
                         self.announce(State::HalfOpen, State::Closed);
                     }
                     return;
@@ -467,25 +519,23 @@ impl<P: TripPolicy> Gate<P> {
         }
     }
 
-    fn close_cleanup(&self) {
-        self.reopened.store(0, Ordering::Relaxed);
-        self.policy.reset(Instant::now());
-    }
-
-    /// Moves to `state` from whatever the state is now (manual control).
+    /// Moves to `state` from whatever the state is now (manual control). To Closed, the
+    /// policy forgets everything first, before any call is admitted closed: a fault that
+    /// lands meanwhile, from a call admitted before, may trip it again, and then the loop
+    /// closes it again, forgetting that too.
     pub(crate) fn force(&self, state: State) {
         let mut bits = self.word.load(Ordering::Acquire);
         loop {
             let word = Word::unpack(bits);
+            if state == State::Closed {
+                self.policy.reset(Instant::now());
+            }
             let next = word.next(state);
             match self
                 .word
                 .compare_exchange(bits, next.pack(), Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    if state == State::Closed {
-                        self.close_cleanup();
-                    }
                     self.announce(word.state, state);
                     return;
                 }
@@ -594,5 +644,61 @@ impl<P: TripPolicy> fmt::Debug for ProbeSlot<P> {
         f.debug_struct("ProbeSlot")
             .field("generation", &self.generation)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::ConsecutiveFaults;
+
+    fn gate(probe: Option<Probe>) -> Arc<Gate<ConsecutiveFaults>> {
+        let config = GateConfig {
+            name: Arc::from("test"),
+            open_base: Duration::from_secs(1),
+            open_max: Duration::from_secs(60),
+            jitter: 0.5,
+            probes: 1,
+            slow_call: None,
+            policy: Policy::standard(),
+            seed: 7,
+        };
+        Gate::new(config, ConsecutiveFaults::new(1), probe)
+    }
+
+    fn word(gate: &Gate<ConsecutiveFaults>) -> Word {
+        Word::unpack(gate.word.load(Ordering::Acquire))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_losing_open_leaves_the_winners_period_alone() {
+        let gate = gate(None);
+        let now = Instant::now();
+        let closed = word(&gate);
+        gate.open(closed, 0, 0, now).unwrap();
+        let opened = word(&gate);
+        let winner = gate.open_period_of(opened.generation).unwrap();
+        // A second opener that read the same closed word, with a longer period (level 3):
+        // it loses the swap and writes nothing.
+        assert!(gate.open(closed, 0, 3, now).is_err());
+        assert_eq!(gate.open_period_of(opened.generation), Some(winner));
+        assert_eq!(winner.1, 0, "level of the winner");
+        assert!(winner.0 > now && winner.0 <= now + Duration::from_secs(1));
+        // An older generation's period is never read as the current one.
+        assert_eq!(gate.open_period_of(closed.generation), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probe_waits_are_three_quarters_to_all_of_the_interval() {
+        let interval = Duration::from_millis(100);
+        let gate = gate(Some(
+            Probe::new(|| async { Ok::<_, std::io::Error>(()) }).interval(interval),
+        ));
+        let waits: Vec<Duration> = (0..1_000).map(|_| gate.probe_wait()).collect();
+        let (least, most) = (waits.iter().min().unwrap(), waits.iter().max().unwrap());
+        assert!(*least >= interval.mul_f64(0.75), "{least:?}");
+        assert!(*most <= interval, "{most:?}");
+        // Spread over the range, not stuck at one end.
+        assert!(*least < interval.mul_f64(0.76) && *most > interval.mul_f64(0.99));
     }
 }

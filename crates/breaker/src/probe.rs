@@ -181,7 +181,7 @@ impl Prober {
     /// Whether a prober task is watching the breaker (the open period's timer then admits no
     /// user call).
     pub(crate) fn active(&self) -> bool {
-        self.running.load(Ordering::Acquire)
+        self.running.load(Ordering::SeqCst)
     }
 
     pub(crate) fn stats(&self) -> ProbeStats {
@@ -193,16 +193,21 @@ impl Prober {
     }
 
     /// Starts the prober task for `gate` unless one runs. Without a tokio runtime nothing
-    /// starts, and the open period's timer decides as without a probe.
+    /// starts, and the open period's timer decides as without a probe. A task that ends any
+    /// way (its loop's own end, a panic, its runtime shutting down, an abort) says so as it is
+    /// dropped, and the next call refused while open starts another.
     pub(crate) fn start<P: TripPolicy>(&self, gate: Weak<Gate<P>>) {
-        if self.running.swap(true, Ordering::AcqRel) {
+        if self.running.swap(true, Ordering::SeqCst) {
             return;
         }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(run(gate));
+                // Made now, not at the task's first poll: a task dropped before it ever ran
+                // (its runtime shut down at once) clears the flag too.
+                let running = Running(gate.clone());
+                runtime.spawn(run(gate, running));
             }
-            Err(_) => self.running.store(false, Ordering::Release),
+            Err(_) => self.running.store(false, Ordering::SeqCst),
         }
     }
 
@@ -228,10 +233,31 @@ impl Prober {
     }
 }
 
+/// Clears the prober's flag when its task ends, however it ends.
+struct Running<P: TripPolicy>(Weak<Gate<P>>);
+
+impl<P: TripPolicy> Running<P> {
+    /// The task ends with the flag no longer its own: dropped, this clears nothing.
+    fn disarm(mut self) {
+        self.0 = Weak::new();
+    }
+}
+
+impl<P: TripPolicy> Drop for Running<P> {
+    fn drop(&mut self) {
+        if let Some(gate) = self.0.upgrade()
+            && let Some(prober) = gate.prober()
+        {
+            prober.running.store(false, Ordering::SeqCst);
+        }
+    }
+}
+
 /// The prober task: while the breaker is open, a probe every (jittered) interval; the first
 /// success moves it to half-open. It watches through half-open (a failed trial reopens it)
-/// and ends when the breaker closes, is forced or disabled, or is dropped.
-async fn run<P: TripPolicy>(gate: Weak<Gate<P>>) {
+/// and ends when the breaker closes, is forced or disabled, or is dropped. A probe that
+/// panics counts as failed: it runs as a task of its own, whose panic ends only that task.
+async fn run<P: TripPolicy>(gate: Weak<Gate<P>>, running: Running<P>) {
     loop {
         let Some(wait) = gate.upgrade().map(|gate| gate.probe_wait()) else {
             return;
@@ -247,20 +273,31 @@ async fn run<P: TripPolicy>(gate: Weak<Gate<P>>) {
             State::Open => {}
             State::HalfOpen => continue,
             _ => {
-                prober.running.store(false, Ordering::Release);
-                // Reopened between the read and the store: keep watching.
-                if gate.state() == State::Open && !prober.running.swap(true, Ordering::AcqRel) {
+                // With `Gate::open`: the flag's store before the word is read again, or the
+                // opener sees the flag down and starts a prober (a store-buffering handshake:
+                // sequentially consistent on both sides).
+                prober.running.store(false, Ordering::SeqCst);
+                std::sync::atomic::fence(Ordering::SeqCst);
+                if gate.state() == State::Open && !prober.running.swap(true, Ordering::SeqCst) {
+                    // Reopened between the read and the store: keep watching.
                     continue;
                 }
+                // The flag is down, or another task's now: not this one's to clear.
+                running.disarm();
                 return;
             }
         }
         let started = Instant::now();
-        let check = (prober.probe.check)();
-        let ok = matches!(
-            tokio::time::timeout(prober.probe.timeout, check).await,
-            Ok(Ok(()))
-        );
+        let mut check = tokio::spawn((prober.probe.check)());
+        let ok = match tokio::time::timeout(prober.probe.timeout, &mut check).await {
+            Ok(Ok(Ok(()))) => true,
+            // Failed, panicked, or timed out (then it is stopped).
+            Ok(_) => false,
+            Err(_) => {
+                check.abort();
+                false
+            }
+        };
         prober.record(&gate.config.name, ok, started);
         if ok {
             gate.end_open_period();

@@ -97,11 +97,27 @@ impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
         self.probe = Some(ProbeSlot::new(self.gate.clone(), generation));
     }
 
-    /// Hands the probe slot reserved by `poll_ready` to the call's future.
+    /// A ticket kept from an earlier `poll_ready` (the inner service was not ready then) is
+    /// used only if the breaker has not moved on meanwhile; otherwise it is dropped (a probe
+    /// slot with it) and the call admitted again.
     #[cold]
     #[inline(never)]
-    fn hand_over_probe(&mut self) {
-        self.probe.take().expect("probe slot reserved").hand_over();
+    fn kept_ticket(&mut self, ticket: Ticket) -> Option<Ticket> {
+        if self.gate.is_current(ticket) {
+            return Some(ticket);
+        }
+        self.ticket = None;
+        self.probe = None;
+        None
+    }
+
+    /// The inner service is not ready: a reserved probe slot goes back, so that a caller
+    /// whose service is ready may probe meanwhile (it is reserved again at the next poll).
+    #[cold]
+    #[inline(never)]
+    fn release_probe(&mut self) {
+        self.ticket = None;
+        self.probe = None;
     }
 
     /// A refusal, logged and noted on the caller's span: the time until the next probe.
@@ -144,7 +160,11 @@ where
 
     #[inline(always)]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let ticket = match self.ticket {
+        let kept = match self.ticket {
+            Some(ticket) => self.kept_ticket(ticket),
+            None => None,
+        };
+        let ticket = match kept {
             Some(ticket) => ticket,
             None => {
                 let ticket = self.gate.admit();
@@ -158,7 +178,11 @@ where
         if let Ticket::Reject = ticket {
             return Poll::Ready(Ok(()));
         }
-        self.inner.poll_ready(cx).map_err(Error::from_inner)
+        let ready = self.inner.poll_ready(cx);
+        if ready.is_pending() && matches!(ticket, Ticket::Probe { .. }) {
+            self.release_probe();
+        }
+        ready.map_err(Error::from_inner)
     }
 
     #[inline(always)]
@@ -170,7 +194,7 @@ where
         // The closed path first, on its own: it is the one every call takes.
         if !matches!(ticket, Ticket::Closed { .. }) {
             match ticket {
-                Ticket::Probe { .. } => self.hand_over_probe(),
+                Ticket::Probe { .. } => return self.call_probe(request, ticket),
                 Ticket::Reject => {
                     return ResponseFuture::rejected(
                         self.gate.clone(),
@@ -188,6 +212,38 @@ where
         };
         ResponseFuture::called(
             self.inner.call(request),
+            self.classifier.clone(),
+            self.gate.clone(),
+            ticket,
+            started,
+        )
+    }
+}
+
+impl<S, C: Clone, P: TripPolicy> CircuitBreaker<S, C, P> {
+    /// A half-open probe's call. Its slot is handed to the future only once the inner `call`
+    /// has returned: if that panics, the slot is released as the stack unwinds, rather than
+    /// lost with the breaker half-open for good.
+    #[cold]
+    #[inline(never)]
+    fn call_probe<Req>(&mut self, request: Req, ticket: Ticket) -> ResponseFuture<S::Future, C, P>
+    where
+        S: Service<Req>,
+    {
+        let started = if self.gate.config.slow_call.is_some() {
+            self.gate.stamp(seawall_classify::clock::now())
+        } else {
+            0
+        };
+        // Out of the service first: a panic below drops it on the way out, releasing it.
+        let slot = self.probe.take();
+        let future = self.inner.call(request);
+        // Handed to the future, which finishes or releases it from now on.
+        if let Some(slot) = slot {
+            slot.hand_over();
+        }
+        ResponseFuture::called(
+            future,
             self.classifier.clone(),
             self.gate.clone(),
             ticket,
