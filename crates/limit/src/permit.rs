@@ -65,6 +65,8 @@ pub(crate) struct Adaptive {
     admitted: Instant,
     in_flight: usize,
     limit: usize,
+    /// The limit's generation at admission.
+    generation: u64,
 }
 
 impl fmt::Debug for Permit {
@@ -94,12 +96,15 @@ impl Permit {
 
     #[inline(never)]
     fn adaptive(permit: OwnedSemaphorePermit, shared: &Arc<Shared>) -> Permit {
+        // The generation before the limit (see `Shared::generation`).
+        let generation = shared.generation();
         Permit::Adaptive(Some(Adaptive {
             permit,
             shared: shared.clone(),
             admitted: Instant::now(),
             in_flight: shared.in_flight(),
             limit: shared.limit(),
+            generation,
         }))
     }
 
@@ -137,10 +142,10 @@ fn finish_adaptive(adaptive: &mut Option<Adaptive>, class: Option<Class>) {
             in_flight: adaptive.in_flight,
             limit: adaptive.limit,
             dropped,
+            // Decided by `learn`, under its lock.
+            current: false,
         };
-        let algorithm = adaptive.shared.algorithm.as_ref().expect("adaptive mode");
-        let limit = algorithm.update(sample);
-        adaptive.shared.set_limit(limit);
+        adaptive.shared.learn(sample, adaptive.generation);
     }
     adaptive.shared.give_back(adaptive.permit);
 }

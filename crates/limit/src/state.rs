@@ -8,7 +8,7 @@ use seawall_classify::schema;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use crate::adaptive::LimitAlgorithm;
+use crate::adaptive::{LimitAlgorithm, Sample};
 use crate::error::{LimitReached, Reason};
 
 #[derive(Debug)]
@@ -26,7 +26,12 @@ pub(crate) struct Shared {
     limit: AtomicUsize,
     /// Permits to retire as they come back, because the limit shrank while they were held.
     debt: AtomicUsize,
-    /// Serialises limit changes, which are rare next to calls.
+    /// How many times the limit has changed: a call admitted in this generation is one the
+    /// latest change has not answered yet.
+    generation: AtomicU64,
+    /// Serialises an adaptive algorithm's updates with the limit changes they make: two
+    /// finishing calls never apply their limits out of order, and the algorithm sees one
+    /// sample at a time.
     resizing: Mutex<()>,
     pub(crate) algorithm: Option<Arc<dyn LimitAlgorithm>>,
     pub(crate) queue: usize,
@@ -73,6 +78,7 @@ impl Shared {
             max,
             limit: AtomicUsize::new(limit),
             debt: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
             resizing: Mutex::new(()),
             algorithm,
             queue,
@@ -253,16 +259,32 @@ impl Shared {
         self.limit.load(Ordering::Acquire)
     }
 
-    /// Moves the limit to `limit`: new permits when it grows (paying back debt first), and
-    /// when it shrinks, free permits retired now and held ones as they come back.
-    pub(crate) fn set_limit(&self, limit: usize) {
-        if self.limit.load(Ordering::Acquire) == limit {
+    /// The limit's generation (how many times it has changed), read before [`Self::limit`]
+    /// at admission: a change in between reads as an older generation than the limit, so the
+    /// call's sample is not taken for one of the new limit's.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Gives a finished call's `sample` (admitted in `generation`) to the adaptive algorithm
+    /// and applies the limit it returns, as one step: no other sample is learnt in between.
+    pub(crate) fn learn(&self, mut sample: Sample, generation: u64) {
+        let Some(algorithm) = &self.algorithm else {
             return;
-        }
+        };
         let _guard = self
             .resizing
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        sample.current = self.generation.load(Ordering::Acquire) == generation;
+        let limit = algorithm.update(sample);
+        self.resize(limit);
+    }
+
+    /// Moves the limit to `limit` (the resize lock held): new permits when it grows (paying
+    /// back debt first), and when it shrinks, free permits retired now and held ones as they
+    /// come back.
+    fn resize(&self, limit: usize) {
         let old = self.limit.load(Ordering::Acquire);
         if limit > old {
             let mut grow = limit - old;
@@ -278,8 +300,13 @@ impl Shared {
             let shrink = old - limit;
             let retired = self.semaphore.forget_permits(shrink);
             self.debt.fetch_add(shrink - retired, Ordering::AcqRel);
+        } else {
+            return;
         }
+        // The limit before the generation: a reader that sees the new generation sees the
+        // new limit.
         self.limit.store(limit, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         tracing::debug!(target: "seawall::limit", { { schema::LIMIT_VALUE_ATTR } = limit }, "limit changed");
     }
 

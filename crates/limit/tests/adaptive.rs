@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use seawall_classify::{BoxError, Class, Error, FailureKind, RetryHint, WithDeadline};
-use seawall_limit::adaptive::{Aimd, Gradient2};
+use seawall_limit::adaptive::{Aimd, Gradient2, LimitAlgorithm, Sample};
 use seawall_limit::{ConcurrencyLimitLayer, LimitHandle};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -286,4 +286,161 @@ async fn the_handle_shows_the_algorithms_latency_inputs() {
     assert_eq!(long, Duration::from_millis(20));
     let fixed = ConcurrencyLimitLayer::builder(5).build().unwrap();
     assert_eq!(fixed.handle().rtt(), None);
+}
+
+/// A call through `service` that answers when told: `Ok` or a fault.
+fn held(
+    service: &(
+         impl Service<
+        WithDeadline<tokio::sync::oneshot::Receiver<bool>>,
+        Response = (),
+        Error = Error,
+        Future: Send,
+    > + Clone
+         + Send
+         + 'static
+     ),
+) -> (
+    tokio::sync::oneshot::Sender<bool>,
+    tokio::task::JoinHandle<Result<(), Error>>,
+) {
+    let (answer, told) = tokio::sync::oneshot::channel();
+    let mut service = service.clone();
+    let call = tokio::spawn(async move {
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(WithDeadline::new(told))
+            .await
+    });
+    (answer, call)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_limit_that_went_down_and_back_up_is_a_new_generation() {
+    let layer = layer(ConcurrencyLimitLayer::builder(100).adaptive(Aimd::new(10, 5, 100).unwrap()));
+    let handle = layer.handle();
+    let service = layer.layer(service_fn(
+        |told: WithDeadline<tokio::sync::oneshot::Receiver<bool>>| async move {
+            if told.into_inner().await.unwrap_or(true) {
+                Err::<(), BoxError>(
+                    std::io::Error::from(std::io::ErrorKind::ConnectionReset).into(),
+                )
+            } else {
+                Ok(())
+            }
+        },
+    ));
+    // The first generation under 10: five calls held.
+    let first: Vec<_> = (0..5).map(|_| held(&service)).collect();
+    tokio::task::yield_now().await;
+    // A fault of that generation: 10 -> 9.
+    let (fail, call) = held(&service);
+    fail.send(true).unwrap();
+    let _ = call.await.unwrap();
+    assert_eq!(handle.limit(), 9);
+    // A success under 9, with the limit in use: 9 -> 10.
+    let (succeed, call) = held(&service);
+    succeed.send(false).unwrap();
+    call.await.unwrap().unwrap();
+    assert_eq!(handle.limit(), 10);
+    // The first generation's faults were answered by the decrease already, though the limit
+    // reads 10 again.
+    for (fail, call) in first {
+        fail.send(true).unwrap();
+        let _ = call.await.unwrap();
+        assert_eq!(
+            handle.limit(),
+            10,
+            "a fault admitted under the first 10 moved the second"
+        );
+    }
+}
+
+/// An algorithm that raises the limit by one per sample; the first sample's update waits
+/// (a bounded number of yields) for a second update to have run, as a thread preempted
+/// between an update and applying its limit does.
+#[derive(Debug, Default)]
+struct Stepping {
+    updates: AtomicUsize,
+    second_done: std::sync::atomic::AtomicBool,
+    /// The limit the latest update computed.
+    last: Arc<AtomicUsize>,
+}
+
+impl LimitAlgorithm for Stepping {
+    fn initial(&self) -> usize {
+        5
+    }
+
+    fn update(&self, _: Sample) -> usize {
+        let n = self.updates.fetch_add(1, Ordering::SeqCst) + 1;
+        let limit = 5 + n;
+        self.last.store(limit, Ordering::SeqCst);
+        if n == 1 {
+            for _ in 0..100_000 {
+                if self.second_done.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            // The second has returned, and applied its limit meanwhile if it could.
+            for _ in 0..1_000 {
+                std::thread::yield_now();
+            }
+        } else {
+            self.second_done.store(true, Ordering::SeqCst);
+        }
+        limit
+    }
+
+    fn bounds(&self) -> (usize, usize) {
+        (1, 100)
+    }
+}
+
+#[test]
+fn limit_changes_are_applied_in_the_order_the_algorithm_made_them() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let algorithm = Stepping::default();
+    let last = algorithm.last.clone();
+    let layer = layer(ConcurrencyLimitLayer::builder(100).adaptive(algorithm));
+    let handle = layer.handle();
+    let service = layer.layer(service_fn(
+        |told: WithDeadline<tokio::sync::oneshot::Receiver<()>>| async move {
+            let _ = told.into_inner().await;
+            Ok::<(), BoxError>(())
+        },
+    ));
+    let (answers, calls): (Vec<_>, Vec<_>) = (0..2)
+        .map(|_| {
+            let (answer, told) = tokio::sync::oneshot::channel();
+            let call = runtime.spawn(service.clone().oneshot(WithDeadline::new(told)));
+            (answer, call)
+        })
+        .unzip();
+    while handle.in_flight() < 2 {
+        std::thread::yield_now();
+    }
+    // Both answered from outside the runtime: each call is woken through the runtime's
+    // shared queue, so the two finish on the two worker threads at once.
+    for answer in answers {
+        answer.send(()).unwrap();
+    }
+    runtime.block_on(async {
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+    });
+    assert_eq!(last.load(Ordering::SeqCst), 7, "two updates");
+    assert_eq!(
+        handle.limit(),
+        7,
+        "the layer's limit is the algorithm's latest"
+    );
+    assert_eq!(handle.in_flight(), 0);
 }

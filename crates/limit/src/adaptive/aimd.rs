@@ -75,8 +75,8 @@ impl LimitAlgorithm for Aimd {
         let drop = sample.dropped || sample.rtt > self.timeout;
         let next = |limit: u64| {
             let limit = limit as usize;
-            let new = if sample.limit != limit {
-                // Admitted under another limit: the last change already answered it.
+            let new = if !sample.current || sample.limit != limit {
+                // Admitted under an earlier limit: the last change already answered it.
                 limit
             } else if drop {
                 ((limit as f64 * self.backoff) as usize).max(self.min)
@@ -114,6 +114,11 @@ mod tests {
             in_flight,
             limit,
             dropped,
+            current: true,
+        };
+        let earlier = |sample: Sample| Sample {
+            current: false,
+            ..sample
         };
         assert_eq!(
             aimd.update(at(5, 2, 10, false)),
@@ -122,13 +127,13 @@ mod tests {
         );
         assert_eq!(aimd.update(at(5, 5, 10, false)), 11);
         assert_eq!(
-            aimd.update(at(5, 5, 10, false)),
+            aimd.update(earlier(at(5, 5, 10, false))),
             11,
             "admitted under the old limit: no step"
         );
         assert_eq!(aimd.update(at(5, 11, 11, true)), 9, "11 x 0.9");
         assert_eq!(
-            aimd.update(at(5, 11, 11, true)),
+            aimd.update(earlier(at(5, 11, 11, true))),
             9,
             "already answered by the decrease"
         );

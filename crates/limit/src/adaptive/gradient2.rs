@@ -1,5 +1,6 @@
 //! Gradient2: the limit follows the ratio of long-term to short-term latency.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -18,11 +19,6 @@ impl AtomicF64 {
 
     fn load(&self) -> f64 {
         f64::from_bits(self.0.load(Ordering::Acquire))
-    }
-
-    /// Stores `value`; returns the previous one.
-    fn swap(&self, value: f64) -> f64 {
-        f64::from_bits(self.0.swap(value.to_bits(), Ordering::AcqRel))
     }
 
     /// Applies `f` atomically; returns the new value.
@@ -92,11 +88,18 @@ pub struct Gradient2 {
     limit: AtomicF64,
     /// The sample count at which the next probe starts.
     next_probe: AtomicU64,
-    /// The limit a probe lowered to (0: no probe under way), and the latencies of the calls
-    /// admitted under it.
-    probe_limit: AtomicU64,
-    probe_sum: AtomicF64,
-    probe_count: AtomicU64,
+    /// The probe under way, if any: read and changed as one.
+    probing: Mutex<Probing>,
+}
+
+/// A probe's state.
+#[derive(Debug, Default)]
+struct Probing {
+    /// The limit the probe lowered to (0: no probe under way).
+    limit: usize,
+    /// The latencies of the calls admitted under it (seconds), and how many.
+    sum: f64,
+    count: u64,
 }
 
 /// Probes start after this many round trips' worth of samples (×limit), as Netflix's Vegas
@@ -120,9 +123,7 @@ impl Gradient2 {
             long_rtt: AtomicF64::new(0.0),
             limit: AtomicF64::new(initial as f64),
             next_probe: AtomicU64::new(PROBE_EVERY * initial.max(1) as u64),
-            probe_limit: AtomicU64::new(0),
-            probe_sum: AtomicF64::new(0.0),
-            probe_count: AtomicU64::new(0),
+            probing: Mutex::new(Probing::default()),
         })
     }
 
@@ -130,47 +131,42 @@ impl Gradient2 {
     /// while it binds; the mean latency of that generation, if lower, becomes the baseline.
     /// Returns the probe's limit when this sample starts one.
     fn probe(&self, sample: &Sample, n: u64, short: f64) -> Option<usize> {
-        let probing = self.probe_limit.load(Ordering::Acquire) as usize;
-        if probing != 0 {
-            if sample.limit == probing {
-                self.probe_sum.update(|sum| sum + short);
-                self.probe_count.fetch_add(1, Ordering::AcqRel);
-            } else if self.probe_count.load(Ordering::Acquire) > 0
-                // Calls admitted before the probe are still finishing until then.
-                && self
-                .probe_limit
-                .compare_exchange(probing as u64, 0, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                // The probe's generation is over: keep its mean latency if it was lower.
-                let count = self.probe_count.swap(0, Ordering::AcqRel);
-                let mean = self.probe_sum.swap(0.0) / count.max(1) as f64;
+        let mut probing = self
+            .probing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if probing.limit != 0 {
+            if sample.limit == probing.limit {
+                probing.sum += short;
+                probing.count += 1;
+            } else if probing.count > 0 {
+                // Calls admitted before the probe are still finishing until then. The probe's
+                // generation is over: keep its mean latency if it was lower.
+                let mean = probing.sum / probing.count as f64;
+                *probing = Probing::default();
                 self.long_rtt.update(|long| long.min(mean));
             }
             return None;
         }
         let due = self.next_probe.load(Ordering::Acquire);
         let limit = self.limit.load();
-        let binding = sample.in_flight * 2 >= sample.limit && sample.limit == limit as usize;
+        let binding = sample.in_flight * 2 >= sample.limit
+            && sample.current
+            && sample.limit == limit as usize;
         if n < due || !binding {
             return None;
         }
-        let next = n + PROBE_EVERY * (limit as u64).max(1);
-        if self
-            .next_probe
-            .compare_exchange(due, next, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return None;
-        }
+        self.next_probe
+            .store(n + PROBE_EVERY * (limit as u64).max(1), Ordering::Release);
         let lowered = ((limit / 2.0).floor()).max(self.min as f64);
         if lowered >= limit.floor() {
             return None;
         }
-        self.probe_sum.swap(0.0);
-        self.probe_count.store(0, Ordering::Release);
         self.limit.update(|_| lowered);
-        self.probe_limit.store(lowered as u64, Ordering::Release);
+        *probing = Probing {
+            limit: lowered as usize,
+            ..Probing::default()
+        };
         Some(lowered as usize)
     }
 
@@ -264,8 +260,8 @@ impl LimitAlgorithm for Gradient2 {
         });
         let (min, max) = (self.min as f64, self.max as f64);
         let limit = self.limit.update(|limit| {
-            if sample.limit != limit as usize {
-                // Admitted under another limit: the last change already answered it (one
+            if !sample.current || sample.limit != limit as usize {
+                // Admitted under an earlier limit: the last change already answered it (one
                 // step per generation of calls, as for AIMD).
                 return limit;
             }

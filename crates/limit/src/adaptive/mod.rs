@@ -21,23 +21,36 @@ pub struct Sample {
     pub rtt: Duration,
     /// Calls in flight when it was admitted, itself included.
     pub in_flight: usize,
-    /// The limit in force when it was admitted. A drop from a call admitted under a higher
-    /// limit than today's was already answered by a decrease: one decrease per generation
-    /// of calls, as TCP backs off once per window, not once per lost packet.
+    /// The limit in force when it was admitted.
     pub limit: usize,
     /// The call ended in a fault or a timeout: a sign of overload.
     pub dropped: bool,
+    /// The limit has not changed since the call was admitted: it is one of the current
+    /// generation of calls. A drop from an earlier generation was already answered by the
+    /// decrease that ended it: one step per generation of calls, as TCP backs off once per
+    /// window, not once per lost packet. The layer counts changes, so a limit that went
+    /// 10, 9, 10 is a new generation, not the old one back.
+    pub current: bool,
 }
 
-/// Moves a concurrency limit from samples. Called concurrently by every finishing call, so it
-/// keeps its state in atomics; the layer does not know which algorithm drives it.
+/// Moves a concurrency limit from samples; the layer does not know which algorithm drives it.
+/// The layer gives it one sample at a time and applies the limit it returns before the next
+/// (an uncontended lock per finished call, in adaptive mode only), so its limit and the
+/// layer's never disagree; it is `Sync` and keeps its state in atomics so that it can be
+/// read (and driven directly, as below) from any thread.
 ///
 /// ```
 /// use std::time::Duration;
 /// use seawall_limit::adaptive::{Aimd, LimitAlgorithm, Sample};
 ///
 /// let aimd = Aimd::new(10, 10, 100).unwrap();
-/// let busy = Sample { rtt: Duration::from_millis(5), in_flight: 10, limit: 10, dropped: false };
+/// let busy = Sample {
+///     rtt: Duration::from_millis(5),
+///     in_flight: 10,
+///     limit: 10,
+///     dropped: false,
+///     current: true,
+/// };
 /// assert_eq!(aimd.update(busy), 11);
 /// let fault = Sample { dropped: true, limit: 11, ..busy };
 /// assert_eq!(aimd.update(fault), 10, "x0.9, but never below the minimum");
@@ -87,6 +100,7 @@ pub(crate) fn sample(ms: u64, in_flight: usize, dropped: bool) -> Sample {
         in_flight,
         limit: usize::MAX,
         dropped,
+        current: true,
     }
 }
 
