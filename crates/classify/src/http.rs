@@ -206,7 +206,10 @@ pub fn status_for(class: Class) -> (StatusCode, Option<u64>) {
                 RetryHint::RetryAfter(delay) => delay,
                 _ => Duration::from_secs(1),
             };
-            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            // Rounded up; a wait of `Duration::MAX` (a remote's huge header) saturates.
+            let secs = after
+                .as_secs()
+                .saturating_add(u64::from(after.subsec_nanos() > 0));
             (StatusCode::SERVICE_UNAVAILABLE, Some(secs.max(1)))
         }
         FailureKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, None),
@@ -219,6 +222,18 @@ pub fn status_for(class: Class) -> (StatusCode, Option<u64>) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_huge_retry_after_does_not_overflow_the_answer() {
+        let huge = Class::failure(
+            FailureKind::Overloaded,
+            RetryHint::RetryAfter(Duration::MAX),
+        );
+        assert_eq!(
+            status_for(huge),
+            (StatusCode::SERVICE_UNAVAILABLE, Some(u64::MAX))
+        );
+    }
 
     fn response(status: u16, retry_after: Option<&str>) -> Response<()> {
         let mut builder = Response::builder().status(status);

@@ -239,8 +239,9 @@ where
                     Poll::Pending => break,
                     Poll::Ready(Ok(())) => {
                         let request = request.take().expect("the copy until the hedge is sent");
+                        // The request's deposit was made when it arrived.
                         Second::Running {
-                            future: service.call(request),
+                            future: shared.budget.covered(|| service.call(request)),
                         }
                     }
                     // A hedge that cannot start leaves the first attempt to answer.

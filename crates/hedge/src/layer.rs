@@ -174,7 +174,8 @@ impl<I> HedgeBuilder<I> {
     /// The budget hedges are taken from, for this layer alone (default: 10 % of requests
     /// plus one hedge a second, over 10 s). A request that may be hedged deposits, a hedge
     /// withdraws: during an outage that makes every call slow, hedges stay within the
-    /// budget's share of requests.
+    /// budget's share of requests. A retry layer inside sharing the budget does not deposit
+    /// again for the same request, neither for its first attempt nor for the hedge's.
     pub fn budget(mut self, budget: RetryBudget) -> Self {
         self.budget = Arc::new(budget);
         self
@@ -455,8 +456,16 @@ where
             }
             _ => None,
         };
-        // The layers inside (a pipeline's deadline) read this instant rather than the clock.
-        let first = seawall_classify::clock::lend(started, || self.inner.call(request));
+        // The layers inside (a pipeline's deadline) read this instant rather than the clock;
+        // a retry layer inside sharing the budget finds this request's deposit made.
+        let inner = &mut self.inner;
+        let first = seawall_classify::clock::lend(started, || {
+            if hedge.is_some() {
+                shared.budget.covered(|| inner.call(request))
+            } else {
+                inner.call(request)
+            }
+        });
         ResponseFuture::new(first, self.parts.clone(), hedge, started)
     }
 }

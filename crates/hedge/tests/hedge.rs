@@ -473,3 +473,52 @@ fn bad_settings_are_refused_at_build() {
     refused(learnt().min_samples(0), "min_samples");
     assert!(learnt().after_percentile(0.99).build().is_ok());
 }
+
+/// A hedge and a retry layer inside it sharing one budget (as `bound_hedge` wires them), over
+/// a replica answering every call in `latency`; runs `requests` requests one after another.
+async fn shared_budget_run(requests: u64, latency: Duration) -> (Arc<RetryBudget>, HedgeHandle) {
+    let budget = Arc::new(RetryBudget::new(Duration::from_secs(10), 0, 0.5).unwrap());
+    let replica = tower::service_fn(move |request: Request| async move {
+        tokio::time::sleep(latency).await;
+        Ok::<_, Error>(request.into_inner())
+    });
+    let retry = seawall_retry::RetryLayer::builder()
+        .shared_budget(budget.clone())
+        .build()
+        .unwrap();
+    let hedge = HedgeLayer::builder(AssumeIdempotent)
+        .after(ms(10))
+        .shared_budget(budget.clone())
+        .build()
+        .unwrap();
+    let handle = hedge.handle();
+    let mut service = hedge.layer(retry.layer(replica));
+    for n in 0..requests {
+        service
+            .ready()
+            .await
+            .unwrap()
+            .call(WithDeadline::new(n))
+            .await
+            .unwrap();
+    }
+    (budget, handle)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_through_a_hedge_and_a_retry_sharing_a_budget_deposits_once() {
+    // Fast answers, never hedged: 20 requests at 0.5 each are 10 retries, not 20.
+    let (budget, handle) = shared_budget_run(20, ms(1)).await;
+    assert_eq!(handle.sent(), 0);
+    assert_eq!(budget.available(), 10, "one deposit per request");
+
+    // Slow answers, each hedged when the budget allows: every second request (the hedge's
+    // own attempt through the retry layer deposits nothing either).
+    let (budget, handle) = shared_budget_run(20, ms(50)).await;
+    assert_eq!(
+        handle.sent(),
+        10,
+        "hedges within the budget's half of requests"
+    );
+    assert_eq!(budget.available(), 0);
+}

@@ -1,6 +1,7 @@
 //! The retry budget: caps retries at a share of recent first attempts, so that when
 //! everything fails, retries cannot multiply the load on a struggling dependency.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -8,6 +9,12 @@ use std::time::Duration;
 use seawall_classify::ConfigError;
 use seawall_util::epoch::{Counts, Epochs, Ring};
 use tokio::time::Instant;
+
+thread_local! {
+    /// The budget whose deposit the call being made on this thread is covered by (its
+    /// address; 0: none). See [`RetryBudget::covered`].
+    static COVERED: Cell<usize> = const { Cell::new(0) };
+}
 
 const LAYER: &str = "retry budget";
 /// The window is cut into at least this many buckets, and into buckets of at most a second
@@ -96,6 +103,39 @@ impl RetryBudget {
     #[must_use]
     pub fn standard() -> Self {
         Self::new(Duration::from_secs(10), 10, 0.2).expect("valid defaults")
+    }
+
+    /// Records a request's first attempt, unless a layer outside already deposited for this
+    /// request into this same budget and made this call inside [`RetryBudget::covered`] (a
+    /// hedge sharing the budget: one request, one deposit, however many layers and attempts
+    /// share the budget).
+    #[inline]
+    pub fn deposit_for_request(&self) {
+        if COVERED.with(Cell::get) != self.key() {
+            self.deposit();
+        }
+    }
+
+    /// Runs `call` (an inner service's `call`, for a request this budget holds a deposit
+    /// for already) so that a [`RetryBudget::deposit_for_request`] on this budget in it, on
+    /// this thread, deposits nothing; what was covered before is restored afterwards.
+    #[inline]
+    pub fn covered<R>(&self, call: impl FnOnce() -> R) -> R {
+        struct Restore(usize);
+        impl Drop for Restore {
+            #[inline]
+            fn drop(&mut self) {
+                COVERED.with(|covered| covered.set(self.0));
+            }
+        }
+        let _restore = Restore(COVERED.with(|covered| covered.replace(self.key())));
+        call()
+    }
+
+    /// This budget's identity while it lives (its address).
+    #[inline]
+    fn key(&self) -> usize {
+        std::ptr::from_ref(self) as usize
     }
 
     /// Records a first attempt.

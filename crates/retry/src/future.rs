@@ -236,8 +236,18 @@ fn decide<C, Req: HasDeadline>(
         state.next_delay(&shared.backoff)
     };
     if let Some(wait) = remote_wait {
-        // At least what the remote asked for, but never more than the cap.
-        delay = delay.max(wait).min(shared.backoff.cap());
+        if wait > shared.backoff.cap() {
+            // Retried at the cap, the call would come back sooner than the remote asked: the
+            // caller gets the answer, with its `Retry-After`, instead.
+            tracing::debug!(
+                target: "seawall::retry",
+                { { schema::RETRY_ATTEMPT } = attempt, { schema::RETRY_DELAY_MS } = wait.as_millis() as u64 },
+                "not retried: the remote asked for a longer wait than the backoff's cap"
+            );
+            return Next::Return;
+        }
+        // At least what the remote asked for.
+        delay = delay.max(wait);
     }
     if let Some(deadline) = request.deadline()
         && Instant::now() + delay >= deadline

@@ -197,7 +197,8 @@ impl<C> RetryBuilder<C> {
         self
     }
 
-    /// The delay schedule. Its `max_delay` also caps a remote's `Retry-After`.
+    /// The delay schedule. Its `max_delay` is also the longest `Retry-After` a remote may ask
+    /// for and be retried: a longer one is returned to the caller.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self

@@ -5,7 +5,8 @@
 //! the shared classification ([`seawall_classify`]) alone:
 //!
 //! - it retries failures whose hint is `Retry`, and waits at least the remote's
-//!   `RetryAfter(d)` (capped by the backoff's `max_delay`);
+//!   `RetryAfter(d)`; a `d` longer than the backoff's `max_delay` is not retried (the caller
+//!   gets the answer and its pushback rather than a retry sooner than asked);
 //! - it never retries `Never`, and never retries `Rejected`: an open breaker or a reached
 //!   limit said no, and retrying would only hammer it (the [`Policy`]
 //!   every layer shares decides; [`RetryBuilder::policy`] changes it);

@@ -112,7 +112,7 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         let shared = &*self.common.layer;
         if let Some(budget) = &shared.counters.budget {
-            budget.deposit();
+            budget.deposit_for_request();
         }
         let again = (shared.max_attempts > 1).then(|| request.clone());
         if again.is_some() && self.common.spare.get().is_none() {

@@ -170,7 +170,7 @@ async fn never_and_rejected_are_not_retried() {
 async fn retry_after_is_honoured_and_capped() {
     let (service, times) = scripted(vec![
         failure(FailureKind::Overloaded, RetryHint::RetryAfter(ms(3_000))),
-        failure(FailureKind::Overloaded, RetryHint::RetryAfter(ms(60_000))),
+        failure(FailureKind::Overloaded, RetryHint::RetryAfter(ms(5_000))),
     ]);
     let mut service = exact(3).build().unwrap().layer(service);
     service
@@ -180,8 +180,28 @@ async fn retry_after_is_honoured_and_capped() {
         .call(WithDeadline::new(0))
         .await
         .unwrap();
-    // 3 s as asked (more than the 100 ms backoff), then 60 s capped to 5 s.
+    // 3 s as asked (more than the 100 ms backoff), then 5 s: the cap, and what was asked.
     assert_eq!(*times.lock().unwrap(), [ms(0), ms(3_000), ms(8_000)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_above_the_cap_is_returned_not_retried_sooner() {
+    let (service, times) = scripted(vec![
+        failure(FailureKind::Overloaded, RetryHint::RetryAfter(ms(3_000))),
+        failure(FailureKind::Overloaded, RetryHint::RetryAfter(ms(60_000))),
+    ]);
+    let mut service = exact(3).build().unwrap().layer(service);
+    let err = service
+        .ready()
+        .await
+        .unwrap()
+        .call(WithDeadline::new(0))
+        .await
+        .unwrap_err();
+    // The server asked for 60 s, more than the 5 s the layer may wait: retried at 5 s, the
+    // call would come back sooner than asked. The caller gets the answer and its pushback.
+    assert_eq!(*times.lock().unwrap(), [ms(0), ms(3_000)]);
+    assert_eq!(err.retry_after(), Some(ms(60_000)), "{err:?}");
 }
 
 #[tokio::test(start_paused = true)]
