@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -59,7 +59,48 @@ struct FleetBudget {
     /// Permits given back and not yet removed from Redis.
     released: Mutex<Vec<Arc<str>>>,
     wake: Arc<Notify>,
-    renewer: OnceLock<()>,
+    /// Whether a renewer task runs: set by the call that starts one, cleared by the task as
+    /// it ends however it ends (its runtime shut down, a panic), so that the next call
+    /// starts another.
+    renewer: AtomicBool,
+    /// Redis operations made for this budget (acquire, release and renew batches).
+    writes: AtomicU64,
+}
+
+impl FleetBudget {
+    /// Gives `member` back: removed from Redis by the renewer, soon.
+    fn release(&self, member: Arc<str>) {
+        self.released.lock().expect("released lock").push(member);
+        self.wake.notify_one();
+    }
+}
+
+/// Gives back a permit whose acquisition was cancelled while its `ACQUIRE` was out: it may
+/// have been taken on Redis (the request went out, the answer never came back to anyone).
+struct Acquiring<'a> {
+    fleet: &'a FleetBudget,
+    member: Option<Arc<str>>,
+}
+
+impl Drop for Acquiring<'_> {
+    fn drop(&mut self) {
+        if let Some(member) = self.member.take() {
+            self.fleet.release(member);
+        }
+    }
+}
+
+/// Clears the renewer flag when the renewer task ends, however it ends.
+struct Renewing(Weak<Shared>);
+
+impl Drop for Renewing {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade()
+            && let Some(fleet) = &shared.fleet
+        {
+            fleet.renewer.store(false, Ordering::Release);
+        }
+    }
 }
 
 struct Shared {
@@ -95,9 +136,12 @@ impl Shared {
 
     async fn acquire(self: Arc<Self>) -> Result<Permit, Error> {
         let fleet = self.fleet.as_ref().expect("a fleet-wide budget");
-        fleet.renewer.get_or_init(|| {
-            tokio::spawn(renew(Arc::downgrade(&self)));
-        });
+        if !fleet.renewer.swap(true, Ordering::AcqRel) {
+            // The flag is cleared by the task as it ends: made here, so that a task dropped
+            // before its first poll clears it too.
+            let renewing = Renewing(Arc::downgrade(&self));
+            tokio::spawn(renew(Arc::downgrade(&self), renewing));
+        }
         let member = fleet.fleet.member();
         let op = Op::Acquire {
             key: fleet.key.clone(),
@@ -105,8 +149,15 @@ impl Shared {
             limit: self.max,
             lease_ms: fleet.lease.as_millis() as u64,
         };
-        match fleet.fleet.run(op).await {
+        let mut acquiring = Acquiring {
+            fleet,
+            member: Some(member.clone()),
+        };
+        fleet.writes.fetch_add(1, Ordering::Relaxed);
+        let reply = fleet.fleet.run(op).await;
+        match reply {
             Some(Reply::Acquired(Ok(()))) => {
+                acquiring.member = None;
                 fleet.fleet.record(true);
                 fleet.held.lock().expect("held lock").insert(member.clone());
                 self.admitted.fetch_add(1, Ordering::Relaxed);
@@ -116,27 +167,31 @@ impl Shared {
                 }))
             }
             Some(Reply::Acquired(Err(retry_after))) => {
+                acquiring.member = None;
                 fleet.fleet.record(true);
                 Err(self.refuse(true, retry_after))
             }
             _ => {
                 fleet.fleet.record(false);
-                // The permit may have been taken on Redis before the answer was lost: give
-                // it back (or let its lease end).
-                fleet.released.lock().expect("released lock").push(member);
+                // The permit may have been taken on Redis before the answer was lost: given
+                // back by `acquiring` (or its lease ends).
+                drop(acquiring);
                 self.local_permit()
             }
         }
     }
 }
 
-/// Renews the permits this instance holds and removes those it gave back, until the budget
-/// is dropped.
-async fn renew(shared: Weak<Shared>) {
+/// Removes the permits given back as soon as they are, and renews the permits this instance
+/// holds every third of the lease, until the budget is dropped. A release renews nothing:
+/// one write per release batch, one per renewal period, not one renewal of every held permit
+/// per call.
+async fn renew(shared: Weak<Shared>, _renewing: Renewing) {
     let period = match shared.upgrade() {
         Some(shared) => shared.fleet.as_ref().expect("a fleet").lease / 3,
         None => return,
     };
+    let mut due = tokio::time::Instant::now() + period;
     loop {
         let wake = {
             let Some(shared) = shared.upgrade() else {
@@ -149,30 +204,35 @@ async fn renew(shared: Weak<Shared>) {
                     key: fleet.key.clone(),
                     members: released,
                 };
+                fleet.writes.fetch_add(1, Ordering::Relaxed);
                 // Not removed: their leases end on their own.
                 let _ = fleet.fleet.run(op).await;
             }
-            let held: Vec<Arc<str>> = fleet
-                .held
-                .lock()
-                .expect("held lock")
-                .iter()
-                .cloned()
-                .collect();
-            if !held.is_empty() {
-                let op = Op::Renew {
-                    key: fleet.key.clone(),
-                    members: held,
-                    lease_ms: fleet.lease.as_millis() as u64,
-                };
-                let _ = fleet.fleet.run(op).await;
+            if tokio::time::Instant::now() >= due {
+                due = tokio::time::Instant::now() + period;
+                let held: Vec<Arc<str>> = fleet
+                    .held
+                    .lock()
+                    .expect("held lock")
+                    .iter()
+                    .cloned()
+                    .collect();
+                if !held.is_empty() {
+                    let op = Op::Renew {
+                        key: fleet.key.clone(),
+                        members: held,
+                        lease_ms: fleet.lease.as_millis() as u64,
+                    };
+                    fleet.writes.fetch_add(1, Ordering::Relaxed);
+                    let _ = fleet.fleet.run(op).await;
+                }
             }
             fleet.wake.clone()
         };
         // Woken by a release, or due for renewal; the budget is not held meanwhile.
         tokio::select! {
             () = wake.notified() => {}
-            () = tokio::time::sleep(period) => {}
+            () = tokio::time::sleep_until(due) => {}
         }
     }
 }
@@ -207,12 +267,7 @@ impl Drop for Permit {
             && let Some(fleet) = &shared.fleet
         {
             fleet.held.lock().expect("held lock").remove(&**member);
-            fleet
-                .released
-                .lock()
-                .expect("released lock")
-                .push(member.clone());
-            fleet.wake.notify_one();
+            fleet.release(member.clone());
         }
     }
 }
@@ -274,7 +329,8 @@ impl ConcurrencyBudgetBuilder {
                     held: Mutex::default(),
                     released: Mutex::default(),
                     wake: Arc::new(Notify::new()),
-                    renewer: OnceLock::new(),
+                    renewer: AtomicBool::new(false),
+                    writes: AtomicU64::new(0),
                 }),
                 admitted: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
@@ -311,6 +367,16 @@ impl ConcurrencyBudgetLayer {
     #[must_use]
     pub fn rejected(&self) -> u64 {
         self.shared.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Operations this budget has sent to Redis so far: one per acquisition, one per batch of
+    /// releases, one per renewal of the permits held (every third of the lease).
+    #[must_use]
+    pub fn redis_writes(&self) -> u64 {
+        self.shared
+            .fleet
+            .as_ref()
+            .map_or(0, |f| f.writes.load(Ordering::Relaxed))
     }
 
     /// Permits this instance holds on Redis now.

@@ -47,6 +47,11 @@ impl Gcra {
         })
     }
 
+    /// Calls admitted at once after a quiet spell.
+    pub(crate) fn burst(self) -> u32 {
+        u32::try_from(self.tolerance / self.interval.max(1) + 1).unwrap_or(u32::MAX)
+    }
+
     /// The same burst at `1 / share` of the rate: an instance's local share of a fleet's
     /// limit.
     pub(crate) fn share(self, replicas: u32) -> Gcra {

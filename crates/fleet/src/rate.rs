@@ -101,7 +101,11 @@ impl std::error::Error for RateLimited {}
 struct KeyState {
     tat: AtomicU64,
     lease: Mutex<Lease>,
+    /// One lease fetch at a time per key: the callers that arrive meanwhile wait for its
+    /// tokens, and it asks for as many as are waiting (one round trip serves them all).
     fetching: tokio::sync::Mutex<()>,
+    /// Callers deciding on the fleet for this key now.
+    waiting: AtomicU64,
     redis_key: Option<Arc<str>>,
 }
 
@@ -126,6 +130,17 @@ enum Local {
 }
 
 impl KeyState {
+    /// Whether this key still limits anything at `now`: its local schedule is ahead of now,
+    /// or it holds leased tokens or a fleet refusal that are still good. A key that does not
+    /// may be forgotten.
+    fn live(&self, now: u64) -> bool {
+        if self.tat.load(Ordering::Relaxed) > now {
+            return true;
+        }
+        let lease = self.lease.lock().expect("lease lock");
+        (lease.tokens > 0 && lease.until > now) || lease.refused_until > now
+    }
+
     fn take_leased(&self, now: u64) -> Local {
         let mut lease = self.lease.lock().expect("lease lock");
         if lease.tokens > 0 && now < lease.until {
@@ -153,9 +168,14 @@ struct Shared {
     fleet: Option<FleetRate>,
     /// The limit of every request, when there are no keys.
     all: Arc<KeyState>,
-    /// Per key, by the key's 64-bit hash.
+    /// Per key, by the key's 64-bit hash: at most `max_keys` of them.
     keys: RwLock<HashMap<u64, Arc<KeyState>>>,
     max_keys: usize,
+    /// The limit the keys past `max_keys` share while every remembered key is live.
+    overflow: Arc<KeyState>,
+    /// No sweep of the keys before then (nanoseconds on the limit's clock): a full map of
+    /// live keys is swept at most once a sweep interval, not once per new key.
+    sweep_after: AtomicU64,
     admitted: AtomicU64,
     rejected: AtomicU64,
 }
@@ -166,6 +186,7 @@ impl KeyState {
             tat: AtomicU64::new(0),
             lease: Mutex::default(),
             fetching: tokio::sync::Mutex::new(()),
+            waiting: AtomicU64::new(0),
             redis_key,
         })
     }
@@ -189,9 +210,22 @@ impl Shared {
             return Cow::Owned(state.clone());
         }
         let mut keys = self.keys.write().expect("keys lock");
+        if let Some(state) = keys.get(&hash) {
+            return Cow::Owned(state.clone());
+        }
         if keys.len() >= self.max_keys {
-            // Keys whose schedule has caught up with now limit nothing: forget them.
-            keys.retain(|_, state| state.tat.load(Ordering::Relaxed) > now);
+            if now < self.sweep_after.load(Ordering::Relaxed) {
+                return Cow::Borrowed(&self.overflow);
+            }
+            // Keys that limit nothing any more are forgotten.
+            keys.retain(|_, state| state.live(now));
+            self.sweep_after
+                .store(now + self.sweep_interval(), Ordering::Relaxed);
+            if keys.len() >= self.max_keys {
+                // Every remembered key is live: the new one shares the overflow limit until
+                // some are not, so that the map stays bounded.
+                return Cow::Borrowed(&self.overflow);
+            }
         }
         Cow::Owned(
             keys.entry(hash)
@@ -206,6 +240,12 @@ impl Shared {
         )
     }
 
+    /// How long a full map of live keys is left before it is swept again: a burst's window
+    /// (the longest a key's local schedule is ahead of now), at least a millisecond.
+    fn sweep_interval(&self) -> u64 {
+        (self.gcra.tolerance + self.gcra.interval).max(1_000_000)
+    }
+
     /// How long leased tokens stay good: the time they stand for at the fleet's rate, or the
     /// burst's window if longer. Spent later than that, they would add to the burst; spent
     /// within it, the fleet admits at most `rate × interval + 2 × burst` over any interval.
@@ -218,10 +258,19 @@ impl Shared {
         RateLimited::error(retry_after, shared)
     }
 
-    /// The slow path of a fleet-wide limit: lease tokens from Redis (one caller per key at a
-    /// time), or decide on the local share when Redis cannot answer.
+    /// The slow path of a fleet-wide limit: lease tokens from Redis (one fetch per key at a
+    /// time, asking for as many tokens as callers wait), or decide on the local share when
+    /// Redis cannot answer. The fetch runs as a task of its own: a caller cancelled while it
+    /// is out loses nothing (its tokens land in the key's lease for the next callers).
     async fn decide(self: Arc<Self>, state: Arc<KeyState>) -> Result<(), Error> {
-        let fleet = self.fleet.as_ref().expect("a fleet-wide limit");
+        struct Waiting<'a>(&'a AtomicU64);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        state.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&state.waiting);
         let _one_at_a_time = state.fetching.lock().await;
         match state.take_leased(self.now()) {
             Local::Leased => {
@@ -231,11 +280,40 @@ impl Shared {
             Local::Refused(retry_after) => return Err(self.refuse(retry_after, true)),
             Local::Ask => {}
         }
+        let fetch = tokio::spawn(self.clone().fetch(state.clone()));
+        let fetched = fetch.await.unwrap_or(false);
+        let now = self.now();
+        if fetched {
+            return match state.take_leased(now) {
+                Local::Leased => {
+                    self.admitted.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Local::Refused(retry_after) => Err(self.refuse(retry_after, true)),
+                // Leased and taken meanwhile by callers on the fast path: the fleet's answer
+                // for this moment is spent.
+                Local::Ask => Err(self.refuse(Duration::from_nanos(self.gcra.interval), true)),
+            };
+        }
+        match self.local_share.take(&state.tat, now) {
+            Ok(()) => {
+                self.admitted.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(retry_after) => Err(self.refuse(retry_after, false)),
+        }
+    }
+
+    /// One lease fetch for `state`: what Redis grants lands in the key's lease (a refusal in
+    /// its `refused_until`). `false` when Redis did not answer.
+    async fn fetch(self: Arc<Self>, state: Arc<KeyState>) -> bool {
+        let fleet = self.fleet.as_ref().expect("a fleet-wide limit");
+        let waiting = u32::try_from(state.waiting.load(Ordering::Relaxed)).unwrap_or(u32::MAX);
         let op = Op::Lease {
             key: state.redis_key.clone().expect("a fleet key"),
-            interval_us: (self.gcra.interval / 1_000).max(1),
-            tolerance_us: self.gcra.tolerance / 1_000,
-            wanted: fleet.lease,
+            interval_ns: self.gcra.interval.max(1),
+            tolerance_ns: self.gcra.tolerance,
+            wanted: fleet.lease.max(waiting.min(self.gcra.burst())),
         };
         let reply = fleet.fleet.run(op).await;
         let now = self.now();
@@ -244,25 +322,18 @@ impl Shared {
                 fleet.fleet.record(true);
                 let mut lease = state.lease.lock().expect("lease lock");
                 lease.refused_until = now + retry_after.as_nanos() as u64;
-                Err(self.refuse(retry_after, true))
+                true
             }
             Some(Reply::Lease(granted, _)) => {
                 fleet.fleet.record(true);
                 let mut lease = state.lease.lock().expect("lease lock");
-                lease.tokens = granted - 1;
+                lease.tokens = granted;
                 lease.until = now + self.lease_life(granted);
-                self.admitted.fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                true
             }
             _ => {
                 fleet.fleet.record(false);
-                match self.local_share.take(&state.tat, now) {
-                    Ok(()) => {
-                        self.admitted.fetch_add(1, Ordering::Relaxed);
-                        Ok(())
-                    }
-                    Err(retry_after) => Err(self.refuse(retry_after, false)),
-                }
+                false
             }
         }
     }
@@ -311,8 +382,10 @@ impl<F> RateLimitBuilder<F> {
         }
     }
 
-    /// Keys remembered at most (default 100,000); past it, keys whose schedule has caught up
-    /// with the present are forgotten (they limit nothing).
+    /// Keys remembered at most (default 100,000). At the bound, the keys that limit nothing
+    /// any more (their schedule caught up with the present, no leased tokens or fleet
+    /// refusal still good) are forgotten; while every remembered key is live, new keys share
+    /// one overflow limit (at the same rate), so memory stays bounded under a flood of keys.
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.max_keys = max_keys;
         self
@@ -371,6 +444,11 @@ impl<F> RateLimitBuilder<F> {
                 .as_ref()
                 .map(|(fleet, name)| fleet.key("rate", &format!("{name}:all"))),
         );
+        let overflow = KeyState::new(
+            self.fleet
+                .as_ref()
+                .map(|(fleet, name)| fleet.key("rate", &format!("{name}:overflow"))),
+        );
         Ok(RateLimitLayer {
             shared: Arc::new(Shared {
                 all,
@@ -382,6 +460,8 @@ impl<F> RateLimitBuilder<F> {
                     .map(|(fleet, name)| FleetRate { fleet, name, lease }),
                 keys: RwLock::default(),
                 max_keys: self.max_keys,
+                overflow,
+                sweep_after: AtomicU64::new(0),
                 admitted: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
             }),
@@ -441,6 +521,12 @@ impl<F> RateLimitLayer<F> {
     #[must_use]
     pub fn rejected(&self) -> u64 {
         self.shared.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Keys remembered now: at most [`max_keys`](RateLimitBuilder::max_keys).
+    #[must_use]
+    pub fn keys(&self) -> usize {
+        self.shared.keys.read().expect("keys lock").len()
     }
 }
 

@@ -19,8 +19,12 @@ const LAYER: &str = "fleet";
 
 /// GCRA on the server: grants up to `wanted` tokens at once (a lease), as many as the burst
 /// tolerance allows, and moves the key's theoretical arrival time past them. Time is the
-/// server's (`TIME`), so that every instance reads one clock. Returns {granted, retry after
-/// in µs}.
+/// server's (`TIME`), so that every instance reads one clock. The schedule is kept in whole
+/// microseconds (Lua's numbers are doubles: nanoseconds since the epoch would not be exact)
+/// but the interval and tolerance come in nanoseconds, and a lease moves the schedule by its
+/// tokens' time rounded up to the next microsecond: at 600,000 a second (1,667 ns) a token
+/// is not scheduled 1 µs apart (1,000,000 a second), and the rounding only ever errs below
+/// the rate. Returns {granted, retry after in µs}.
 const LEASE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -29,12 +33,12 @@ local tolerance = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local ahead = tat - now
+local ahead = (tat - now) * 1000
 if ahead > tolerance then
-  return {0, ahead - tolerance}
+  return {0, math.ceil((ahead - tolerance) / 1000)}
 end
 local granted = math.min(wanted, math.floor((tolerance - ahead) / interval) + 1)
-tat = tat + granted * interval
+tat = tat + math.ceil(granted * interval / 1000)
 redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 return {granted, 0}
 ";
@@ -73,8 +77,8 @@ return 0
 pub(crate) enum Op {
     Lease {
         key: Arc<str>,
-        interval_us: u64,
-        tolerance_us: u64,
+        interval_ns: u64,
+        tolerance_ns: u64,
         wanted: u32,
     },
     Acquire {
@@ -108,38 +112,119 @@ pub(crate) enum Reply {
 
 #[derive(Clone)]
 struct Connection {
-    client: redis::Client,
-    manager: Arc<tokio::sync::Mutex<Option<ConnectionManager>>>,
+    link: Arc<Link>,
     lease: Arc<Script>,
     acquire: Arc<Script>,
     renew: Arc<Script>,
 }
 
-impl Connection {
-    async fn manager(&self) -> Result<ConnectionManager, redis::RedisError> {
-        let mut slot = self.manager.lock().await;
-        if let Some(manager) = &*slot {
-            return Ok(manager.clone());
+/// The connection to Redis, made in the background: never inside an operation's timeout
+/// (a connect slower than it, cancelled each time, would never complete) nor under a lock
+/// an operation waits on.
+struct Link {
+    client: redis::Client,
+    manager: std::sync::Mutex<Option<ConnectionManager>>,
+    /// Told when a connect ends.
+    connected: tokio::sync::Notify,
+    /// A connect is under way.
+    connecting: AtomicBool,
+    /// No new connect before this, after one failed (nanoseconds since `epoch`).
+    not_before: AtomicU64,
+    epoch: tokio::time::Instant,
+    /// The bound on one connect.
+    connect_timeout: Duration,
+}
+
+/// The connection to Redis could not be made (the last connect failed a moment ago): the
+/// decision is local, and the breaker does not count it (no request went out).
+#[derive(Debug)]
+struct NotConnected;
+
+impl fmt::Display for NotConnected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not connected to Redis yet")
+    }
+}
+
+impl std::error::Error for NotConnected {}
+
+/// How long after a failed connect the next may start.
+const RECONNECT_AFTER: Duration = Duration::from_millis(500);
+
+impl Link {
+    /// The connection; without one, starts a connect and waits for it (the operation's
+    /// timeout bounds the wait, not the connect, which goes on in the background and serves
+    /// the operations after it).
+    async fn manager(self: &Arc<Self>) -> Result<ConnectionManager, BoxError> {
+        if let Some(manager) = self.current() {
+            return Ok(manager);
         }
-        let manager = ConnectionManager::new(self.client.clone()).await?;
-        *slot = Some(manager.clone());
-        Ok(manager)
+        let ended = self.connected.notified();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
+        self.connect_in_background();
+        if self.connecting.load(Ordering::Acquire) {
+            ended.await;
+        }
+        self.current().ok_or_else(|| {
+            Box::new(Error::new(seawall_classify::Class::Ignored, NotConnected)).into()
+        })
     }
 
+    fn current(&self) -> Option<ConnectionManager> {
+        self.manager.lock().expect("connection lock").clone()
+    }
+
+    /// Starts a connect unless one is under way or one failed a moment ago; it fills the
+    /// slot when it succeeds within its own bound.
+    fn connect_in_background(self: &Arc<Self>) {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        if now < self.not_before.load(Ordering::Acquire)
+            || self.connecting.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.connecting.store(false, Ordering::Release);
+            return;
+        };
+        let link = self.clone();
+        runtime.spawn(async move {
+            let made = tokio::time::timeout(
+                link.connect_timeout,
+                ConnectionManager::new(link.client.clone()),
+            );
+            match made.await {
+                Ok(Ok(manager)) => {
+                    *link.manager.lock().expect("connection lock") = Some(manager);
+                }
+                _ => {
+                    let next = link.epoch.elapsed() + RECONNECT_AFTER;
+                    link.not_before
+                        .store(next.as_nanos() as u64, Ordering::Release);
+                }
+            }
+            link.connecting.store(false, Ordering::Release);
+            link.connected.notify_waiters();
+        });
+    }
+}
+
+impl Connection {
     async fn run(self, op: Op) -> Result<Reply, BoxError> {
-        let mut conn = self.manager().await?;
+        let mut conn = self.link.manager().await?;
         Ok(match op {
             Op::Lease {
                 key,
-                interval_us,
-                tolerance_us,
+                interval_ns,
+                tolerance_ns,
                 wanted,
             } => {
                 let (granted, retry_us): (u32, u64) = self
                     .lease
                     .key(&*key)
-                    .arg(interval_us)
-                    .arg(tolerance_us)
+                    .arg(interval_ns)
+                    .arg(tolerance_ns)
                     .arg(wanted)
                     .invoke_async(&mut conn)
                     .await?;
@@ -199,6 +284,7 @@ pub struct FleetBuilder {
     replicas: u32,
     prefix: String,
     op_timeout: Duration,
+    connect_timeout: Duration,
     open_duration: Duration,
     instance: Option<String>,
 }
@@ -221,6 +307,15 @@ impl FleetBuilder {
     /// 50 ms).
     pub fn op_timeout(mut self, timeout: Duration) -> Self {
         self.op_timeout = timeout;
+        self
+    }
+
+    /// The bound on making the connection to Redis (default 5 s; at least the operation
+    /// timeout). The connection is made in the background: the operation that needs it waits
+    /// for it within its own timeout, and a connect slower than that goes on and serves the
+    /// operations after it (decisions are local meanwhile).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
         self
     }
 
@@ -254,6 +349,16 @@ impl FleetBuilder {
         if self.prefix.is_empty() {
             return Err(ConfigError::new(LAYER, "prefix", "is empty"));
         }
+        if self.connect_timeout < self.op_timeout {
+            return Err(ConfigError::new(
+                LAYER,
+                "connect_timeout",
+                format!(
+                    "is {:?}, shorter than the operation timeout {:?}",
+                    self.connect_timeout, self.op_timeout
+                ),
+            ));
+        }
         let timeout = AttemptTimeoutLayer::try_new(self.op_timeout)
             .map_err(|e| ConfigError::new(LAYER, "op_timeout", e.to_string()))?;
         let breaker = CircuitBreakerLayer::builder()
@@ -263,9 +368,17 @@ impl FleetBuilder {
             .max_open_duration(self.open_duration)
             .build()
             .map_err(|e| ConfigError::new(LAYER, "open_duration", e.to_string()))?;
-        let connection = Connection {
+        let link = Arc::new(Link {
             client,
-            manager: Arc::default(),
+            manager: std::sync::Mutex::new(None),
+            connected: tokio::sync::Notify::new(),
+            connecting: AtomicBool::new(false),
+            not_before: AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
+            connect_timeout: self.connect_timeout,
+        });
+        let connection = Connection {
+            link: link.clone(),
             lease: Arc::new(Script::new(LEASE)),
             acquire: Arc::new(Script::new(ACQUIRE)),
             renew: Arc::new(Script::new(RENEW)),
@@ -276,6 +389,7 @@ impl FleetBuilder {
         Ok(Fleet {
             inner: Arc::new(Inner {
                 ops,
+                link,
                 replicas: self.replicas,
                 prefix: self.prefix,
                 instance,
@@ -301,6 +415,7 @@ fn random_instance() -> String {
 
 struct Inner {
     ops: BoxCloneSyncService<Op, Reply, Error>,
+    link: Arc<Link>,
     replicas: u32,
     prefix: String,
     instance: String,
@@ -338,8 +453,33 @@ impl Fleet {
             replicas: 1,
             prefix: "seawall".to_owned(),
             op_timeout: Duration::from_millis(50),
+            connect_timeout: Duration::from_secs(5),
             open_duration: Duration::from_secs(1),
             instance: None,
+        }
+    }
+
+    /// Connects to Redis now, if no connection is made yet, and waits for the connect to end
+    /// (within the connect timeout); whether the fleet is connected. Optional: without it
+    /// the first decision starts the connect, and decisions are local until it is made.
+    pub async fn connect(&self) -> bool {
+        let link = &self.inner.link;
+        loop {
+            if link.current().is_some() {
+                return true;
+            }
+            let ended = link.connected.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            link.connect_in_background();
+            if !link.connecting.load(Ordering::Acquire) {
+                // Not under way (one failed a moment ago): connected or not, as it is now.
+                return link.current().is_some();
+            }
+            ended.await;
+            if link.current().is_none() {
+                return false;
+            }
         }
     }
 

@@ -398,3 +398,179 @@ async fn while_redis_is_away_the_local_share_applies_and_no_call_fails() {
     assert!(back, "shared mode resumed: {fleet:?}");
     proxy.shutdown().await;
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+    #[test]
+    fn the_keys_stay_at_most_max_keys_under_a_flood_of_new_keys(
+        max_keys in 1usize..64,
+        keys in 1u64..400,
+        per_second in 0.01f64..1_000.0,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let layer = RateLimitLayer::builder(per_second)
+                .burst(1)
+                .key(|id: &u64| *id)
+                .max_keys(max_keys)
+                .build()
+                .unwrap();
+            let mut service = layer.layer(echo());
+            for id in 0..keys {
+                let _ = service.ready().await.unwrap().call(id).await;
+                proptest::prop_assert!(layer.keys() <= max_keys, "{} keys", layer.keys());
+            }
+            Ok(())
+        })?;
+    }
+}
+
+/// Polls a call through `service` once, so that its first Redis operation goes out, and
+/// drops it there: a caller that gave up (its deadline) while the fleet was asked.
+async fn cancelled_in_flight<S: Service<u64>>(service: &mut S, id: u64) {
+    let call = service.ready().await.ok().unwrap().call(id);
+    let mut call = tokio_test::task::spawn(call);
+    assert!(call.poll().is_pending(), "waits for Redis");
+    drop(call);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_call_cancelled_during_its_acquire_gives_its_permit_back_at_once() {
+    let name = unique("cancelled");
+    let fleet = fleet("cancelled");
+    assert!(fleet.connect().await, "Redis answers");
+    let layer = ConcurrencyBudgetLayer::builder(1)
+        .fleet(&fleet, name)
+        .lease(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut service = layer.layer(echo());
+    cancelled_in_flight(&mut service, 1).await;
+    // Its permit, taken on Redis or not, is released at once, not when its minute ends.
+    let mut admitted = false;
+    for _ in 0..100 {
+        if layer.layer(echo()).oneshot(2).await.is_ok() {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(admitted, "the cancelled call's permit came back");
+    assert_eq!(fleet.local_decisions(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_call_cancelled_during_its_lease_fetch_loses_no_tokens() {
+    let name = unique("rate-cancelled");
+    let fleet = fleet("rate-cancelled");
+    assert!(fleet.connect().await, "Redis answers");
+    // A burst of 10, leased 10 at a time, refilling one a minute: the first fetch takes the
+    // whole burst.
+    let layer = RateLimitLayer::builder(1.0 / 60.0)
+        .burst(10)
+        .lease(10)
+        .fleet(&fleet, name)
+        .build()
+        .unwrap();
+    let mut service = layer.layer(echo());
+    cancelled_in_flight(&mut service, 0).await;
+    // The tokens the cancelled fetch leased serve the next callers.
+    let mut admitted = 0;
+    for id in 1..=20 {
+        if layer.layer(echo()).oneshot(id).await.is_ok() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(
+        admitted, 10,
+        "the burst, none of it lost with the cancelled caller"
+    );
+}
+
+#[test]
+fn a_renewer_that_died_with_its_runtime_is_replaced() {
+    let name = unique("renewer");
+    let lease = Duration::from_millis(300);
+    let fleet = fleet("renewer");
+    let layer = ConcurrencyBudgetLayer::builder(2)
+        .fleet(&fleet, name.clone())
+        .lease(lease)
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // The connection lives in the runtime that stays.
+    assert!(runtime.block_on(fleet.connect()), "Redis answers");
+    // The first call starts the renewer in a runtime that then ends (setup code, a test).
+    let setup = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    setup.block_on(async { layer.layer(echo()).oneshot(0).await.unwrap() });
+    drop(setup);
+
+    runtime.block_on(async {
+        let held = Held::new();
+        let call = tokio::spawn(layer.layer(held.service()).oneshot(1));
+        while held.in_flight.load(Ordering::SeqCst) < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Three leases later the permit is still held on Redis: renewed by a new renewer.
+        tokio::time::sleep(lease * 3).await;
+        let other = ConcurrencyBudgetLayer::builder(1)
+            .fleet(&fleet, name.clone())
+            .lease(lease)
+            .build()
+            .unwrap();
+        let refused = other.layer(echo()).oneshot(2).await.unwrap_err();
+        assert!(
+            refused
+                .downcast_ref::<BudgetSpent>()
+                .is_some_and(BudgetSpent::shared),
+            "the held permit was renewed: {refused}"
+        );
+        held.gate.add_permits(1);
+        call.await.unwrap().unwrap();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_do_not_renew_every_held_permit() {
+    let name = unique("writes");
+    let fleet = fleet("writes");
+    assert!(fleet.connect().await, "Redis answers");
+    let layer = ConcurrencyBudgetLayer::builder(20)
+        .fleet(&fleet, name)
+        .build()
+        .unwrap();
+    // Ten long calls hold ten permits while a hundred short ones come and go.
+    let held = Held::new();
+    let long: Vec<_> = (0..10)
+        .map(|id| tokio::spawn(layer.layer(held.service()).oneshot(id)))
+        .collect();
+    while held.in_flight.load(Ordering::SeqCst) < 10 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = layer.redis_writes();
+    for id in 100..200 {
+        layer.layer(echo()).oneshot(id).await.unwrap();
+        // Let the renewer take each release in turn, as calls spread over time do.
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let per_call = (layer.redis_writes() - before) as f64 / 100.0;
+    eprintln!("{per_call:.2} Redis operations per call");
+    // An acquire and a release each; renewals every third of the 5 s lease only.
+    assert!(per_call <= 2.1, "{per_call} Redis writes per call");
+    held.gate.add_permits(10);
+    for call in long {
+        call.await.unwrap().unwrap();
+    }
+}
