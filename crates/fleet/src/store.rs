@@ -561,3 +561,46 @@ impl Fleet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two leases back to back at 600,000 a second with a burst of 100,000: the first takes
+    /// the burst, and the second finds the schedule a burst ahead (it was scheduled at 1 µs a
+    /// token, 0.1 s for the burst, and granted two thirds of a burst more).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rate_between_500k_and_1m_a_second_keeps_its_interval() {
+        let url =
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned());
+        let fleet = Fleet::builder(url)
+            .prefix("seawall-test")
+            .op_timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        assert!(fleet.connect().await, "Redis answers");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let key = fleet.key("rate", &format!("interval-{}-{nanos}", std::process::id()));
+        let interval_ns = 1_667; // 600,000 a second
+        let burst = 100_000u64;
+        let lease = || Op::Lease {
+            key: key.clone(),
+            interval_ns,
+            tolerance_ns: (burst - 1) * interval_ns,
+            wanted: 100_000,
+        };
+        let Some(Reply::Lease(first, _)) = fleet.run(lease()).await else {
+            panic!("a lease");
+        };
+        assert_eq!(u64::from(first), burst);
+        let Some(Reply::Lease(second, _)) = fleet.run(lease()).await else {
+            panic!("a lease");
+        };
+        // What the rate refilled in the round trip between the two, no more: under a
+        // millisecond is 600 tokens.
+        assert!(second < 1_000, "a second lease of {second} tokens");
+    }
+}
