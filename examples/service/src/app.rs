@@ -270,7 +270,7 @@ impl App {
             Err(_) => return problem::bad_request("the request body could not be read"),
         };
         let new = match parse_item(&bytes) {
-            Ok((name, value)) => NewItem { key, name, value },
+            Ok((name, value)) => NewItem::new(key, name, value),
             Err(response) => return *response,
         };
         let db = &self.inner.db;
@@ -281,7 +281,7 @@ impl App {
             Ok(DbReply::KeyReused) => problem::unprocessable(
                 "this Idempotency-Key was already used with a different body",
             ),
-            Ok(DbReply::Found(_) | DbReply::Stale(_)) => problem::internal(),
+            Ok(DbReply::Found(_) | DbReply::Stale(_) | DbReply::Pong) => problem::internal(),
             Err(error) => self.failed("PostgreSQL", &db.last_failure, &error),
         }
     }
@@ -576,14 +576,18 @@ async fn timed<F: Future<Output = bool>>(ping: F) -> (bool, Option<Duration>) {
     }
 }
 
+/// `SELECT 1` through the database's service, like any call: inside its concurrency limit
+/// (a ping never takes a pool connection a request was admitted for), refused by an open
+/// breaker without knocking, within the ping's own deadline.
 async fn ping_db(db: &Database) -> bool {
-    let result = async {
-        let client = db.pool.get().await?;
-        client.simple_query("SELECT 1").await?;
-        Ok(())
+    let call = WithDeadline::new(DbOp::Ping).deadline_in(PING_TIMEOUT);
+    match db.service.clone().oneshot(call).await {
+        Ok(_) => true,
+        Err(error) => {
+            db.last_failure.record(&error);
+            false
+        }
     }
-    .await;
-    recorded(result, &db.last_failure)
 }
 
 async fn ping_cache(cache: &Cache) -> bool {

@@ -291,7 +291,7 @@ impl Config {
             }
             Some(token) => Some(token),
         };
-        Ok(Config {
+        let config = Config {
             listen_addr,
             database_url,
             redis_url,
@@ -308,7 +308,33 @@ impl Config {
             fleet_db_concurrency: u32::try_from(fleet_db_concurrency).ok().filter(|&n| n > 0),
             fleet_replicas: u32::try_from(fleet_replicas).unwrap_or(1),
             fleet_name,
-        })
+        };
+        config.check_pipelines()?;
+        Ok(config)
+    }
+
+    /// Builds both pipelines from this configuration, as the service will: a setting they
+    /// refuse is refused here, naming the variable it came from, rather than passing this
+    /// check and stopping the service at start. The builders' checks are the only ones.
+    fn check_pipelines(&self) -> Result<(), ConfigError> {
+        let refused = |error: seawall::ConfigError, variable: &'static str| ConfigError {
+            variable,
+            problem: format!("is refused by the pipeline: {error}"),
+            expected: "a value the pipeline accepts",
+        };
+        crate::deps::db_pipeline(self).build().map_err(|error| {
+            let variable = match error.field() {
+                "max_wait" | "queue" => "DB_POOL_WAIT_MS",
+                "deadline" => "REQUEST_TIMEOUT_MS",
+                "max" | "limit" | "max_concurrency" => "DB_POOL_MAX",
+                _ => "DB_TIMEOUT_MS",
+            };
+            refused(error, variable)
+        })?;
+        crate::deps::cache_pipeline(self)
+            .build()
+            .map_err(|error| refused(error, "REDIS_TIMEOUT_MS"))?;
+        Ok(())
     }
 
     /// The PostgreSQL settings, with this configuration's connect timeout.
@@ -461,6 +487,14 @@ mod tests {
             assert!(line.starts_with(&format!("invalid configuration: {variable} ")));
             assert!(line.contains("(expected "), "{line}");
             assert!(!line.contains('\n'), "one line: {line}");
+        }
+        for (variable, value) in [("REDIS_TIMEOUT_MS", "10"), ("DB_POOL_WAIT_MS", "0")] {
+            let error = read(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable, "{variable}={value}: {error}");
+            assert!(
+                error.problem.starts_with("is refused by the pipeline: "),
+                "{error}"
+            );
         }
         let error = read(&[("REQUEST_TIMEOUT_MS", "100"), ("DB_TIMEOUT_MS", "200")]).unwrap_err();
         assert_eq!(error.variable, "DB_TIMEOUT_MS");

@@ -30,6 +30,7 @@ const SCHEMA: &str = "
         value           bigint NOT NULL,
         created_at      timestamptz NOT NULL DEFAULT now()
     );
+    ALTER TABLE seawall_items ADD COLUMN IF NOT EXISTS request_id bigint;
 ";
 
 /// An item as stored and as served.
@@ -63,6 +64,33 @@ pub struct NewItem {
     pub name: String,
     /// The item's value.
     pub value: i64,
+    /// The request's own id, stored with the row: an earlier attempt of the same request
+    /// that wrote the row (its answer lost, the call retried) is told from an earlier request.
+    pub request: i64,
+}
+
+impl NewItem {
+    /// A write of `name` and `value` under the client's `key`, with a new request id.
+    #[must_use]
+    pub fn new(key: String, name: String, value: i64) -> NewItem {
+        use std::hash::BuildHasher;
+        use std::sync::OnceLock;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // A random start per process, then one apart: unique within the process, and across
+        // processes but for a 2^-64 chance.
+        static START: OnceLock<u64> = OnceLock::new();
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let start = *START.get_or_init(|| {
+            std::collections::hash_map::RandomState::new().hash_one(std::process::id())
+        });
+        let request = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) as i64;
+        NewItem {
+            key,
+            name,
+            value,
+            request,
+        }
+    }
 }
 
 /// A call to PostgreSQL.
@@ -72,6 +100,8 @@ pub enum DbOp {
     Get(i64),
     /// Insert an item unless its key was used before.
     Insert(NewItem),
+    /// `SELECT 1`, for `/health`.
+    Ping,
 }
 
 /// PostgreSQL's answer.
@@ -88,6 +118,8 @@ pub enum DbReply {
     /// PostgreSQL could not answer a read; the item as Redis last kept it (the read
     /// service's fallback).
     Stale(Item),
+    /// The answer to a ping.
+    Pong,
 }
 
 /// A call to Redis.
@@ -488,6 +520,26 @@ pub async fn create_schema(pool: &Pool) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// Runs `query` with `statement_timeout` set on the connection for it alone: the three
+/// statements are pipelined (one round trip), and the reset goes out with the query, so the
+/// connection goes back to the pool with no timeout of this call's (a later recovery probe or
+/// `/health` ping on it would otherwise inherit a few milliseconds' bound).
+async fn bounded<T>(
+    client: &tokio_postgres::Client,
+    statement_timeout: &str,
+    query: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    let (set, result, reset) = tokio::join!(
+        client.batch_execute(statement_timeout),
+        query,
+        client.batch_execute("RESET statement_timeout")
+    );
+    set?;
+    let result = result?;
+    reset?;
+    Ok(result)
+}
+
 /// One database call. The statement timeout is the attempt's share of the time left, set in
 /// the same round trip as the query (the two are pipelined on the connection), so the server
 /// gives up on a query nobody is waiting for.
@@ -504,7 +556,7 @@ async fn run_db(
         budget.as_millis().clamp(1, i32::MAX as u128)
     );
     let operation = match request.get_ref() {
-        DbOp::Get(_) => "SELECT",
+        DbOp::Get(_) | DbOp::Ping => "SELECT",
         DbOp::Insert(_) => "INSERT",
     };
     record_db_operation(operation, Some("seawall_items"));
@@ -515,28 +567,35 @@ async fn run_db(
                 .prepare_cached("SELECT id, name, value FROM seawall_items WHERE id = $1")
                 .await?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&id];
-            let (set, row) = tokio::join!(
-                client.batch_execute(&statement_timeout),
-                client.query_opt(&select, &params)
-            );
-            set?;
-            Ok(DbReply::Found(row?.as_ref().map(Item::from_row)))
+            let row = bounded(
+                &client,
+                &statement_timeout,
+                client.query_opt(&select, &params),
+            )
+            .await?;
+            Ok(DbReply::Found(row.as_ref().map(Item::from_row)))
+        }
+        DbOp::Ping => {
+            bounded(&client, &statement_timeout, client.simple_query("SELECT 1")).await?;
+            Ok(DbReply::Pong)
         }
         DbOp::Insert(new) => {
             let insert = client
                 .prepare_cached(
-                    "INSERT INTO seawall_items (idempotency_key, name, value) VALUES ($1, $2, $3) \
+                    "INSERT INTO seawall_items (idempotency_key, name, value, request_id) \
+                     VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
                 )
                 .await?;
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-                [&new.key, &new.name, &new.value];
-            let (set, row) = tokio::join!(
-                client.batch_execute(&statement_timeout),
-                client.query_opt(&insert, &params)
-            );
-            set?;
-            if let Some(row) = row? {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                [&new.key, &new.name, &new.value, &new.request];
+            let row = bounded(
+                &client,
+                &statement_timeout,
+                client.query_opt(&insert, &params),
+            )
+            .await?;
+            if let Some(row) = row {
                 return Ok(DbReply::Created(Item {
                     id: row.get(0),
                     name: new.name,
@@ -546,14 +605,27 @@ async fn run_db(
             // The key was used before (the row is committed: the insert waited for it).
             let select = client
                 .prepare_cached(
-                    "SELECT id, name, value FROM seawall_items WHERE idempotency_key = $1",
+                    "SELECT id, name, value, request_id FROM seawall_items \
+                     WHERE idempotency_key = $1",
                 )
                 .await?;
-            let item = Item::from_row(&client.query_one(&select, &[&new.key]).await?);
-            Ok(if item.name == new.name && item.value == new.value {
-                DbReply::Replayed(item)
-            } else {
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&new.key];
+            let row = bounded(
+                &client,
+                &statement_timeout,
+                client.query_one(&select, &params),
+            )
+            .await?;
+            let item = Item::from_row(&row);
+            let by: Option<i64> = row.get(3);
+            Ok(if item.name != new.name || item.value != new.value {
                 DbReply::KeyReused
+            } else if by == Some(new.request) {
+                // Written by an earlier attempt of this same request, whose answer was lost
+                // (a retry inside the pipeline): this request's own write, not a replay.
+                DbReply::Created(item)
+            } else {
+                DbReply::Replayed(item)
             })
         }
     }

@@ -681,3 +681,70 @@ async fn two_instances_share_one_budget_of_postgresql_calls_in_flight() {
     let after = client_b.post_item(&unique("fleet"), "b", 4).await.unwrap();
     assert_eq!(after.status, StatusCode::CREATED, "{:?}", after.json());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_retried_inside_the_pipeline_is_not_marked_replayed() {
+    use seawall::WithDeadline;
+    use seawall_example_service::deps::{DbOp, DbReply, NewItem};
+    use tower::ServiceExt;
+
+    let h = Harness::start().await;
+    let db = h.app.database().service.clone();
+    let new = NewItem::new(unique("retried"), "gear".to_owned(), 7);
+    let insert = |new: NewItem| db.clone().oneshot(WithDeadline::new(DbOp::Insert(new)));
+    // The second attempt of one request (its first wrote the row, and its answer was lost):
+    // the same request id.
+    let DbReply::Created(first) = insert(new.clone()).await.unwrap() else {
+        panic!("the first write creates the row");
+    };
+    assert_eq!(
+        insert(new.clone()).await.unwrap(),
+        DbReply::Created(first.clone()),
+        "an attempt of the same request finds its own write: not a replay"
+    );
+    // Another request with the same key and body: a replay.
+    let again = NewItem::new(new.key.clone(), new.name.clone(), new.value);
+    assert_eq!(insert(again).await.unwrap(), DbReply::Replayed(first));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_statement_timeout_does_not_stay_on_its_connection() {
+    use seawall::WithDeadline;
+    use seawall_example_service::deps::DbOp;
+    use tower::ServiceExt;
+
+    let h = Harness::start_with(|vars| {
+        vars.insert("DB_POOL_MAX".to_owned(), "1".to_owned());
+    })
+    .await;
+    let database = h.app.database();
+    // A read with 300 ms left: its statement runs under a 300 ms timeout.
+    database
+        .service
+        .clone()
+        .oneshot(WithDeadline::new(DbOp::Get(-1)).deadline_in(Duration::from_millis(300)))
+        .await
+        .unwrap();
+    // The pool's one connection, as the recovery probe or a later caller gets it.
+    let client = database.pool.get().await.unwrap();
+    let row = client
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "0", "the server's default again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_ping_goes_through_the_databases_concurrency_limit() {
+    let h = Harness::start().await;
+    let limit = h.app.database().limit.clone().unwrap();
+    let before = limit.admitted();
+    let mut client = h.client();
+    let reply = client.get("/health").await.unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(
+        limit.admitted(),
+        before + 1,
+        "the ping took a permit like any call"
+    );
+}
