@@ -111,6 +111,16 @@ impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
         None
     }
 
+    /// Hands the probe slot reserved by `poll_ready` to the call's future, once the inner
+    /// `call` returned.
+    #[cold]
+    #[inline(never)]
+    fn hand_over_probe(&mut self) {
+        if let Some(slot) = self.probe.take() {
+            slot.hand_over();
+        }
+    }
+
     /// The inner service is not ready: a reserved probe slot goes back, so that a caller
     /// whose service is ready may probe meanwhile (it is reserved again at the next poll).
     #[cold]
@@ -160,6 +170,86 @@ where
 
     #[inline(always)]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The closed path on its own: no ticket kept, admitted closed.
+        let fresh = if self.ticket.is_none() {
+            let ticket = self.gate.admit();
+            if let Ticket::Closed { .. } = ticket {
+                self.ticket = Some(ticket);
+                return self.inner.poll_ready(cx).map_err(Error::from_inner);
+            }
+            Some(ticket)
+        } else {
+            None
+        };
+        self.poll_ready_slow(cx, fresh)
+    }
+
+    #[inline(always)]
+    fn call(&mut self, request: Req) -> Self::Future {
+        let ticket = self
+            .ticket
+            .take()
+            .expect("poll_ready must be called before call");
+        // The closed path first, on its own: it is the one every call takes.
+        if !matches!(ticket, Ticket::Closed { .. })
+            && let Ticket::Reject = ticket
+        {
+            return ResponseFuture::rejected(
+                self.gate.clone(),
+                self.refusal(),
+                self.classifier.clone(),
+            );
+        }
+        let started = if self.gate.config.slow_call.is_some() {
+            self.gate.stamp(seawall_classify::clock::now())
+        } else {
+            0
+        };
+        // A probe's slot stays with the service while the inner `call` runs: if that panics,
+        // the slot is released when the service is dropped or at its next `poll_ready`
+        // (which reserves anew), rather than lost with the breaker half-open for good.
+        let future = self.inner.call(request);
+        if self.probe.is_some() {
+            // The future finishes or releases the probe from now on.
+            self.hand_over_probe();
+        }
+        ResponseFuture::called(
+            future,
+            self.classifier.clone(),
+            self.gate.clone(),
+            ticket,
+            started,
+        )
+    }
+}
+
+impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
+    /// `poll_ready` off the closed path: `fresh`, a ticket just taken that is not closed, or
+    /// a ticket kept from an earlier poll (re-checked against the breaker's generation); a
+    /// probe slot to reserve, a refusal, or a probe slot to give back while the inner service
+    /// is not ready.
+    #[cold]
+    #[inline(never)]
+    fn poll_ready_slow<Req>(
+        &mut self,
+        cx: &mut Context<'_>,
+        fresh: Option<Ticket>,
+    ) -> Poll<Result<(), Error>>
+    where
+        S: Service<Req>,
+        S::Error: Into<BoxError> + 'static,
+    {
+        let mut fresh = fresh;
+        if self.ticket.is_none()
+            && self.probe.is_some()
+            && !matches!(fresh, Some(Ticket::Probe { .. }))
+        {
+            // A slot with no ticket: left by a probe call whose inner `call` panicked. It is
+            // released now, and the call admitted again (a fresh probe slot would have
+            // replaced it, releasing it the same way).
+            self.probe = None;
+            fresh = Some(self.gate.admit());
+        }
         let kept = match self.ticket {
             Some(ticket) => self.kept_ticket(ticket),
             None => None,
@@ -167,7 +257,7 @@ where
         let ticket = match kept {
             Some(ticket) => ticket,
             None => {
-                let ticket = self.gate.admit();
+                let ticket = fresh.unwrap_or_else(|| self.gate.admit());
                 if let Ticket::Probe { generation } = ticket {
                     self.reserve_probe(generation);
                 }
@@ -183,71 +273,5 @@ where
             self.release_probe();
         }
         ready.map_err(Error::from_inner)
-    }
-
-    #[inline(always)]
-    fn call(&mut self, request: Req) -> Self::Future {
-        let ticket = self
-            .ticket
-            .take()
-            .expect("poll_ready must be called before call");
-        // The closed path first, on its own: it is the one every call takes.
-        if !matches!(ticket, Ticket::Closed { .. }) {
-            match ticket {
-                Ticket::Probe { .. } => return self.call_probe(request, ticket),
-                Ticket::Reject => {
-                    return ResponseFuture::rejected(
-                        self.gate.clone(),
-                        self.refusal(),
-                        self.classifier.clone(),
-                    );
-                }
-                Ticket::Closed { .. } | Ticket::Disabled { .. } => {}
-            }
-        }
-        let started = if self.gate.config.slow_call.is_some() {
-            self.gate.stamp(seawall_classify::clock::now())
-        } else {
-            0
-        };
-        ResponseFuture::called(
-            self.inner.call(request),
-            self.classifier.clone(),
-            self.gate.clone(),
-            ticket,
-            started,
-        )
-    }
-}
-
-impl<S, C: Clone, P: TripPolicy> CircuitBreaker<S, C, P> {
-    /// A half-open probe's call. Its slot is handed to the future only once the inner `call`
-    /// has returned: if that panics, the slot is released as the stack unwinds, rather than
-    /// lost with the breaker half-open for good.
-    #[cold]
-    #[inline(never)]
-    fn call_probe<Req>(&mut self, request: Req, ticket: Ticket) -> ResponseFuture<S::Future, C, P>
-    where
-        S: Service<Req>,
-    {
-        let started = if self.gate.config.slow_call.is_some() {
-            self.gate.stamp(seawall_classify::clock::now())
-        } else {
-            0
-        };
-        // Out of the service first: a panic below drops it on the way out, releasing it.
-        let slot = self.probe.take();
-        let future = self.inner.call(request);
-        // Handed to the future, which finishes or releases it from now on.
-        if let Some(slot) = slot {
-            slot.hand_over();
-        }
-        ResponseFuture::called(
-            future,
-            self.classifier.clone(),
-            self.gate.clone(),
-            ticket,
-            started,
-        )
     }
 }
