@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use seawall_classify::{Class, Error};
 
-/// The limit was reached and the call was refused without reaching the service.
+/// The limit was reached and the call was refused without reaching the service, or (for
+/// [`Reason::LateFromQueue`]) reached it too late to be answered.
 ///
 /// Classified as [`Class::rejected`] (a local refusal: never retried by the retry layer, not
 /// a fault of the dependency, so breakers and adaptive limits do not count it), with the
@@ -33,6 +34,16 @@ pub enum Reason {
     /// The request's deadline came, after this long in the queue, before a permit did (zero:
     /// it had passed when the call arrived).
     Deadline(Duration),
+    /// The call got its permit after `waited` in the queue, and the request's deadline ended
+    /// it `ran` later, a shorter time than it had waited: its time went to the queue (an
+    /// overload), so the limit answers for it rather than the dependency's timeout, which a
+    /// breaker outside would count against a dependency that was only busy.
+    LateFromQueue {
+        /// Time in the queue.
+        waited: Duration,
+        /// Time at the dependency before the deadline.
+        ran: Duration,
+    },
 }
 
 impl LimitReached {
@@ -62,6 +73,10 @@ impl fmt::Display for LimitReached {
             Reason::Deadline(waited) => write!(
                 f,
                 "concurrency limit reached: the request's deadline came before a permit (queued {waited:?})"
+            ),
+            Reason::LateFromQueue { waited, ran } => write!(
+                f,
+                "concurrency limit reached: the request's deadline ended the call {ran:?} after its permit, which it had queued {waited:?} for"
             ),
         }
     }

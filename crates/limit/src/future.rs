@@ -34,6 +34,9 @@ pin_project! {
         // A queued call, or a refusal not yet returned: boxed, so that the future of a call
         // admitted at once stays small and its drop short.
         slow: Option<Pin<Box<Slow<S, Req>>>>,
+        // A call admitted from the queue, with a deadline: how long it waited, when it was
+        // admitted, and the deadline (see `spent_in_queue`).
+        queued: Option<Queued>,
         // Asked about the outcome only in adaptive mode.
         classifier: C,
     }
@@ -72,6 +75,45 @@ pin_project! {
     }
 }
 
+/// A queued call once admitted: the inner call, its permit, and what its wait was.
+type Admitted<F> = (F, Permit, Option<Queued>);
+
+/// A call admitted from the queue before its deadline.
+#[derive(Debug, Clone, Copy)]
+struct Queued {
+    waited: std::time::Duration,
+    admitted: Instant,
+    deadline: Instant,
+    max_wait: std::time::Duration,
+}
+
+impl Queued {
+    /// The call's error, or the limit's refusal in its place when the request's deadline
+    /// ended the call after it had spent more of its time in the queue than at the
+    /// dependency: then the deadline was this limit's doing (an overload queueing calls), not
+    /// the dependency's, and a breaker outside must not count it as the dependency's timeout.
+    /// A hung dependency still shows: the calls admitted at once run out their whole time.
+    #[cold]
+    #[inline(never)]
+    fn spent_in_queue(self, error: Error) -> Error {
+        let now = Instant::now();
+        let ran = now.saturating_duration_since(self.admitted);
+        if error.kind() == Some(seawall_classify::FailureKind::Timeout)
+            && now >= self.deadline
+            && self.waited >= ran
+        {
+            return LimitReached::error(
+                Reason::LateFromQueue {
+                    waited: self.waited,
+                    ran,
+                },
+                self.max_wait,
+            );
+        }
+        error
+    }
+}
+
 impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
     #[inline]
     pub(crate) fn running(inner: S::Future, permit: Permit, classifier: C) -> Self {
@@ -79,6 +121,7 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
             inner: Some(inner),
             permit: Some(permit),
             slow: None,
+            queued: None,
             classifier,
         }
     }
@@ -93,6 +136,7 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
             inner: None,
             permit: None,
             slow: Some(Box::pin(Slow::Failed { error: Some(error) })),
+            queued: None,
             classifier,
         }
     }
@@ -144,6 +188,7 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
                     deadline,
                 },
             })),
+            queued: None,
             classifier,
         }
     }
@@ -170,7 +215,7 @@ where
     fn poll_admit(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<(S::Future, Permit), Error>> {
+    ) -> Poll<Result<Admitted<S::Future>, Error>> {
         let this = self.project();
         if this.permit.is_none() {
             // The permit first: one granted in the same instant the wait ends is kept.
@@ -231,7 +276,14 @@ where
         let request = this.request.take().expect("request present until called");
         let permit = this.permit.take().expect("permit taken above");
         let permit = Permit::admitted(crate::permit::Reserved::Owned(permit), this.shared);
-        Poll::Ready(Ok((this.service.call(request), permit)))
+        let now = Instant::now();
+        let queued = this.deadline.map(|deadline| Queued {
+            waited: now.saturating_duration_since(*this.queued_at),
+            admitted: now,
+            deadline,
+            max_wait: this.shared.max_wait,
+        });
+        Poll::Ready(Ok((this.service.call(request), permit, queued)))
     }
 }
 
@@ -244,7 +296,7 @@ where
     fn poll_slow(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Result<(S::Future, Permit), Error>> {
+    ) -> Poll<Result<Admitted<S::Future>, Error>> {
         match self.project() {
             SlowProj::Waiting { waiting } => waiting.poll_admit(cx),
             SlowProj::Failed { error } => Poll::Ready(Err(error
@@ -285,9 +337,10 @@ where
         if let Some(slow) = this.slow.as_mut() {
             let admitted = ready!(slow.as_mut().poll_slow(cx));
             *this.slow = None;
-            let (inner, permit) = admitted?;
+            let (inner, permit, queued) = admitted?;
             this.inner.set(Some(inner));
             *this.permit = Some(permit);
+            *this.queued = queued;
         }
         let inner = this
             .inner
@@ -298,7 +351,7 @@ where
         this.inner.set(None);
         // Release the permit now, not when the caller drops this future. Only an adaptive
         // limit asks the classifier what the outcome means.
-        Poll::Ready(match this.permit.take() {
+        let result = match this.permit.take() {
             Some(permit) if permit.is_adaptive() => {
                 let (class, result) = classify_outcome(&*this.classifier, result);
                 permit.finish(Some(class));
@@ -308,6 +361,10 @@ where
                 drop(permit);
                 result.map_err(Error::from_inner)
             }
+        };
+        Poll::Ready(match (result, this.queued.take()) {
+            (Err(error), Some(queued)) => Err(queued.spent_in_queue(error)),
+            (result, _) => result,
         })
     }
 }

@@ -182,9 +182,10 @@ impl Shared {
         let (in_flight, queued) = (self.in_flight(), self.queued());
         let waited = match reason {
             Reason::QueueFull => None,
-            Reason::WaitedTooLong(wait) | Reason::TooLate(wait) | Reason::Deadline(wait) => {
-                Some(wait.as_millis() as u64)
-            }
+            Reason::WaitedTooLong(wait)
+            | Reason::TooLate(wait)
+            | Reason::Deadline(wait)
+            | Reason::LateFromQueue { waited: wait, .. } => Some(wait.as_millis() as u64),
         };
         tracing::debug!(
             target: "seawall::limit",

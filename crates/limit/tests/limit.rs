@@ -499,3 +499,77 @@ impl CallReadyNow for ConcurrencyLimit<Mock> {
         self.call(WithDeadline::new(i))
     }
 }
+
+/// A client whose call takes the request's value in milliseconds, or fails with a timeout
+/// at the request's deadline if that comes first (as an attempt timeout inside the limit
+/// ends a call at the deadline).
+fn timed_out_at_the_deadline()
+-> impl Service<Req, Response = u32, Error = Error, Future: Send> + Clone {
+    tower::service_fn(move |request: Req| async move {
+        use seawall_classify::HasDeadline;
+        let done = Instant::now() + ms(u64::from(*request.get_ref()));
+        match request.deadline() {
+            Some(deadline) if deadline < done => {
+                tokio::time::sleep_until(deadline).await;
+                Err(Error::new(
+                    seawall_classify::Class::failure(
+                        FailureKind::Timeout,
+                        seawall_classify::RetryHint::Retry,
+                    ),
+                    "deadline",
+                ))
+            }
+            _ => {
+                tokio::time::sleep_until(done).await;
+                Ok(request.into_inner())
+            }
+        }
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_whose_deadline_went_to_the_queue_is_the_limits_refusal_not_a_timeout() {
+    let layer = ConcurrencyLimitLayer::builder(1)
+        .queue(4)
+        .max_wait(ms(10_000))
+        .build()
+        .unwrap();
+    let service = layer.layer(timed_out_at_the_deadline());
+    // One permit, three calls with 2 s each: two of 600 ms, then one of 5 s, which gets its
+    // permit after 1.2 s in the queue (the queue's pace, 600 ms a place, says it fits in the
+    // 0.8 s left) and is ended by its deadline 0.8 s later.
+    let calls: Vec<_> = [600, 600, 5_000]
+        .into_iter()
+        .map(|work| {
+            let call = service
+                .clone()
+                .oneshot(WithDeadline::new(work).deadline_in(ms(2_000)));
+            tokio::spawn(call)
+        })
+        .collect();
+    let mut results = Vec::new();
+    for call in calls {
+        results.push(call.await.unwrap());
+    }
+    assert_eq!(results[0].as_ref().unwrap(), &600);
+    assert_eq!(results[1].as_ref().unwrap(), &600);
+    let err = results[2].as_ref().unwrap_err();
+    assert_eq!(
+        overloaded_reason(err),
+        Some(Reason::LateFromQueue {
+            waited: ms(1_200),
+            ran: ms(800)
+        }),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), Some(FailureKind::Rejected));
+    assert!(!Policy::STANDARD.is_fault(err.class()));
+
+    // A call that had its whole time at the dependency keeps its timeout: a hung
+    // dependency still shows.
+    let err = service
+        .oneshot(WithDeadline::new(5_000).deadline_in(ms(2_000)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), Some(FailureKind::Timeout), "{err:?}");
+}

@@ -22,9 +22,7 @@ macro_rules! hung_until_open {
     ($layer:expr, $request:expr, $response:ty) => {{
         let layer = $layer;
         let breaker = layer.breaker().expect("the preset has a breaker");
-        let mut service = layer.layer(service_fn(|_| {
-            std::future::pending::<Result<$response, std::io::Error>>()
-        }));
+        let mut service = layer.layer(never_answers::<_, $response>(&$request));
         let mut hung = 0;
         loop {
             let mut request = $request;
@@ -65,6 +63,17 @@ macro_rules! hung_until_open {
             );
         }
     }};
+}
+
+/// A client that never answers requests of `_like`'s type. Named, with its request type
+/// fixed, so that the compiler does not infer it through every layer of the pipeline (which
+/// took minutes).
+fn never_answers<Req, Resp: Send + 'static>(
+    _like: &Req,
+) -> impl Service<Req, Response = Resp, Error = std::io::Error, Future: Send + 'static>
++ Clone
++ use<Req, Resp> {
+    service_fn(|_: Req| std::future::pending::<Result<Resp, std::io::Error>>())
 }
 
 #[tokio::test(start_paused = true)]
@@ -137,10 +146,8 @@ async fn a_hung_probe_reopens_the_breaker_instead_of_wedging_it() {
         .build()
         .unwrap();
     let breaker = layer.breaker().unwrap();
-    let mut service = layer.layer(service_fn(|_| {
-        std::future::pending::<Result<(), std::io::Error>>()
-    }));
     let request = || WithDeadline::new(()).deadline_in(CALLER_DEADLINE);
+    let mut service = layer.layer(never_answers::<_, ()>(&request()));
     let _ = service.ready().await.unwrap().call(request()).await;
     assert_eq!(breaker.state(), State::Open);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -172,9 +179,7 @@ async fn the_adaptive_limit_learns_from_calls_cut_by_the_deadline() {
         };
         let layer = pipeline.build().unwrap();
         let limit = layer.limit().unwrap();
-        let mut service = layer.layer(service_fn(|_| {
-            std::future::pending::<Result<(), std::io::Error>>()
-        }));
+        let mut service = layer.layer(never_answers::<_, ()>(&WithDeadline::new(())));
         for _ in 0..3 {
             let request = WithDeadline::new(()).deadline_in(CALLER_DEADLINE);
             let err = service
@@ -193,4 +198,34 @@ async fn the_adaptive_limit_learns_from_calls_cut_by_the_deadline() {
             limit.limit()
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_late_from_the_queue_of_a_busy_dependency_do_not_open_the_breaker() {
+    // A dependency that answers every call in 1.5 s, two at a time, with six callers whose
+    // deadline is 2 s: a call that queues gets its permit with at most half a second left and
+    // its deadline ends it. That is the queue's doing, not a hung dependency's.
+    let layer = StandardPipeline::postgres(2).build().unwrap();
+    let breaker = layer.breaker().unwrap();
+    let service = layer.layer(service_fn(|query: WithDeadline<u32>| async move {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        Ok::<_, std::io::Error>(query.into_inner())
+    }));
+    let mut served = 0;
+    for round in 0..5 {
+        let calls: Vec<_> = (0..6)
+            .map(|n| {
+                let request = WithDeadline::new(round * 10 + n).deadline_in(CALLER_DEADLINE);
+                tokio::spawn(service.clone().oneshot(request))
+            })
+            .collect();
+        for call in calls {
+            match call.await.unwrap() {
+                Ok(_) => served += 1,
+                Err(err) => assert_eq!(err.kind(), Some(FailureKind::Rejected), "{err:?}"),
+            }
+        }
+        assert_eq!(breaker.state(), State::Closed, "round {round}");
+    }
+    assert_eq!(served, 10, "two a round, as the dependency can");
 }
