@@ -178,6 +178,8 @@ struct Shared {
     sweep_after: AtomicU64,
     admitted: AtomicU64,
     rejected: AtomicU64,
+    /// Lease fetches sent to Redis.
+    fetches: AtomicU64,
 }
 
 impl KeyState {
@@ -308,6 +310,7 @@ impl Shared {
     /// its `refused_until`). `false` when Redis did not answer.
     async fn fetch(self: Arc<Self>, state: Arc<KeyState>) -> bool {
         let fleet = self.fleet.as_ref().expect("a fleet-wide limit");
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         let waiting = u32::try_from(state.waiting.load(Ordering::Relaxed)).unwrap_or(u32::MAX);
         let op = Op::Lease {
             key: state.redis_key.clone().expect("a fleet key"),
@@ -464,6 +467,7 @@ impl<F> RateLimitBuilder<F> {
                 sweep_after: AtomicU64::new(0),
                 admitted: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
+                fetches: AtomicU64::new(0),
             }),
             key: Arc::new(self.key),
         })
@@ -521,6 +525,13 @@ impl<F> RateLimitLayer<F> {
     #[must_use]
     pub fn rejected(&self) -> u64 {
         self.shared.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Lease fetches sent to Redis so far (fleet-wide limits): one per lease, or one for all
+    /// the callers that waited for it.
+    #[must_use]
+    pub fn redis_fetches(&self) -> u64 {
+        self.shared.fetches.load(Ordering::Relaxed)
     }
 
     /// Keys remembered now: at most [`max_keys`](RateLimitBuilder::max_keys).

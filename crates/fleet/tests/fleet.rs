@@ -574,3 +574,97 @@ async fn releases_do_not_renew_every_held_permit() {
         call.await.unwrap().unwrap();
     }
 }
+
+/// A TCP forwarder to the local Redis that holds each new connection for `hold` before it
+/// forwards anything: a Redis whose connection takes longer to make than an operation may
+/// take (TLS, another zone). Loopback only; it ends with the test.
+async fn slow_to_connect(hold: Duration) -> std::net::SocketAddr {
+    let upstream = seawall_tests_redis_addr();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn seawall_tests_redis_addr() -> std::net::SocketAddr {
+    let url = redis_url();
+    let host_port = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or("127.0.0.1:6379")
+        .to_owned();
+    std::net::ToSocketAddrs::to_socket_addrs(&host_port)
+        .unwrap()
+        .next()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_slower_than_the_operation_timeout_is_still_made() {
+    let addr = slow_to_connect(Duration::from_millis(300)).await;
+    let fleet = Fleet::builder(format!("redis://{addr}/"))
+        .prefix("seawall-test")
+        .op_timeout(Duration::from_millis(50))
+        .instance(unique("slow-connect"))
+        .build()
+        .unwrap();
+    let layer = RateLimitLayer::builder(1_000.0)
+        .fleet(&fleet, unique("slow-connect"))
+        .build()
+        .unwrap();
+    // The first decisions come before the connection is made: local, none refused.
+    layer.layer(echo()).oneshot(0).await.unwrap();
+    assert!(fleet.local_decisions() >= 1);
+    // The connect goes on in the background, beyond the 50 ms each operation may take, and
+    // the decisions are shared once it is made (a connect made inside the operation's
+    // timeout was cancelled every time, and the fleet stayed local for good).
+    let mut shared = false;
+    for id in 1..200 {
+        let _ = layer.layer(echo()).oneshot(id).await;
+        if fleet.shared_decisions() > 0 {
+            shared = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(shared, "the fleet never shared a decision");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_waiting_on_one_key_share_one_lease_fetch() {
+    let fleet = fleet("fetches");
+    assert!(fleet.connect().await, "Redis answers");
+    // Leases of one token: one fetch per call if each caller fetched for itself.
+    let layer = RateLimitLayer::builder(100_000.0)
+        .burst(1_000)
+        .lease(1)
+        .fleet(&fleet, unique("fetches"))
+        .build()
+        .unwrap();
+    let gate = Arc::new(tokio::sync::Barrier::new(64));
+    let calls: Vec<_> = (0..64)
+        .map(|id| {
+            let (gate, service) = (gate.clone(), layer.layer(echo()));
+            tokio::spawn(async move {
+                gate.wait().await;
+                service.oneshot(id).await
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let fetches = layer.redis_fetches();
+    eprintln!("{fetches} lease fetches for 64 callers");
+    assert!(fetches < 32, "{fetches} fetches for 64 callers");
+}
