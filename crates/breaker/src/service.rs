@@ -106,8 +106,7 @@ impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
         if self.gate.is_current(ticket) {
             return Some(ticket);
         }
-        self.ticket = None;
-        self.probe = None;
+        self.release_probe();
         None
     }
 
@@ -121,8 +120,9 @@ impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
         }
     }
 
-    /// The inner service is not ready: a reserved probe slot goes back, so that a caller
-    /// whose service is ready may probe meanwhile (it is reserved again at the next poll).
+    /// The ticket and any probe slot go back: the inner service is not ready (so a caller
+    /// whose service is ready may probe meanwhile; it is reserved again at the next poll), or
+    /// the kept ticket is stale.
     #[cold]
     #[inline(never)]
     fn release_probe(&mut self) {

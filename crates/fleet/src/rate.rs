@@ -274,28 +274,20 @@ impl Shared {
         state.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&state.waiting);
         let _one_at_a_time = state.fetching.lock().await;
-        match state.take_leased(self.now()) {
-            Local::Leased => {
-                self.admitted.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
-            }
-            Local::Refused(retry_after) => return Err(self.refuse(retry_after, true)),
-            Local::Ask => {}
+        if let Some(answer) = self.answer_from_lease(state.take_leased(self.now())) {
+            return answer;
         }
         let fetch = tokio::spawn(self.clone().fetch(state.clone()));
         let fetched = fetch.await.unwrap_or(false);
         let now = self.now();
         if fetched {
-            return match state.take_leased(now) {
-                Local::Leased => {
-                    self.admitted.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
-                }
-                Local::Refused(retry_after) => Err(self.refuse(retry_after, true)),
-                // Leased and taken meanwhile by callers on the fast path: the fleet's answer
-                // for this moment is spent.
-                Local::Ask => Err(self.refuse(Duration::from_nanos(self.gcra.interval), true)),
-            };
+            // Leased and taken meanwhile by callers on the fast path: the fleet's answer for
+            // this moment is spent.
+            return self
+                .answer_from_lease(state.take_leased(now))
+                .unwrap_or_else(|| {
+                    Err(self.refuse(Duration::from_nanos(self.gcra.interval), true))
+                });
         }
         match self.local_share.take(&state.tat, now) {
             Ok(()) => {
@@ -303,6 +295,19 @@ impl Shared {
                 Ok(())
             }
             Err(retry_after) => Err(self.refuse(retry_after, false)),
+        }
+    }
+
+    /// What the key's lease says of a call, when it says something: admitted on a leased
+    /// token, or refused while the fleet's last refusal holds; `None`: ask the fleet.
+    fn answer_from_lease(&self, local: Local) -> Option<Result<(), Error>> {
+        match local {
+            Local::Leased => {
+                self.admitted.fetch_add(1, Ordering::Relaxed);
+                Some(Ok(()))
+            }
+            Local::Refused(retry_after) => Some(Err(self.refuse(retry_after, true))),
+            Local::Ask => None,
         }
     }
 
@@ -605,15 +610,10 @@ where
                 Err(retry_after) => ResponseFuture::refused(shared.refuse(retry_after, false)),
             };
         }
-        match state.take_leased(now) {
-            Local::Leased => {
-                shared.admitted.fetch_add(1, Ordering::Relaxed);
-                return ResponseFuture::called(self.inner.call(request), ());
-            }
-            Local::Refused(retry_after) => {
-                return ResponseFuture::refused(shared.refuse(retry_after, true));
-            }
-            Local::Ask => {}
+        match shared.answer_from_lease(state.take_leased(now)) {
+            Some(Ok(())) => return ResponseFuture::called(self.inner.call(request), ()),
+            Some(Err(refused)) => return ResponseFuture::refused(refused),
+            None => {}
         }
         // The readied service goes with the call; a clone takes its place.
         let clone = self.inner.clone();
