@@ -62,6 +62,58 @@ pub trait HasDeadline {
             }
         }
     }
+
+    /// How much the request matters when there is not room for every request: under a
+    /// standing queue, a concurrency limit serves [`Priority::Critical`] first and sheds
+    /// [`Priority::Sheddable`] first. [`Priority::Default`] unless the request says otherwise.
+    fn priority(&self) -> Priority {
+        Priority::Default
+    }
+}
+
+/// How much a request matters under overload, carried by the request like its deadline
+/// ([`HasDeadline::priority`]; [`WithDeadline::with_priority`], or the `Priority` extension of
+/// an `http::Request`).
+///
+/// A concurrency limit with a standing queue hands its permits to the highest priority first,
+/// sheds sheddable calls first, and lets a higher-priority call take a full queue's place from
+/// a lower one, so a flood of prefetch or batch work cannot starve the calls a user waits for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// A call a user is waiting for, whose failure is visible: served first.
+    Critical,
+    /// Everything not marked otherwise.
+    #[default]
+    Default,
+    /// Work that can be dropped without harm (prefetch, speculative or batch work): shed first.
+    Sheddable,
+}
+
+impl Priority {
+    /// Every priority, highest first.
+    pub const ALL: [Priority; 3] = [Priority::Critical, Priority::Default, Priority::Sheddable];
+
+    /// Its place in [`Priority::ALL`]: 0 for the highest.
+    #[must_use]
+    pub const fn rank(self) -> usize {
+        self as usize
+    }
+
+    /// Its name in telemetry: `critical`, `default` or `sheddable`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Priority::Critical => "critical",
+            Priority::Default => "default",
+            Priority::Sheddable => "sheddable",
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl<R: HasDeadline + ?Sized> HasDeadline for Box<R> {
@@ -70,6 +122,9 @@ impl<R: HasDeadline + ?Sized> HasDeadline for Box<R> {
     }
     fn set_deadline(&mut self, deadline: Instant) {
         (**self).set_deadline(deadline);
+    }
+    fn priority(&self) -> Priority {
+        (**self).priority()
     }
 }
 
@@ -89,6 +144,7 @@ impl<R: HasDeadline + ?Sized> HasDeadline for Box<R> {
 pub struct WithDeadline<R> {
     request: R,
     deadline: Option<Instant>,
+    priority: Priority,
 }
 
 impl<R> WithDeadline<R> {
@@ -97,7 +153,15 @@ impl<R> WithDeadline<R> {
         WithDeadline {
             request,
             deadline: None,
+            priority: Priority::Default,
         }
+    }
+
+    /// Sets the request's [`Priority`] under overload (default [`Priority::Default`]).
+    #[must_use]
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
     }
 
     /// Sets the deadline to `deadline`.
@@ -147,6 +211,9 @@ impl<R> HasDeadline for WithDeadline<R> {
     fn set_deadline(&mut self, deadline: Instant) {
         self.deadline = Some(deadline);
     }
+    fn priority(&self) -> Priority {
+        self.priority
+    }
 }
 
 /// The extension under which an `http::Request` keeps its deadline (feature `http`).
@@ -161,6 +228,12 @@ impl<B> HasDeadline for http::Request<B> {
     }
     fn set_deadline(&mut self, deadline: Instant) {
         self.extensions_mut().insert(RequestDeadline(deadline));
+    }
+    fn priority(&self) -> Priority {
+        self.extensions()
+            .get::<Priority>()
+            .copied()
+            .unwrap_or_default()
     }
 }
 

@@ -34,6 +34,13 @@ pub enum Reason {
     /// The request's deadline came, after this long in the queue, before a permit did (zero:
     /// it had passed when the call arrived).
     Deadline(Duration),
+    /// The queue had stood (not been empty) for the controlled-delay interval, and the call
+    /// had waited this long, the most a standing queue lets a call wait
+    /// ([`Discipline::ControlledDelay`](crate::Discipline::ControlledDelay)): shed, so that
+    /// it fails now rather than at its deadline.
+    Shed(Duration),
+    /// A call of this higher priority took the call's place in a full queue.
+    Displaced(seawall_classify::Priority),
     /// The call got its permit after `waited` in the queue, and the request's deadline ended
     /// it `ran` later, a shorter time than it had waited: its time went to the queue (an
     /// overload), so the limit answers for it rather than the dependency's timeout, which a
@@ -73,6 +80,14 @@ impl fmt::Display for LimitReached {
             Reason::Deadline(waited) => write!(
                 f,
                 "concurrency limit reached: the request's deadline came before a permit (queued {waited:?})"
+            ),
+            Reason::Shed(waited) => write!(
+                f,
+                "concurrency limit reached: shed after {waited:?} in a standing queue"
+            ),
+            Reason::Displaced(by) => write!(
+                f,
+                "concurrency limit reached: a {by} call took this call's place in the full queue"
             ),
             Reason::LateFromQueue { waited, ran } => write!(
                 f,

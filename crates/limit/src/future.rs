@@ -9,16 +9,12 @@ use std::task::{Context, Poll, ready};
 use pin_project_lite::pin_project;
 use seawall_classify::schema;
 use seawall_classify::{BoxError, Classifier, Error, classify_outcome};
-use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 
 use crate::error::{LimitReached, Reason};
-use crate::permit::Permit;
-use crate::state::{QueueSlot, Shared};
-
-type Acquire =
-    Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send + 'static>>;
+use crate::permit::{Permit, SparePermit};
+use crate::queue::{Answer, Place};
 
 pin_project! {
     /// Waits for a permit if the call was queued, then drives the inner call, holding the
@@ -61,17 +57,15 @@ pin_project! {
 pin_project! {
     // A queued call: waiting for a permit, then for a clone of the inner service to be ready.
     struct Waiting<S, Req> {
-        acquire: Acquire,
+        // Its place in line; `None` once it has its permit.
+        place: Option<Place>,
         #[pin]
         sleep: Sleep,
-        shared: Arc<Shared>,
-        slot: Option<QueueSlot>,
+        shared: Arc<crate::state::Shared>,
         service: S,
         request: Option<Req>,
-        permit: Option<OwnedSemaphorePermit>,
-        queued_at: Instant,
-        by_deadline: bool,
-        deadline: Option<Instant>,
+        permit: Option<SparePermit>,
+        wait: QueueWait,
     }
 }
 
@@ -142,50 +136,25 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
     }
 
     pub(crate) fn queued(
-        shared: Arc<Shared>,
-        slot: QueueSlot,
+        place: Place,
         service: S,
         request: Req,
         wait: QueueWait,
         classifier: C,
     ) -> Self {
-        let QueueWait {
-            queued_at,
-            until,
-            by_deadline,
-            deadline,
-        } = wait;
-        let mut acquire: Acquire = Box::pin(shared.semaphore.clone().acquire_owned());
-        // Join the semaphore's queue now, so that FIFO order is the order of `call`s, not of
-        // first polls. The real waker replaces this one at the first poll.
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        let (slot, permit) = match acquire.as_mut().poll(&mut cx) {
-            Poll::Ready(Ok(permit)) => {
-                shared.record_admitted();
-                (None, Some(permit))
-            }
-            _ => {
-                // Queued: a permit given back spare since `poll_ready` found none comes to
-                // the queue now (see `Shared::take_spare`).
-                shared.hand_spare_to_queue();
-                (Some(slot), None)
-            }
-        };
+        let shared = place.shared.clone();
         ResponseFuture {
             inner: None,
             permit: None,
             slow: Some(Box::pin(Slow::Waiting {
                 waiting: Waiting {
-                    acquire,
-                    sleep: sleep_until(until),
+                    place: Some(place),
+                    sleep: sleep_until(wait.shed_at.unwrap_or(wait.until)),
                     shared,
-                    slot,
                     service,
                     request: Some(request),
-                    permit,
-                    queued_at,
-                    by_deadline,
-                    deadline,
+                    permit: None,
+                    wait,
                 },
             })),
             queued: None,
@@ -201,8 +170,30 @@ pub(crate) struct QueueWait {
     pub(crate) queued_at: Instant,
     pub(crate) until: Instant,
     pub(crate) by_deadline: bool,
+    /// When a standing queue sheds the call, if before `until` (controlled delay).
+    pub(crate) shed_at: Option<Instant>,
     /// The request's deadline.
     pub(crate) deadline: Option<Instant>,
+}
+
+impl QueueWait {
+    /// Why a call whose wait ended without a permit is refused: shed by a standing queue,
+    /// its deadline, or `max_wait`.
+    fn refusal(&self, shared: &crate::state::Shared) -> Error {
+        let waited = self.queued_at.elapsed();
+        if self.shed_at.is_some() {
+            let retry_after = match shared.discipline {
+                crate::Discipline::ControlledDelay { interval, .. } => interval,
+                crate::Discipline::Fifo => shared.max_wait,
+            };
+            return shared.refuse(Reason::Shed(waited), retry_after);
+        }
+        let max_wait = shared.max_wait;
+        if self.by_deadline {
+            return shared.refuse(Reason::Deadline(waited), max_wait);
+        }
+        shared.refuse(Reason::WaitedTooLong(max_wait), max_wait)
+    }
 }
 
 impl<S: Service<Req>, Req> Waiting<S, Req>
@@ -216,69 +207,55 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Admitted<S::Future>, Error>> {
-        let this = self.project();
-        if this.permit.is_none() {
-            // The permit first: one granted in the same instant the wait ends is kept.
-            match this.acquire.as_mut().poll(cx) {
-                Poll::Ready(Ok(permit)) => {
-                    let place = this.slot.take().map_or(1, |slot| slot.place);
-                    let waited = this.queued_at.elapsed();
-                    this.shared.learn_drain(place, waited);
-                    tracing::debug!(
-                        target: "seawall::limit",
-                        { { schema::FIELD_LIMIT_QUEUE_WAIT } = waited.as_secs_f64() },
-                        "admitted from the queue"
-                    );
-                    tracing::Span::current()
-                        .record(schema::LIMIT_QUEUE_WAIT_MS, waited.as_millis() as i64);
-                    // Too little time left for a call at the recent pace: the permit goes to the
-                    // next in line rather than to a call whose answer would come after its
-                    // caller gave up (letting half a call's time through wasted about half the
-                    // database's calls in seawall-eval's pool-exhaustion scenario).
-                    let now = Instant::now();
-                    if let (Some(deadline), Some(service)) =
-                        (*this.deadline, this.shared.expected_service(now))
-                        && now + service > deadline
-                    {
-                        drop(permit);
-                        return Poll::Ready(Err(this
-                            .shared
-                            .refuse(Reason::TooLate(service), service)));
-                    }
-                    this.shared.record_admitted_after(waited);
-                    *this.permit = Some(permit);
-                }
-                // The semaphore is never closed; refuse rather than panic if it were.
-                Poll::Ready(Err(_)) => {
-                    return Poll::Ready(Err(LimitReached::error(
-                        Reason::QueueFull,
-                        this.shared.max_wait,
-                    )));
-                }
+        let mut this = self.project();
+        while this.permit.is_none() {
+            let place = this.place.as_ref().expect("in line until admitted");
+            let answer = match this.shared.poll_answer(&place.waiter, cx) {
+                Poll::Ready(answer) => answer,
                 Poll::Pending => {
-                    ready!(this.sleep.poll(cx));
-                    drop(this.slot.take());
-                    if *this.by_deadline {
-                        let waited = this.queued_at.elapsed();
-                        let max_wait = this.shared.max_wait;
-                        return Poll::Ready(Err(this
-                            .shared
-                            .refuse(Reason::Deadline(waited), max_wait)));
+                    ready!(this.sleep.as_mut().poll(cx));
+                    // A permit handed over in the same instant the wait ends is kept.
+                    match this.shared.give_up(&place.waiter) {
+                        Some(answer) => answer,
+                        None => {
+                            *this.place = None;
+                            return Poll::Ready(Err(this.wait.refusal(this.shared)));
+                        }
                     }
-                    let max_wait = this.shared.max_wait;
-                    return Poll::Ready(Err(this
-                        .shared
-                        .refuse(Reason::WaitedTooLong(max_wait), max_wait)));
                 }
+            };
+            let place = this.place.take().expect("in line until admitted");
+            let lifo = match answer {
+                Answer::Permit { lifo } => lifo,
+                Answer::Refused(reason, retry_after) => {
+                    return Poll::Ready(Err(this.shared.refuse(reason, retry_after)));
+                }
+            };
+            let permit = SparePermit::handed(this.shared);
+            let joined_at = place.waiter.place;
+            drop(place);
+            let waited = this.wait.queued_at.elapsed();
+            // Served first in first out, its wait tells how fast the queue drains (a call
+            // served newest first waited for one permit, whatever its place).
+            if !lifo {
+                this.shared.learn_drain(joined_at, waited);
             }
+            tracing::debug!(
+                target: "seawall::limit",
+                { { schema::FIELD_LIMIT_QUEUE_WAIT } = waited.as_secs_f64() },
+                "admitted from the queue"
+            );
+            tracing::Span::current().record(schema::LIMIT_QUEUE_WAIT_MS, waited.as_millis() as i64);
+            this.shared.record_admitted_after(waited);
+            *this.permit = Some(permit);
         }
         ready!(this.service.poll_ready(cx)).map_err(Error::from_inner)?;
         let request = this.request.take().expect("request present until called");
         let permit = this.permit.take().expect("permit taken above");
-        let permit = Permit::admitted(crate::permit::Reserved::Owned(permit), this.shared);
+        let permit = Permit::admitted(permit, this.shared);
         let now = Instant::now();
-        let queued = this.deadline.map(|deadline| Queued {
-            waited: now.saturating_duration_since(*this.queued_at),
+        let queued = this.wait.deadline.map(|deadline| Queued {
+            waited: now.saturating_duration_since(this.wait.queued_at),
             admitted: now,
             deadline,
             max_wait: this.shared.max_wait,
@@ -310,7 +287,7 @@ impl<S: Service<Req>, Req, C> fmt::Debug for ResponseFuture<S, Req, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match (&self.slow, &self.inner) {
             (Some(slow), _) => match &**slow {
-                Slow::Waiting { waiting } if waiting.permit.is_some() => "admitted",
+                Slow::Waiting { waiting } if waiting.place.is_none() => "admitted",
                 Slow::Waiting { .. } => "queued",
                 Slow::Failed { .. } => "failed",
             },

@@ -3,17 +3,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use seawall_classify::{ConfigError, DefaultClassifier, Policy};
-use tokio::sync::Semaphore;
 use tower_layer::Layer;
 
 use crate::ConcurrencyLimit;
 use crate::adaptive::LimitAlgorithm;
+use crate::queue::Discipline;
 use crate::state::{LimitHandle, Shared};
 
 const LAYER: &str = "concurrency limit";
 
 /// The longest `max_wait` accepted.
 pub const MAX_WAIT_LIMIT: Duration = Duration::from_secs(60 * 60);
+
+/// The highest limit accepted.
+pub const MAX_LIMIT: usize = usize::MAX >> 3;
 
 /// The longest queue accepted.
 pub const MAX_QUEUE: usize = 1 << 20;
@@ -64,6 +67,7 @@ impl ConcurrencyLimitLayer {
             max,
             queue: max,
             max_wait: Duration::from_secs(1),
+            discipline: Discipline::Fifo,
             algorithm: None,
             classifier: DefaultClassifier,
             policy: Policy::STANDARD,
@@ -106,6 +110,7 @@ pub struct ConcurrencyLimitBuilder<C = DefaultClassifier> {
     max: usize,
     queue: usize,
     max_wait: Duration,
+    discipline: Discipline,
     algorithm: Option<Arc<dyn LimitAlgorithm>>,
     classifier: C,
     policy: Policy,
@@ -117,6 +122,7 @@ impl<C: fmt::Debug> fmt::Debug for ConcurrencyLimitBuilder<C> {
             .field("max", &self.max)
             .field("queue", &self.queue)
             .field("max_wait", &self.max_wait)
+            .field("discipline", &self.discipline)
             .field("algorithm", &self.algorithm)
             .field("policy", &self.policy)
             .field("classifier", &self.classifier)
@@ -132,6 +138,7 @@ impl<C> ConcurrencyLimitBuilder<C> {
             max: self.max,
             queue: self.queue,
             max_wait: self.max_wait,
+            discipline: self.discipline,
             algorithm: self.algorithm,
             classifier,
             policy: self.policy,
@@ -160,6 +167,14 @@ impl<C> ConcurrencyLimitBuilder<C> {
         self
     }
 
+    /// How the queue orders its calls and when it sheds them (default [`Discipline::Fifo`]);
+    /// [`Discipline::CONTROLLED_DELAY`] serves as many calls under a standing overload and
+    /// answers the rest at once instead of at their deadline.
+    pub fn discipline(mut self, discipline: Discipline) -> Self {
+        self.discipline = discipline;
+        self
+    }
+
     /// Lets `algorithm` move the limit from what calls observe (see
     /// [`adaptive`](crate::adaptive)); the limit then starts at the algorithm's initial value
     /// and stays within its bounds, and `max` given to [`builder`](ConcurrencyLimitLayer::builder)
@@ -175,17 +190,14 @@ impl<C> ConcurrencyLimitBuilder<C> {
         if self.max == 0 {
             return Err(ConfigError::new(LAYER, "max", "must be at least 1"));
         }
-        if self.max > Semaphore::MAX_PERMITS {
+        if self.max > MAX_LIMIT {
             return Err(ConfigError::new(
                 LAYER,
                 "max",
-                format!(
-                    "is {}, above the maximum of {}",
-                    self.max,
-                    Semaphore::MAX_PERMITS
-                ),
+                format!("is {}, above the maximum of {MAX_LIMIT}", self.max),
             ));
         }
+        let discipline = self.discipline.check(LAYER)?;
         if self.queue > MAX_QUEUE {
             return Err(ConfigError::new(
                 LAYER,
@@ -215,6 +227,7 @@ impl<C> ConcurrencyLimitBuilder<C> {
                 self.max,
                 self.queue,
                 self.max_wait,
+                discipline,
                 self.algorithm,
                 self.policy,
             )),

@@ -64,15 +64,17 @@ pub mod error;
 pub mod future;
 mod layer;
 mod permit;
+mod queue;
 mod service;
 mod state;
 
-pub use crate::layer::{ConcurrencyLimitBuilder, ConcurrencyLimitLayer, MAX_QUEUE, MAX_WAIT_LIMIT};
+pub use crate::queue::Discipline;
+pub use crate::layer::{ConcurrencyLimitBuilder, ConcurrencyLimitLayer, MAX_LIMIT, MAX_QUEUE, MAX_WAIT_LIMIT};
 pub use crate::service::ConcurrencyLimit;
 pub use crate::state::LimitHandle;
 /// Re-exported: the error the limit returns, the policy an adaptive limit learns by, and the
 /// request wrapper that carries a deadline.
-pub use seawall_classify::{Error, Policy, WithDeadline};
+pub use seawall_classify::{Error, Policy, Priority, WithDeadline};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

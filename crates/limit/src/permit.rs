@@ -5,21 +5,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use seawall_classify::{Class, LimitSample};
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::adaptive::Sample;
 use crate::state::Shared;
 
-/// A permit reserved by `poll_ready`, before its call: taken spare (a fixed limit) or from
-/// the semaphore.
-pub(crate) enum Reserved {
-    Spare(SparePermit),
-    Owned(OwnedSemaphorePermit),
-}
-
-/// A fixed limit's permit, counted outside the semaphore: dropping it gives it back to the
-/// first queued call, or to the spare count (see [`Shared::take_spare`]).
+/// One permit, counted out of the limit's spare permits: dropping it gives it back to a
+/// queued call, or to the spare count (see [`Shared::take_spare`]), or retires it when the
+/// limit shrank while it was held.
 pub(crate) struct SparePermit {
     shared: Arc<Shared>,
 }
@@ -33,11 +26,8 @@ impl SparePermit {
         })
     }
 
-    /// A fixed limit's permit acquired from the semaphore, converted into a spare one: when it
-    /// comes back it goes to a queued call or to the spare count, so permits do not stay in
-    /// the semaphore once the queue is empty.
-    pub(crate) fn converted(permit: OwnedSemaphorePermit, shared: &Arc<Shared>) -> SparePermit {
-        permit.forget();
+    /// A permit the queue handed to a waiting call.
+    pub(crate) fn handed(shared: &Arc<Shared>) -> SparePermit {
         SparePermit {
             shared: shared.clone(),
         }
@@ -47,7 +37,7 @@ impl SparePermit {
 impl Drop for SparePermit {
     #[inline]
     fn drop(&mut self) {
-        self.shared.give_back_spare();
+        self.shared.give_back_permit();
     }
 }
 
@@ -60,8 +50,7 @@ pub(crate) enum Permit {
 }
 
 pub(crate) struct Adaptive {
-    permit: OwnedSemaphorePermit,
-    shared: Arc<Shared>,
+    permit: SparePermit,
     admitted: Instant,
     in_flight: usize,
     limit: usize,
@@ -81,26 +70,19 @@ impl fmt::Debug for Permit {
 impl Permit {
     /// Wraps a permit just granted to a call.
     #[inline]
-    pub(crate) fn admitted(permit: Reserved, shared: &Arc<Shared>) -> Permit {
-        let permit = match permit {
-            Reserved::Spare(spare) => return Permit::Fixed { _held: spare },
-            Reserved::Owned(permit) if shared.uses_spare() => {
-                return Permit::Fixed {
-                    _held: SparePermit::converted(permit, shared),
-                };
-            }
-            Reserved::Owned(permit) => permit,
-        };
+    pub(crate) fn admitted(permit: SparePermit, shared: &Arc<Shared>) -> Permit {
+        if shared.is_fixed() {
+            return Permit::Fixed { _held: permit };
+        }
         Self::adaptive(permit, shared)
     }
 
     #[inline(never)]
-    fn adaptive(permit: OwnedSemaphorePermit, shared: &Arc<Shared>) -> Permit {
+    fn adaptive(permit: SparePermit, shared: &Arc<Shared>) -> Permit {
         // The generation before the limit (see `Shared::generation`).
         let generation = shared.generation();
         Permit::Adaptive(Some(Adaptive {
             permit,
-            shared: shared.clone(),
             admitted: Instant::now(),
             in_flight: shared.in_flight(),
             limit: shared.limit(),
@@ -129,7 +111,8 @@ fn finish_adaptive(adaptive: &mut Option<Adaptive>, class: Option<Class>) {
     let Some(adaptive) = adaptive.take() else {
         return;
     };
-    let dropped = class.and_then(|class| match adaptive.shared.policy.limit_sample(class) {
+    let shared = &adaptive.permit.shared;
+    let dropped = class.and_then(|class| match shared.policy.limit_sample(class) {
         LimitSample::Success => Some(false),
         LimitSample::Drop => Some(true),
         // The caller's mistakes, local refusals, cancellations: no information about the
@@ -145,9 +128,10 @@ fn finish_adaptive(adaptive: &mut Option<Adaptive>, class: Option<Class>) {
             // Decided by `learn`, under its lock.
             current: false,
         };
-        adaptive.shared.learn(sample, adaptive.generation);
+        shared.learn(sample, adaptive.generation);
     }
-    adaptive.shared.give_back(adaptive.permit);
+    // Given back, or retired if the limit shrank.
+    drop(adaptive.permit);
 }
 
 impl Drop for Permit {

@@ -10,7 +10,7 @@ use tower_service::Service;
 
 use crate::error::Reason;
 use crate::future::ResponseFuture;
-use crate::permit::{Reserved, SparePermit};
+use crate::permit::SparePermit;
 use crate::state::{LimitHandle, Shared};
 
 /// At most `max` calls in flight across all clones; callers beyond that wait in a bounded
@@ -26,7 +26,7 @@ pub struct ConcurrencyLimit<S, C = DefaultClassifier> {
     inner: S,
     classifier: C,
     shared: Arc<Shared>,
-    permit: Option<Reserved>,
+    permit: Option<SparePermit>,
 }
 
 impl<S, C> ConcurrencyLimit<S, C> {
@@ -99,16 +99,12 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.permit.is_none() {
             // `get_or_insert`: the slot is empty, so there is nothing to drop.
-            if let Some(spare) = SparePermit::take(&self.shared) {
-                self.permit.get_or_insert(Reserved::Spare(spare));
-            } else {
-                match self.shared.semaphore.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        self.permit.get_or_insert(Reserved::Owned(permit));
-                    }
-                    // No permit: the call will queue (or be refused) in its future.
-                    Err(_) => return Poll::Ready(Ok(())),
+            match SparePermit::take(&self.shared) {
+                Some(spare) => {
+                    self.permit.get_or_insert(spare);
                 }
+                // No permit: the call will queue (or be refused) in its future.
+                None => return Poll::Ready(Ok(())),
             }
         }
         self.inner.poll_ready(cx).map_err(Error::from_inner)
@@ -145,37 +141,43 @@ impl<S, C: Clone> ConcurrencyLimit<S, C> {
                 .refuse(Reason::Deadline(Duration::ZERO), self.shared.max_wait);
             return ResponseFuture::refused(error, self.classifier.clone());
         }
-        let Some(slot) = self.shared.enter_queue() else {
-            let error = self.shared.refuse(Reason::QueueFull, self.shared.max_wait);
-            return ResponseFuture::refused(error, self.classifier.clone());
-        };
+        // At the pace the queue drained lately, the place a call would take in its line.
+        let place = self.shared.queued() + 1;
         // A call that would not get its permit before its deadline even if the queue drained
         // four times as fast as it has lately is refused at once rather than after waiting
         // for nothing. One that might make it waits: overloads end, and the queue then drains
         // at once (refusing on the current pace alone turned away calls that the end of a
         // slowdown would have served: measured in seawall-eval's real mode).
-        if let (Some(deadline), Some(expected)) =
-            (deadline, self.shared.expected_wait(slot.place, now))
+        if let (Some(deadline), Some(expected)) = (deadline, self.shared.expected_wait(place, now))
             && now + expected / 4 > deadline
         {
-            drop(slot);
             let error = self.shared.refuse(Reason::TooLate(expected), expected);
             return ResponseFuture::refused(error, self.classifier.clone());
         }
+        let (waiter, shed_at) = match self.shared.join(request.priority(), deadline, now) {
+            Ok(joined) => joined,
+            Err(reason) => {
+                let error = self.shared.refuse(reason, self.shared.max_wait);
+                return ResponseFuture::refused(error, self.classifier.clone());
+            }
+        };
         let max_wait_ends = now + self.shared.max_wait;
         let (until, by_deadline) = match deadline {
             Some(deadline) if deadline < max_wait_ends => (deadline, true),
             _ => (max_wait_ends, false),
         };
         ResponseFuture::queued(
-            self.shared.clone(),
-            slot,
+            crate::queue::Place {
+                shared: self.shared.clone(),
+                waiter,
+            },
             self.inner.clone(),
             request,
             crate::future::QueueWait {
                 queued_at: now,
                 until,
                 by_deadline,
+                shed_at: shed_at.filter(|shed_at| *shed_at < until),
                 deadline,
             },
             self.classifier.clone(),

@@ -5,21 +5,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use seawall_classify::schema;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::adaptive::{LimitAlgorithm, Sample};
 use crate::error::{LimitReached, Reason};
+use crate::queue::{Discipline, Lines};
 
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// Where queued calls wait, first in first out. A fixed limit keeps its free permits in
-    /// `spare` instead and moves one here only when a call queues: taking and giving back a
-    /// spare permit is one atomic operation, where the semaphore takes its waiters' lock to
-    /// give one back. An adaptive limit keeps every permit here.
-    pub(crate) semaphore: Arc<Semaphore>,
-    /// Free permits of a fixed limit held outside the semaphore.
-    spare: AtomicUsize,
+    /// Where queued calls wait, and the order they are served in (see [`crate::queue`]).
+    pub(crate) lines: Mutex<Lines>,
+    pub(crate) discipline: Discipline,
+    /// Free permits: taking and giving back one is one atomic operation; a permit given back
+    /// while calls wait goes to one of them through the lines.
+    pub(crate) spare: AtomicUsize,
     /// The most the limit can be (the fixed limit, or the adaptive maximum).
     pub(crate) max: usize,
     /// The limit now.
@@ -38,7 +37,8 @@ pub(crate) struct Shared {
     pub(crate) max_wait: Duration,
     /// What an outcome means to an adaptive algorithm.
     pub(crate) policy: seawall_classify::Policy,
-    queued: AtomicUsize,
+    /// Calls waiting in the lines.
+    pub(crate) queued: AtomicUsize,
     admitted: AtomicU64,
     rejected: AtomicU64,
     waited_nanos: AtomicU64,
@@ -58,6 +58,7 @@ impl Shared {
         max: usize,
         queue: usize,
         max_wait: Duration,
+        discipline: Discipline,
         algorithm: Option<Arc<dyn LimitAlgorithm>>,
         policy: seawall_classify::Policy,
     ) -> Self {
@@ -65,16 +66,11 @@ impl Shared {
             Some(algorithm) => (algorithm.initial(), algorithm.bounds().1),
             None => (max, max),
         };
-        // A fixed limit's permits start spare; an adaptive limit's in the semaphore, where it
-        // adds and retires them.
-        let (in_semaphore, spare) = if algorithm.is_some() {
-            (limit, 0)
-        } else {
-            (0, limit)
-        };
+        let epoch = Instant::now();
         Shared {
-            semaphore: Arc::new(Semaphore::new(in_semaphore)),
-            spare: AtomicUsize::new(spare),
+            lines: Mutex::new(Lines::new(epoch)),
+            discipline,
+            spare: AtomicUsize::new(limit),
             max,
             limit: AtomicUsize::new(limit),
             debt: AtomicUsize::new(0),
@@ -90,7 +86,7 @@ impl Shared {
             waited_nanos: AtomicU64::new(0),
             per_place_nanos: AtomicU64::new(0),
             learnt_at: AtomicU64::new(0),
-            epoch: Instant::now(),
+            epoch,
         }
     }
 
@@ -146,20 +142,6 @@ impl Shared {
             .map(|per_place| per_place.saturating_mul(limit))
     }
 
-    /// Takes a place in the queue, or `None` when it is full.
-    pub(crate) fn enter_queue(self: &Arc<Self>) -> Option<QueueSlot> {
-        // Sequentially consistent: see `take_spare`.
-        self.queued
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |queued| {
-                (queued < self.queue).then_some(queued + 1)
-            })
-            .ok()
-            .map(|before| QueueSlot {
-                shared: self.clone(),
-                place: before + 1,
-            })
-    }
-
     pub(crate) fn record_admitted(&self) {
         self.admitted.fetch_add(1, Ordering::Relaxed);
     }
@@ -181,8 +163,9 @@ impl Shared {
         let error = LimitReached::error(reason, retry_after);
         let (in_flight, queued) = (self.in_flight(), self.queued());
         let waited = match reason {
-            Reason::QueueFull => None,
+            Reason::QueueFull | Reason::Displaced(_) => None,
             Reason::WaitedTooLong(wait)
+            | Reason::Shed(wait)
             | Reason::TooLate(wait)
             | Reason::Deadline(wait)
             | Reason::LateFromQueue { waited: wait, .. } => Some(wait.as_millis() as u64),
@@ -211,9 +194,7 @@ impl Shared {
 
     pub(crate) fn in_flight(&self) -> usize {
         let total = self.limit.load(Ordering::Acquire) + self.debt.load(Ordering::Acquire);
-        total
-            .saturating_sub(self.semaphore.available_permits())
-            .saturating_sub(self.spare.load(Ordering::Acquire))
+        total.saturating_sub(self.spare.load(Ordering::Acquire))
     }
 
     /// Takes a spare permit, unless none is left or a call is queued (it goes first).
@@ -232,8 +213,8 @@ impl Shared {
         take_one(&self.spare, Ordering::SeqCst, Ordering::SeqCst)
     }
 
-    /// Gives back a permit taken spare (or converted to one): to the first queued call if
-    /// there is one, else to the spare count.
+    /// Gives back a permit: to a queued call if there is one (see [`crate::queue`]), else to
+    /// the spare count.
     #[inline]
     pub(crate) fn give_back_spare(&self) {
         self.spare.fetch_add(1, Ordering::SeqCst);
@@ -242,17 +223,8 @@ impl Shared {
         }
     }
 
-    /// Moves one spare permit, if any, to the semaphore, where the first queued call gets it.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn hand_spare_to_queue(&self) {
-        if take_one(&self.spare, Ordering::SeqCst, Ordering::SeqCst) {
-            self.semaphore.add_permits(1);
-        }
-    }
-
-    /// Whether this limit keeps its free permits spare (a fixed limit).
-    pub(crate) fn uses_spare(&self) -> bool {
+    /// Whether the limit is fixed (no adaptive algorithm).
+    pub(crate) fn is_fixed(&self) -> bool {
         self.algorithm.is_none()
     }
 
@@ -283,8 +255,8 @@ impl Shared {
     }
 
     /// Moves the limit to `limit` (the resize lock held): new permits when it grows (paying
-    /// back debt first), and when it shrinks, free permits retired now and held ones as they
-    /// come back.
+    /// back debt first, the rest to waiting calls or spare), and when it shrinks, spare
+    /// permits retired now and held ones as they come back.
     fn resize(&self, limit: usize) {
         let old = self.limit.load(Ordering::Acquire);
         if limit > old {
@@ -296,10 +268,20 @@ impl Shared {
                 })
                 .map_or(0, |debt| debt.min(grow));
             grow -= repaid;
-            self.semaphore.add_permits(grow);
+            if grow > 0 {
+                self.spare.fetch_add(grow, Ordering::SeqCst);
+                if self.queued.load(Ordering::SeqCst) != 0 {
+                    self.hand_spare_to_queue();
+                }
+            }
         } else if limit < old {
             let shrink = old - limit;
-            let retired = self.semaphore.forget_permits(shrink);
+            let retired = self
+                .spare
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |spare| {
+                    Some(spare - spare.min(shrink))
+                })
+                .map_or(0, |spare| spare.min(shrink));
             self.debt.fetch_add(shrink - retired, Ordering::AcqRel);
         } else {
             return;
@@ -312,10 +294,14 @@ impl Shared {
     }
 
     /// Gives a permit back, or retires it if the limit shrank while it was held.
-    pub(crate) fn give_back(&self, permit: OwnedSemaphorePermit) {
-        if take_one(&self.debt, Ordering::AcqRel, Ordering::Acquire) {
-            permit.forget();
+    #[inline]
+    pub(crate) fn give_back_permit(&self) {
+        if self.debt.load(Ordering::Acquire) != 0
+            && take_one(&self.debt, Ordering::AcqRel, Ordering::Acquire)
+        {
+            return;
         }
+        self.give_back_spare();
     }
 
     pub(crate) fn queued(&self) -> usize {
@@ -325,24 +311,10 @@ impl Shared {
 
 /// Takes one from `counter` unless it is zero; whether it did.
 #[inline]
-fn take_one(counter: &AtomicUsize, success: Ordering, failure: Ordering) -> bool {
+pub(crate) fn take_one(counter: &AtomicUsize, success: Ordering, failure: Ordering) -> bool {
     counter
         .fetch_update(success, failure, |count| count.checked_sub(1))
         .is_ok()
-}
-
-/// A place in the queue; dropping it leaves the queue.
-#[derive(Debug)]
-pub(crate) struct QueueSlot {
-    shared: Arc<Shared>,
-    /// Its place when it joined: 1 for the first in line.
-    pub(crate) place: usize,
-}
-
-impl Drop for QueueSlot {
-    fn drop(&mut self) {
-        self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 /// A cheap, cloneable view of one limit's state, shared by every service the layer built.

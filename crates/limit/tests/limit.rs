@@ -421,9 +421,10 @@ async fn a_newcomer_never_takes_a_permit_given_back_to_a_queued_call() {
     assert_pending!(newcomer.poll());
     assert_eq!(
         limits.queued(),
-        2,
-        "the newcomer queues behind the waiting call"
+        1,
+        "the permit went to the waiting call, which left the queue; the newcomer queues"
     );
+    assert_eq!(limits.in_flight(), 1, "the permit is the waiting call's");
     assert_pending!(queued.poll());
     let (request, respond) = handle.next_request().await.unwrap();
     assert_eq!(*request.get_ref(), 1, "the queued call goes first");
