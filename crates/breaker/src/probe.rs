@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::task::Poll;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -253,16 +254,49 @@ impl<P: TripPolicy> Drop for Running<P> {
     }
 }
 
-/// The prober task: while the breaker is open, a probe every (jittered) interval; the first
-/// success moves it to half-open. It watches through half-open (a failed trial reopens it)
-/// and ends when the breaker closes, is forced or disabled, or is dropped. A probe that
-/// panics counts as failed: it runs as a task of its own, whose panic ends only that task.
+/// The most probes out at once: a probe that hangs (a host that accepts nothing and
+/// refuses nothing) does not hold back the next one, so a dependency that comes back is
+/// noticed within an interval rather than after the hung probe's timeout.
+const MAX_PROBES_OUT: usize = 8;
+
+/// The prober task: while the breaker is open, a probe every (jittered) interval, up to
+/// [`MAX_PROBES_OUT`] at once; the first success moves it to half-open. It watches through
+/// half-open (a failed trial reopens it) and ends when the breaker closes, is forced or
+/// disabled, or is dropped. A probe that panics counts as failed: it runs as a task of its
+/// own, whose panic ends only that task. Probes still out when the task ends are stopped.
 async fn run<P: TripPolicy>(gate: Weak<Gate<P>>, running: Running<P>) {
+    let mut out = tokio::task::JoinSet::new();
+    let mut next = Instant::now();
     loop {
         let Some(wait) = gate.upgrade().map(|gate| gate.probe_wait()) else {
             return;
         };
-        tokio::time::sleep(wait).await;
+        next += wait;
+        // Meanwhile, the answers of the probes out.
+        let sleep = tokio::time::sleep_until(next);
+        tokio::pin!(sleep);
+        while let Some(answer) = std::future::poll_fn(|cx| {
+            if let Poll::Ready(Some(answer)) = out.poll_join_next(cx) {
+                return Poll::Ready(Some(answer));
+            }
+            sleep.as_mut().poll(cx).map(|()| None)
+        })
+        .await
+        {
+            let Some(gate) = gate.upgrade() else {
+                return;
+            };
+            let prober = gate
+                .prober()
+                .expect("a prober task runs for a breaker with a probe");
+            // Failed, panicked, or timed out (then it was stopped).
+            let (ok, started) = answer.unwrap_or_else(|_| (false, Instant::now()));
+            prober.record(&gate.config.name, ok, started);
+            if ok && gate.state() == State::Open {
+                gate.end_open_period();
+            }
+        }
+        next = next.max(Instant::now());
         let Some(gate) = gate.upgrade() else {
             return;
         };
@@ -287,20 +321,15 @@ async fn run<P: TripPolicy>(gate: Weak<Gate<P>>, running: Running<P>) {
                 return;
             }
         }
-        let started = Instant::now();
-        let mut check = tokio::spawn((prober.probe.check)());
-        let ok = match tokio::time::timeout(prober.probe.timeout, &mut check).await {
-            Ok(Ok(Ok(()))) => true,
-            // Failed, panicked, or timed out (then it is stopped).
-            Ok(_) => false,
-            Err(_) => {
-                check.abort();
-                false
-            }
-        };
-        prober.record(&gate.config.name, ok, started);
-        if ok {
-            gate.end_open_period();
+        if out.len() >= MAX_PROBES_OUT {
+            continue;
         }
+        let check = (prober.probe.check)();
+        let timeout = prober.probe.timeout;
+        out.spawn(async move {
+            let started = Instant::now();
+            let ok = matches!(tokio::time::timeout(timeout, check).await, Ok(Ok(())));
+            (ok, started)
+        });
     }
 }

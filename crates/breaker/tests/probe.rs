@@ -178,18 +178,25 @@ async fn a_failed_trial_reopens_and_the_probe_keeps_watching() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_hung_probe_is_bounded_by_its_timeout() {
+async fn a_hung_probe_is_bounded_by_its_timeout_and_holds_back_no_other() {
     let started = Arc::<AtomicU32>::default();
-    let counter = started.clone();
+    let up = Arc::new(AtomicBool::new(false));
+    let (counter, back) = (started.clone(), up.clone());
     let layer = CircuitBreakerLayer::builder()
         .consecutive_faults(1)
         .probe(
             Probe::new(move || {
                 counter.fetch_add(1, Ordering::SeqCst);
-                std::future::pending::<Result<(), std::io::Error>>()
+                let back = back.load(Ordering::SeqCst);
+                async move {
+                    if !back {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok::<(), std::io::Error>(())
+                }
             })
             .interval(Duration::from_millis(100))
-            .timeout(Duration::from_millis(300)),
+            .timeout(Duration::from_millis(1_000)),
         )
         .build()
         .unwrap();
@@ -200,10 +207,19 @@ async fn a_hung_probe_is_bounded_by_its_timeout() {
     let _ = service.ready().await.unwrap().call(1).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let stats = handle.probes().unwrap();
-    // Each probe takes its 300 ms timeout plus a 75-100 ms wait: 4 s holds 10 or 11.
-    assert!((10..=11).contains(&stats.failed), "{stats:?}");
-    assert_eq!(stats.last.unwrap().took, Duration::from_millis(300));
+    // A probe starts every 75-100 ms although each hangs for its whole 1 s timeout, up to 8
+    // out at once: about 8 a second (one probe alone would be one a second), of which all
+    // but the 8 out have failed.
+    let count = started.load(Ordering::SeqCst);
+    assert!((28..=40).contains(&count), "{count} probes started");
+    assert_eq!(u64::from(count) - stats.failed, 8, "{stats:?}");
+    assert_eq!(stats.last.unwrap().took, Duration::from_millis(1_000));
     assert_eq!(handle.state(), State::Open);
+    // The dependency is back: noticed within a few intervals (as one of the 8 times out,
+    // the next starts), not after a whole timeout.
+    up.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(handle.state(), State::HalfOpen);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use seawall_breaker::{CircuitBreakerBuilder, CircuitBreakerLayer, CountWindow};
 use seawall_classify::{
     AssumeNotIdempotent, ClassifyLayer, ConfigError, DefaultClassifier, Policy, ResponsesOnly,
 };
-use seawall_limit::{ConcurrencyLimitBuilder, ConcurrencyLimitLayer};
+use seawall_limit::{ConcurrencyLimitBuilder, ConcurrencyLimitLayer, Discipline};
 use seawall_retry::{Backoff, Jitter, RetryBudget, RetryBuilder, RetryLayer};
 use seawall_timeout::{AttemptTimeoutLayer, DeadlineLayer};
 
@@ -91,7 +91,8 @@ impl StandardPipeline {
             limit: Some(
                 ConcurrencyLimitLayer::builder(max_in_flight)
                     .queue(max_in_flight.saturating_mul(16))
-                    .max_wait(Duration::from_secs(30)),
+                    .max_wait(Duration::from_secs(30))
+                    .discipline(Discipline::CONTROLLED_DELAY),
             ),
             attempt_timeout: Some(Duration::from_secs(5)),
             classifier: DefaultClassifier,
@@ -134,7 +135,8 @@ impl StandardPipeline {
         pipeline.limit = Some(
             ConcurrencyLimitLayer::builder(max_in_flight)
                 .queue(max_in_flight)
-                .max_wait(Duration::from_millis(100)),
+                .max_wait(Duration::from_millis(100))
+                .discipline(Discipline::CONTROLLED_DELAY),
         );
         pipeline
     }
