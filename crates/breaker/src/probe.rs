@@ -4,9 +4,9 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use seawall_classify::{BoxError, ConfigError, schema};
@@ -255,9 +255,9 @@ impl<P: TripPolicy> Drop for Running<P> {
 }
 
 /// The most probes out at once: a probe that hangs (a host that accepts nothing and
-/// refuses nothing) does not hold back the next one, so a dependency that comes back is
-/// noticed within an interval rather than after the hung probe's timeout.
-const MAX_PROBES_OUT: usize = 8;
+/// refuses nothing) does not hold back the next one for its whole timeout. While probes hang,
+/// one starts every half timeout; probes that answer (even with a refusal) go every interval.
+const MAX_PROBES_OUT: usize = 2;
 
 /// The prober task: while the breaker is open, a probe every (jittered) interval, up to
 /// [`MAX_PROBES_OUT`] at once; the first success moves it to half-open. It watches through
@@ -267,6 +267,7 @@ const MAX_PROBES_OUT: usize = 8;
 async fn run<P: TripPolicy>(gate: Weak<Gate<P>>, running: Running<P>) {
     let mut out = tokio::task::JoinSet::new();
     let mut next = Instant::now();
+    let mut last_start = next;
     loop {
         let Some(wait) = gate.upgrade().map(|gate| gate.probe_wait()) else {
             return;
@@ -321,11 +322,14 @@ async fn run<P: TripPolicy>(gate: Weak<Gate<P>>, running: Running<P>) {
                 return;
             }
         }
-        if out.len() >= MAX_PROBES_OUT {
+        let timeout = prober.probe.timeout;
+        // While probes hang, they are spread over the timeout rather than sent together.
+        let spread = timeout / MAX_PROBES_OUT as u32;
+        if out.len() >= MAX_PROBES_OUT || (!out.is_empty() && last_start.elapsed() < spread) {
             continue;
         }
+        last_start = Instant::now();
         let check = (prober.probe.check)();
-        let timeout = prober.probe.timeout;
         out.spawn(async move {
             let started = Instant::now();
             let ok = matches!(tokio::time::timeout(timeout, check).await, Ok(Ok(())));

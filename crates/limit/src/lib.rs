@@ -68,8 +68,10 @@ mod queue;
 mod service;
 mod state;
 
+pub use crate::layer::{
+    ConcurrencyLimitBuilder, ConcurrencyLimitLayer, MAX_LIMIT, MAX_QUEUE, MAX_WAIT_LIMIT,
+};
 pub use crate::queue::Discipline;
-pub use crate::layer::{ConcurrencyLimitBuilder, ConcurrencyLimitLayer, MAX_LIMIT, MAX_QUEUE, MAX_WAIT_LIMIT};
 pub use crate::service::ConcurrencyLimit;
 pub use crate::state::LimitHandle;
 /// Re-exported: the error the limit returns, the policy an adaptive limit learns by, and the
