@@ -44,8 +44,8 @@ pub enum Discipline {
     ControlledDelay {
         /// How long the queue must stay non-empty to count as standing (Fail at Scale: 100 ms).
         interval: Duration,
-        /// The longest wait under a standing queue (Fail at Scale: 5 ms); sheddable calls wait
-        /// none.
+        /// The longest wait under a standing queue (Fail at Scale: 5 ms); critical calls may
+        /// wait the interval, sheddable calls wait none.
         target: Duration,
     },
 }
@@ -275,10 +275,13 @@ impl Shared {
         let shed_at = match self.discipline {
             Discipline::Fifo => None,
             Discipline::ControlledDelay { interval, target } => {
-                let target = if priority == Priority::Sheddable {
-                    Duration::ZERO
-                } else {
-                    target
+                // Sheddable work waits none under a standing queue; a critical call, which
+                // goes before every other, as long as the interval (a flood of lower work
+                // makes the queue stand without delaying it more than a permit's turn).
+                let target = match priority {
+                    Priority::Critical => interval,
+                    Priority::Default => target,
+                    Priority::Sheddable => Duration::ZERO,
                 };
                 // The queue stays non-empty while this call waits, so it is standing from
                 // `busy_since + interval` on (now, if it stands already), and then this call

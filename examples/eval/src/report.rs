@@ -39,6 +39,50 @@ pub struct Metrics {
     pub fast_rejections: usize,
     /// Requests retried after a caller error (must be zero).
     pub caller_errors_retried: usize,
+    /// In the priority-spike scenario: how the requests users wait for fared during the
+    /// spike and without it, and how much of the spike was served.
+    pub spike: Option<Spike>,
+}
+
+/// The requests users wait for (critical), during a spike of sheddable work and outside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spike {
+    /// Critical requests sent during the spike answered in time, in percent.
+    pub critical_success_pct: f64,
+    /// Their p99 latency.
+    pub critical_p99: Duration,
+    /// The p99 latency of critical requests sent outside the spike.
+    pub calm_p99: Duration,
+    /// Sheddable requests of the spike answered in time, in percent.
+    pub sheddable_served_pct: f64,
+}
+
+/// The spike's figures of `run`, if the scenario has a spike.
+fn spike(scenario: &Scenario, run: &Run) -> Option<Spike> {
+    if scenario.spike == 0 {
+        return None;
+    }
+    let during =
+        |r: &&crate::scenario::Record| (scenario.fault.0..scenario.fault.1).contains(&r.sent);
+    let sorted = |records: Vec<&crate::scenario::Record>| {
+        let mut latencies: Vec<Duration> = records.iter().map(|r| r.latency).collect();
+        latencies.sort();
+        latencies
+    };
+    let (spiked, calm): (Vec<&crate::scenario::Record>, Vec<_>) =
+        run.records.iter().partition(during);
+    let answered = spiked
+        .iter()
+        .filter(|r| r.outcome == Outcome::Success)
+        .count();
+    let critical_success_pct = 100.0 * answered as f64 / spiked.len().max(1) as f64;
+    let (served, sent) = run.spike;
+    Some(Spike {
+        critical_success_pct,
+        critical_p99: percentile(&sorted(spiked), 0.99),
+        calm_p99: percentile(&sorted(calm), 0.99),
+        sheddable_served_pct: 100.0 * served as f64 / sent.max(1) as f64,
+    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -147,6 +191,7 @@ pub fn measure(scenario: &Scenario, run: &Run) -> Metrics {
             .filter(|r| r.outcome == Outcome::Rejected)
             .count(),
         caller_errors_retried,
+        spike: spike(scenario, run),
     }
 }
 
@@ -352,6 +397,34 @@ pub fn table(results: &[ScenarioResult]) -> String {
                 out,
                 "| {} |",
                 cells(result.scenario.name, *stack, m, false).join(" | ")
+            );
+        }
+    }
+    let spiked: Vec<_> = results
+        .iter()
+        .flat_map(|r| {
+            r.runs
+                .iter()
+                .map(move |(stack, m)| (r.scenario.name, stack, m))
+        })
+        .filter_map(|(name, stack, m)| m.spike.as_ref().map(|spike| (name, stack, spike)))
+        .collect();
+    if !spiked.is_empty() {
+        out.push_str(
+            "\nThe requests users wait for (critical) while sheddable work floods in:\n\n",
+        );
+        out.push_str("| scenario | stack | critical success during the spike | critical p99 ms during the spike | critical p99 ms without it | ratio | sheddable served |\n");
+        out.push_str("|---|---|---:|---:|---:|---:|---:|\n");
+        for (name, stack, spike) in spiked {
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {:.1} % | {} | {} | {:.2}x | {:.1} % |",
+                stack.name(),
+                spike.critical_success_pct,
+                ms(spike.critical_p99),
+                ms(spike.calm_p99),
+                spike.critical_p99.as_secs_f64() / spike.calm_p99.as_secs_f64().max(1e-9),
+                spike.sheddable_served_pct,
             );
         }
     }

@@ -7,7 +7,7 @@ use seawall::breaker::State;
 use seawall::classify::AssumeIdempotent;
 use seawall::fallback::{Fallback, FallbackLayer};
 use seawall::hedge::HedgeLayer;
-use seawall::{Class, Error, FailureKind, RetryHint, StandardPipeline, WithDeadline};
+use seawall::{Class, Error, FailureKind, Priority, RetryHint, StandardPipeline, WithDeadline};
 use seawall_chaos::ChaosLayer;
 use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
@@ -130,6 +130,9 @@ pub struct Scenario {
     pub cache: Cache,
     /// The layer the `seawall` stack adds to its pipeline in this scenario, if any.
     pub extra: Extra,
+    /// Sheddable requests per second sent during the fault on top of the traffic, whose
+    /// requests are then critical (the priority-spike scenario); 0 for none.
+    pub spike: u32,
 }
 
 /// How reads use a cache in front of the database.
@@ -229,6 +232,7 @@ pub fn all(seed: u64) -> Vec<Scenario> {
         faults: Faults::None,
         cache: Cache::None,
         extra: Extra::None,
+        spike: 0,
     };
     vec![
         Scenario {
@@ -297,6 +301,12 @@ pub fn all(seed: u64) -> Vec<Scenario> {
             faults: Faults::DbRefuses,
             cache: Cache::HalfFresh,
             extra: Extra::StaleFallback,
+            ..base.clone()
+        },
+        Scenario {
+            name: "priority-spike",
+            reproduces: "for 10 s a flood of prefetch work, 10 times the pool's capacity, lands on top of the requests users wait for",
+            spike: 5_000,
             ..base
         },
     ]
@@ -343,6 +353,8 @@ pub struct Run {
     pub peak_by_second: Vec<u64>,
     /// The breaker's state at the end of each second (Seawall only).
     pub breaker_by_second: Vec<Option<State>>,
+    /// The spike's sheddable requests: (answered in time, sent).
+    pub spike: (usize, usize),
 }
 
 /// A client of the database or of the cache, as the stacks wrap it. Every stack answers with
@@ -655,6 +667,39 @@ pub async fn drive(
         })
     });
 
+    // The spike: sheddable requests during the fault, sent by a task of their own, counted
+    // apart from the records (which are the requests users wait for).
+    let spike = (scenario.spike > 0).then(|| {
+        let (db, deadline, rate) = (db.clone(), scenario.deadline, scenario.spike);
+        let (from, to) = scenario.fault;
+        tokio::spawn(async move {
+            let count = u64::from(rate) * (to - from).as_secs();
+            let mut calls = Vec::with_capacity(count as usize);
+            for n in 0..count {
+                let at = from + Duration::from_nanos(n * 1_000_000_000 / u64::from(rate));
+                tokio::time::sleep_until(start + at).await;
+                let request = WithDeadline::new(SPIKE_IDS + n)
+                    .deadline_in(deadline)
+                    .with_priority(Priority::Sheddable);
+                let call = db.clone().oneshot(request);
+                calls.push(tokio::spawn(async move {
+                    let began = Instant::now();
+                    call.await.is_ok() && began.elapsed() <= deadline
+                }));
+            }
+            let sent = calls.len();
+            let mut answered = 0;
+            for call in calls {
+                answered += usize::from(call.await.unwrap_or(false));
+            }
+            (answered, sent)
+        })
+    });
+    let priority = if scenario.spike > 0 {
+        Priority::Critical
+    } else {
+        Priority::Default
+    };
     let mut tasks = Vec::with_capacity(total as usize);
     for id in 0..total {
         let sent = Duration::from_nanos(id * 1_000_000_000 / u64::from(scenario.rate));
@@ -663,7 +708,11 @@ pub async fn drive(
         let deadline = scenario.deadline;
         tasks.push(tokio::spawn(async move {
             let began = Instant::now();
-            let request = || WithDeadline::new(id).deadline_in(deadline);
+            let request = || {
+                WithDeadline::new(id)
+                    .deadline_in(deadline)
+                    .with_priority(priority)
+            };
             let cached = match reads {
                 Cache::None => false,
                 Cache::InFront => true,
@@ -703,6 +752,10 @@ pub async fn drive(
         records.push(task.await.expect("request task"));
     }
     faults.await.expect("fault driver");
+    let spike = match spike {
+        Some(spike) => spike.await.expect("spike task"),
+        None => (0, 0),
+    };
     let breaker_by_second = match sampler {
         Some(sampler) => sampler.await.expect("sampler task"),
         None => vec![None; seconds],
@@ -719,5 +772,9 @@ pub async fn drive(
         calls,
         peak_by_second,
         breaker_by_second,
+        spike,
     }
 }
+
+/// The ids of the spike's requests: apart from the traffic's.
+const SPIKE_IDS: u64 = 1 << 40;
