@@ -1,5 +1,6 @@
-//! A concurrency limit for tower services, with a bounded FIFO queue, a maximum wait, and
-//! deadline awareness.
+//! A concurrency limit for tower services, with a bounded queue (FIFO, or controlled delay
+//! with adaptive LIFO: [`Discipline`]), request priorities ([`Priority`]), a maximum wait,
+//! and deadline awareness.
 //!
 //! Connection-pool exhaustion is the classic outage: more callers than connections, every
 //! caller waits for the pool, the pool's own timeout fires deep inside, and the errors that
@@ -7,8 +8,9 @@
 //! client instead:
 //!
 //! - at most `max` calls in flight, across every clone of the service;
-//! - callers beyond that wait in a FIFO queue of bounded length, for at most `max_wait`, and
-//!   never past their request's deadline ([`HasDeadline`](seawall_classify::HasDeadline));
+//! - callers beyond that wait in a queue of bounded length, in FIFO order or as the
+//!   [`Discipline`] says, highest [`Priority`] first, for at most `max_wait`, and never past
+//!   their request's deadline ([`HasDeadline`](seawall_classify::HasDeadline));
 //! - then fail fast with [`LimitReached`](error::LimitReached) (class `Rejected`: a local
 //!   refusal that the retry layer never retries and no breaker counts as a fault, with
 //!   `max_wait` as its `retry_after` for the caller), also when the request's deadline

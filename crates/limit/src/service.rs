@@ -14,7 +14,7 @@ use crate::permit::SparePermit;
 use crate::state::{LimitHandle, Shared};
 
 /// At most `max` calls in flight across all clones; callers beyond that wait in a bounded
-/// FIFO queue for at most `max_wait` and never past their request's deadline. See
+/// queue ([`Discipline`](crate::Discipline)) for at most `max_wait` and never past their request's deadline. See
 /// [`ConcurrencyLimitLayer`](crate::ConcurrencyLimitLayer).
 ///
 /// `poll_ready` reserves a permit when one is free and then waits for the inner service, as
