@@ -237,6 +237,13 @@ impl Shared {
         }
     }
 
+    /// A waiter leaves the queue without leaving its line (its entry is stale).
+    fn leave_stale(&self, lines: &mut Lines, now: Instant) {
+        self.leave(lines, now);
+        let live = self.queued.load(Ordering::SeqCst);
+        lines.left_stale(live);
+    }
+
     /// Puts a call in line, or refuses it when the queue is full of calls of its priority or
     /// higher (a lower one gives up its place). The waiter may be handed a permit at once.
     /// Returns the waiter and when its wait ends under a standing queue (`None`: only its
@@ -366,9 +373,7 @@ impl Shared {
         match std::mem::replace(&mut *state, WaitState::Done) {
             WaitState::Waiting(_) => {
                 drop(state);
-                self.leave(&mut lines, now);
-                let live = self.queued.load(Ordering::SeqCst);
-                lines.left_stale(live);
+                self.leave_stale(&mut lines, now);
                 None
             }
             WaitState::Granted { lifo } => Some(Answer::Permit { lifo }),
@@ -387,9 +392,7 @@ impl Shared {
             match std::mem::replace(&mut *state, WaitState::Done) {
                 WaitState::Waiting(_) => {
                     drop(state);
-                    self.leave(&mut lines, now);
-                    let live = self.queued.load(Ordering::SeqCst);
-                    lines.left_stale(live);
+                    self.leave_stale(&mut lines, now);
                     false
                 }
                 WaitState::Granted { .. } => true,

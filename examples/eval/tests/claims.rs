@@ -148,7 +148,9 @@ fn claims_hold_and_runs_repeat_exactly() {
         hedged.attempts_per_request
     );
     assert!(hedged.attempts_per_request > alone.attempts_per_request);
-    assert_eq!(hedged.success_pct, alone.success_pct);
+    // Never fewer served: the pipeline alone may shed a few calls while slow ones hold the
+    // limit (its standing queue), the hedge answers them.
+    assert!(hedged.success_pct >= alone.success_pct);
 
     // With the database down, the stale cache answers the reads it cannot: every request is
     // served, where the pipeline alone fails the reads that missed the cache.
