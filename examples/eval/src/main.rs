@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
 use seawall_eval::report::{csv, json, markdown, table, verdicts};
 use seawall_eval::scenario::Stack;
 use seawall_eval::{evaluate, scenario, svg};
+use seawall::limit::Discipline;
 
 /// Runs production failure scenarios against a simulated dependency with four client stacks
 /// (a naive client, tower's built-in middleware, tower-resilience, and Seawall's standard
@@ -44,6 +45,35 @@ struct Options {
     /// The Redis server of real mode (with --postgres).
     #[arg(long, value_name = "URL", requires = "postgres")]
     redis: Option<String>,
+    /// The database limit's queue discipline for the Seawall stacks, in place of the
+    /// preset's: `fifo`, or `codel:INTERVAL_MS:TARGET_MS` (controlled delay).
+    #[arg(long, value_name = "DISCIPLINE", value_parser = parse_queue)]
+    queue: Option<Discipline>,
+}
+
+/// `fifo` or `codel:INTERVAL_MS:TARGET_MS`, checked as the limit's builder checks it.
+fn parse_queue(spec: &str) -> Result<Discipline, String> {
+    let discipline = match spec.split(':').collect::<Vec<_>>().as_slice() {
+        ["fifo"] => Discipline::Fifo,
+        ["codel", interval, target] => {
+            let ms = |value: &str| {
+                value
+                    .parse::<u64>()
+                    .map(std::time::Duration::from_millis)
+                    .map_err(|_| format!("{value:?} is not a whole number of milliseconds"))
+            };
+            Discipline::ControlledDelay {
+                interval: ms(interval)?,
+                target: ms(target)?,
+            }
+        }
+        _ => return Err("expected `fifo` or `codel:INTERVAL_MS:TARGET_MS`".to_owned()),
+    };
+    seawall::limit::ConcurrencyLimitLayer::builder(1)
+        .discipline(discipline)
+        .build()
+        .map(|_| discipline)
+        .map_err(|error| error.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,7 +88,10 @@ enum Format {
 
 fn main() -> ExitCode {
     let options = Options::parse();
-    let all = scenario::all(options.seed);
+    let mut all = scenario::all(options.seed);
+    for scenario in &mut all {
+        scenario.queue = options.queue;
+    }
     if options.list {
         for scenario in &all {
             println!("{:<20} {}", scenario.name, scenario.reproduces);

@@ -22,11 +22,12 @@ pub struct Targets {
 }
 
 /// The scenarios real mode can reproduce with the proxy.
-pub const SCENARIOS: [&str; 4] = [
+pub const SCENARIOS: [&str; 5] = [
     "pool-exhaustion",
     "dependency-restart",
     "slow-dependency",
     "cache-outage",
+    "priority-spike",
 ];
 
 /// The real-time version of `scenario`: 12 s at 50 requests per second, the fault from 4 s
@@ -158,11 +159,16 @@ async fn run_async(
         let (pg_proxy, redis_proxy) = (pg_proxy.clone(), redis_proxy.clone());
         async move {
             let start = tokio::time::Instant::now();
-            tokio::time::sleep_until(start + from).await;
             let slow = |ms| Mode::Latency {
                 up: Delay::default(),
                 down: Delay::fixed(Duration::from_millis(ms)),
             };
+            if name == "priority-spike" {
+                // The whole run at 20 ms an answer, as the simulation's database: a pool of
+                // 10 then answers 500 calls a second, and the spike is 10 times that.
+                pg_proxy.set_mode(slow(20));
+            }
+            tokio::time::sleep_until(start + from).await;
             match name {
                 "pool-exhaustion" => pg_proxy.set_mode(slow(200)),
                 "dependency-restart" => pg_proxy.down(),
@@ -171,7 +177,9 @@ async fn run_async(
                 _ => {}
             }
             tokio::time::sleep_until(start + to).await;
-            pg_proxy.up();
+            if name != "priority-spike" {
+                pg_proxy.up();
+            }
             redis_proxy.up();
         }
     };

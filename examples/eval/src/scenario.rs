@@ -7,6 +7,7 @@ use seawall::breaker::State;
 use seawall::classify::AssumeIdempotent;
 use seawall::fallback::{Fallback, FallbackLayer};
 use seawall::hedge::HedgeLayer;
+use seawall::limit::{ConcurrencyLimitLayer, Discipline};
 use seawall::{Class, Error, FailureKind, Priority, RetryHint, StandardPipeline, WithDeadline};
 use seawall_chaos::ChaosLayer;
 use tokio::time::Instant;
@@ -133,6 +134,9 @@ pub struct Scenario {
     /// Sheddable requests per second sent during the fault on top of the traffic, whose
     /// requests are then critical (the priority-spike scenario); 0 for none.
     pub spike: u32,
+    /// The database limit's queue discipline for the Seawall stacks, in place of the
+    /// preset's (`--queue`); `None`: the preset's.
+    pub queue: Option<Discipline>,
 }
 
 /// How reads use a cache in front of the database.
@@ -233,6 +237,7 @@ pub fn all(seed: u64) -> Vec<Scenario> {
         cache: Cache::None,
         extra: Extra::None,
         spike: 0,
+        queue: None,
     };
     vec![
         Scenario {
@@ -635,9 +640,13 @@ pub async fn drive(
                 };
                 let (db, db_breaker) = seawall(
                     db_client.clone(),
-                    StandardPipeline::postgres(scenario.model.slots)
-                        .seed(seed)
-                        .probe(probe(db_client)),
+                    with_queue(
+                        StandardPipeline::postgres(scenario.model.slots),
+                        scenario.model.slots,
+                        scenario.queue,
+                    )
+                    .seed(seed)
+                    .probe(probe(db_client)),
                     around,
                 );
                 let reader = |breaker: seawall::breaker::BreakerHandle| -> Watched {
@@ -778,3 +787,21 @@ pub async fn drive(
 
 /// The ids of the spike's requests: apart from the traffic's.
 const SPIKE_IDS: u64 = 1 << 40;
+
+/// The PostgreSQL preset with the queue discipline `queue` in place of its own (the same
+/// queue length and wait), when one is given.
+fn with_queue(
+    pipeline: StandardPipeline,
+    slots: usize,
+    queue: Option<Discipline>,
+) -> StandardPipeline {
+    match queue {
+        Some(discipline) => pipeline.concurrency_limit(
+            ConcurrencyLimitLayer::builder(slots)
+                .queue(slots * 16)
+                .max_wait(secs(30))
+                .discipline(discipline),
+        ),
+        None => pipeline,
+    }
+}

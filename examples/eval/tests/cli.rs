@@ -28,9 +28,20 @@ fn help_lists_every_option() {
         "--stack",
         "--postgres",
         "--redis",
+        "--queue",
     ] {
         assert!(out.contains(flag), "{flag} missing from:\n{out}");
     }
+}
+
+#[test]
+fn a_queue_discipline_the_limit_would_refuse_is_named_at_once() {
+    let (code, _, err) = run(&["--queue", "codel:10:20"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("discipline.target"), "{err}");
+    let (code, _, err) = run(&["--queue", "lifo"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("codel:INTERVAL_MS:TARGET_MS"), "{err}");
 }
 
 #[test]
