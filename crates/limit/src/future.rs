@@ -27,12 +27,10 @@ pin_project! {
         #[pin]
         inner: Option<S::Future>,
         permit: Option<Permit>,
-        // A queued call, or a refusal not yet returned: boxed, so that the future of a call
-        // admitted at once stays small and its drop short.
+        // A queued call, a refusal not yet returned, or a call admitted from the queue (with
+        // what its wait was): boxed, so that the future of a call admitted at once stays small
+        // (moved without a call to `memcpy`) and its drop short.
         slow: Option<Pin<Box<Slow<S, Req>>>>,
-        // A call admitted from the queue, with a deadline: how long it waited, when it was
-        // admitted, and the deadline (see `spent_in_queue`).
-        queued: Option<Queued>,
         // Asked about the outcome only in adaptive mode.
         classifier: C,
     }
@@ -50,6 +48,11 @@ pin_project! {
         },
         Failed {
             error: Option<Error>,
+        },
+        // Admitted from the queue; with a deadline, how long it waited, when it was admitted,
+        // and the deadline (see `spent_in_queue`).
+        Admitted {
+            queued: Option<Queued>,
         },
     }
 }
@@ -115,7 +118,6 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
             inner: Some(inner),
             permit: Some(permit),
             slow: None,
-            queued: None,
             classifier,
         }
     }
@@ -130,7 +132,6 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
             inner: None,
             permit: None,
             slow: Some(Box::pin(Slow::Failed { error: Some(error) })),
-            queued: None,
             classifier,
         }
     }
@@ -157,7 +158,6 @@ impl<S: Service<Req>, Req, C> ResponseFuture<S, Req, C> {
                     wait,
                 },
             })),
-            queued: None,
             classifier,
         }
     }
@@ -279,6 +279,19 @@ where
             SlowProj::Failed { error } => Poll::Ready(Err(error
                 .take()
                 .expect("ResponseFuture polled after completion"))),
+            SlowProj::Admitted { .. } => unreachable!("an admitted call is not polled here"),
+        }
+    }
+
+    fn is_admitted(&self) -> bool {
+        matches!(self, Slow::Admitted { .. })
+    }
+
+    /// What the wait of a call admitted from the queue was.
+    fn queued(&self) -> Option<Queued> {
+        match self {
+            Slow::Admitted { queued } => *queued,
+            _ => None,
         }
     }
 }
@@ -290,6 +303,7 @@ impl<S: Service<Req>, Req, C> fmt::Debug for ResponseFuture<S, Req, C> {
                 Slow::Waiting { waiting } if waiting.place.is_none() => "admitted",
                 Slow::Waiting { .. } => "queued",
                 Slow::Failed { .. } => "failed",
+                Slow::Admitted { .. } => "running",
             },
             (None, Some(_)) => "running",
             (None, None) => "done",
@@ -311,13 +325,19 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Some(slow) = this.slow.as_mut() {
-            let admitted = ready!(slow.as_mut().poll_slow(cx));
-            *this.slow = None;
-            let (inner, permit, queued) = admitted?;
+        if let Some(slow) = this.slow.as_mut()
+            && !slow.is_admitted()
+        {
+            let (inner, permit, queued) = match ready!(slow.as_mut().poll_slow(cx)) {
+                Ok(admitted) => admitted,
+                Err(error) => {
+                    *this.slow = None;
+                    return Poll::Ready(Err(error));
+                }
+            };
             this.inner.set(Some(inner));
             *this.permit = Some(permit);
-            *this.queued = queued;
+            slow.as_mut().set(Slow::Admitted { queued });
         }
         let inner = this
             .inner
@@ -339,9 +359,15 @@ where
                 result.map_err(Error::from_inner)
             }
         };
-        Poll::Ready(match (result, this.queued.take()) {
-            (Err(error), Some(queued)) => Err(queued.spent_in_queue(error)),
-            (result, _) => result,
+        Poll::Ready(match result {
+            Err(error) => match this.slow.take().and_then(|slow| slow.queued()) {
+                Some(queued) => Err(queued.spent_in_queue(error)),
+                None => Err(error),
+            },
+            ok => {
+                *this.slow = None;
+                ok
+            }
         })
     }
 }

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 
 use clap::builder::PossibleValuesParser;
 use clap::{Parser, ValueEnum};
+use seawall::limit::Discipline;
 use seawall_eval::report::{csv, json, markdown, table, verdicts};
 use seawall_eval::scenario::Stack;
 use seawall_eval::{evaluate, scenario, svg};
-use seawall::limit::Discipline;
 
 /// Runs production failure scenarios against a simulated dependency with four client stacks
 /// (a naive client, tower's built-in middleware, tower-resilience, and Seawall's standard
