@@ -42,6 +42,12 @@ pub struct Metrics {
     /// In the priority-spike scenario: how the requests users wait for fared during the
     /// spike and without it, and how much of the spike was served.
     pub spike: Option<Spike>,
+    /// The p99 latency of the requests answered in time.
+    pub answered_p99: Duration,
+    /// Requests a layer of the stack refused (at once or after a wait in a queue).
+    pub refused: usize,
+    /// The p99 latency of those refusals: how long a refused caller waited to hear it.
+    pub refused_p99: Duration,
 }
 
 /// The requests users wait for (critical), during a spike of sheddable work and outside it.
@@ -192,7 +198,22 @@ pub fn measure(scenario: &Scenario, run: &Run) -> Metrics {
             .count(),
         caller_errors_retried,
         spike: spike(scenario, run),
+        answered_p99: p99_of(run, |r| r.outcome == Outcome::Success),
+        refused: run.records.iter().filter(|r| r.refused).count(),
+        refused_p99: p99_of(run, |r| r.refused),
     }
+}
+
+/// The p99 latency of the records of `run` that `pick` picks.
+fn p99_of(run: &Run, pick: impl Fn(&crate::scenario::Record) -> bool) -> Duration {
+    let mut latencies: Vec<Duration> = run
+        .records
+        .iter()
+        .filter(|r| pick(r))
+        .map(|r| r.latency)
+        .collect();
+    latencies.sort();
+    percentile(&latencies, 0.99)
 }
 
 /// A measure a verdict compares: its name, its value, whether higher is better, and the
@@ -397,6 +418,26 @@ pub fn table(results: &[ScenarioResult]) -> String {
                 out,
                 "| {} |",
                 cells(result.scenario.name, *stack, m, false).join(" | ")
+            );
+        }
+    }
+    out.push_str("\nWhat callers heard, answered or refused (a refusal heard late is a wait for nothing):\n\n");
+    out.push_str("| scenario | stack | answered p99 ms | refused | refused p99 ms |\n");
+    out.push_str("|---|---|---:|---:|---:|\n");
+    for result in results {
+        for (stack, m) in &result.runs {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                result.scenario.name,
+                stack.name(),
+                ms(m.answered_p99),
+                m.refused,
+                if m.refused == 0 {
+                    "-".to_owned()
+                } else {
+                    ms(m.refused_p99)
+                },
             );
         }
     }

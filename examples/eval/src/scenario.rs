@@ -342,6 +342,8 @@ pub struct Record {
     pub latency: Duration,
     /// How it ended.
     pub outcome: Outcome,
+    /// Whether a layer of the stack refused it (class `Rejected`), at once or after a wait.
+    pub refused: bool,
 }
 
 /// Everything one run of one scenario with one stack produced.
@@ -736,6 +738,8 @@ pub async fn drive(
                 db.oneshot(request()).await
             };
             let latency = began.elapsed();
+            let refused =
+                matches!(&result, Err(error) if error.kind() == Some(FailureKind::Rejected));
             let outcome = match result {
                 // An answer after the caller's deadline is of no use to the caller.
                 Ok(_) if latency <= deadline => Outcome::Success,
@@ -753,6 +757,7 @@ pub async fn drive(
                 sent,
                 latency,
                 outcome,
+                refused,
             }
         }));
     }
