@@ -141,6 +141,13 @@ impl KeyState {
         (lease.tokens > 0 && lease.until > now) || lease.refused_until > now
     }
 
+    /// Whether the key's lease answers a call at `now` (leased tokens, or the fleet's
+    /// refusal), without taking anything.
+    fn answers(&self, now: u64) -> bool {
+        let lease = self.lease.lock().expect("lease lock");
+        (lease.tokens > 0 && now < lease.until) || now < lease.refused_until
+    }
+
     fn take_leased(&self, now: u64) -> Local {
         let mut lease = self.lease.lock().expect("lease lock");
         if lease.tokens > 0 && now < lease.until {
@@ -262,8 +269,11 @@ impl Shared {
 
     /// The slow path of a fleet-wide limit: lease tokens from Redis (one fetch per key at a
     /// time, asking for as many tokens as callers wait), or decide on the local share when
-    /// Redis cannot answer. The fetch runs as a task of its own: a caller cancelled while it
-    /// is out loses nothing (its tokens land in the key's lease for the next callers).
+    /// Redis cannot answer. The fetch runs as a task of its own, which holds the key's fetch
+    /// lock: a caller cancelled while it is out loses nothing (its tokens land in the key's
+    /// lease for the next callers), and the next caller waits for that fetch rather than
+    /// sending another, whose answer (a refusal: the first took the burst) could land after
+    /// the first's and hide its tokens.
     async fn decide(self: Arc<Self>, state: Arc<KeyState>) -> Result<(), Error> {
         struct Waiting<'a>(&'a AtomicU64);
         impl Drop for Waiting<'_> {
@@ -273,11 +283,10 @@ impl Shared {
         }
         state.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&state.waiting);
-        let _one_at_a_time = state.fetching.lock().await;
         if let Some(answer) = self.answer_from_lease(state.take_leased(self.now())) {
             return answer;
         }
-        let fetch = tokio::spawn(self.clone().fetch(state.clone()));
+        let fetch = tokio::spawn(self.clone().fetch_once(state.clone()));
         let fetched = fetch.await.unwrap_or(false);
         let now = self.now();
         if fetched {
@@ -309,6 +318,16 @@ impl Shared {
             Local::Refused(retry_after) => Some(Err(self.refuse(retry_after, true))),
             Local::Ask => None,
         }
+    }
+
+    /// A lease fetch for `state` unless one that ran while this waited for the key's fetch
+    /// lock left an answer: `true` when the lease answers now.
+    async fn fetch_once(self: Arc<Self>, state: Arc<KeyState>) -> bool {
+        let _one_at_a_time = state.fetching.lock().await;
+        if state.answers(self.now()) {
+            return true;
+        }
+        self.fetch(state.clone()).await
     }
 
     /// One lease fetch for `state`: what Redis grants lands in the key's lease (a refusal in

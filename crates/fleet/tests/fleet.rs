@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use seawall_chaos::proxy::Proxy;
+use seawall_chaos::proxy::{Delay, Mode, Proxy};
 use seawall_classify::{Error, FailureKind, RetryHint};
 use seawall_fleet::{BudgetSpent, ConcurrencyBudgetLayer, Fleet, RateLimitLayer, RateLimited};
 use tokio::sync::Semaphore;
@@ -343,18 +343,7 @@ async fn failures(service: &mut BoxCloneSyncService<u64, u64, Error>, n: u64) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_redis_is_away_the_local_share_applies_and_no_call_fails() {
-    let redis: std::net::SocketAddr = {
-        let url = redis_url();
-        let host = url
-            .trim_start_matches("redis://")
-            .trim_end_matches('/')
-            .split('/')
-            .next()
-            .unwrap()
-            .to_owned();
-        tokio::net::lookup_host(host).await.unwrap().next().unwrap()
-    };
-    let proxy = Proxy::start(redis).await.unwrap();
+    let proxy = Proxy::start(redis_addr().await).await.unwrap();
     let fleet = Fleet::builder(format!("redis://{}/", proxy.addr()))
         .prefix("seawall-test")
         .expected_replicas(2)
@@ -489,6 +478,56 @@ async fn a_rate_call_cancelled_during_its_lease_fetch_loses_no_tokens() {
         admitted, 10,
         "the burst, none of it lost with the cancelled caller"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_after_a_cancelled_one_waits_for_its_lease_fetch_rather_than_sending_another() {
+    // Redis 100 ms away: the cancelled caller's fetch is still out when the next caller comes.
+    let proxy = Proxy::start(redis_addr().await).await.unwrap();
+    let fleet = Fleet::builder(format!("redis://{}/", proxy.addr()))
+        .prefix("seawall-test")
+        .expected_replicas(2)
+        .op_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    assert!(fleet.connect().await, "Redis answers");
+    proxy.set_mode(Mode::Latency {
+        up: Delay::default(),
+        down: Delay::fixed(Duration::from_millis(100)),
+    });
+    let layer = RateLimitLayer::builder(1.0 / 60.0)
+        .burst(10)
+        .lease(10)
+        .fleet(&fleet, unique("rate-one-fetch"))
+        .build()
+        .unwrap();
+    cancelled_in_flight(&mut layer.layer(echo()), 0).await;
+    // The next caller is answered from the cancelled caller's fetch: no second fetch was sent
+    // while it was out (one would be refused by Redis, the first having taken the burst, and
+    // its refusal could land first and refuse callers the first fetch's tokens were for).
+    assert!(layer.layer(echo()).oneshot(1).await.is_ok());
+    assert_eq!(layer.redis_fetches(), 1, "one fetch served the next caller");
+    let mut admitted = 1;
+    for id in 2..=20 {
+        if layer.layer(echo()).oneshot(id).await.is_ok() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 10, "the burst, none of it lost");
+    proxy.shutdown().await;
+}
+
+/// The address of the test Redis.
+async fn redis_addr() -> std::net::SocketAddr {
+    let url = redis_url();
+    let host = url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    tokio::net::lookup_host(host).await.unwrap().next().unwrap()
 }
 
 #[test]
