@@ -275,6 +275,14 @@ impl<P: TripPolicy> Gate<P> {
         Some((until, meta as u32))
     }
 
+    /// The generation, if the breaker is closed: the closed path's admission on its own, so
+    /// that the caller branches once on the word rather than again on a merged ticket.
+    #[inline(always)]
+    pub(crate) fn closed_generation(&self) -> Option<u32> {
+        let word = Word::unpack(self.word.load(Ordering::Acquire));
+        (word.state == State::Closed).then_some(word.generation)
+    }
+
     /// Decides whether a call may go through.
     #[inline]
     pub(crate) fn admit(&self) -> Ticket {

@@ -130,6 +130,17 @@ impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
         self.probe = None;
     }
 
+    /// A ticket other than closed: a probe's or a disabled breaker's goes on to the call; a
+    /// refusal comes back as the time until the next probe.
+    #[cold]
+    #[inline(never)]
+    fn other_ticket(&self, ticket: Option<Ticket>) -> Result<Ticket, Duration> {
+        match ticket.expect("poll_ready must be called before call") {
+            Ticket::Reject => Err(self.refusal()),
+            ticket => Ok(ticket),
+        }
+    }
+
     /// A refusal, logged and noted on the caller's span: the time until the next probe.
     #[cold]
     #[inline(never)]
@@ -171,35 +182,32 @@ where
     #[inline(always)]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The closed path on its own: no ticket kept, admitted closed.
-        let fresh = if self.ticket.is_none() {
-            let ticket = self.gate.admit();
-            if let Ticket::Closed { .. } = ticket {
-                self.ticket = Some(ticket);
-                return self.inner.poll_ready(cx).map_err(Error::from_inner);
-            }
-            Some(ticket)
-        } else {
-            None
-        };
-        self.poll_ready_slow(cx, fresh)
+        if self.ticket.is_none()
+            && let Some(generation) = self.gate.closed_generation()
+        {
+            self.ticket = Some(Ticket::Closed { generation });
+            return self.inner.poll_ready(cx).map_err(Error::from_inner);
+        }
+        self.poll_ready_slow(cx)
     }
 
     #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
-        let ticket = self
-            .ticket
-            .take()
-            .expect("poll_ready must be called before call");
-        // The closed path first, on its own: it is the one every call takes.
-        if !matches!(ticket, Ticket::Closed { .. })
-            && let Ticket::Reject = ticket
-        {
-            return ResponseFuture::rejected(
-                self.gate.clone(),
-                self.refusal(),
-                self.classifier.clone(),
-            );
-        }
+        // The closed path first, on its own: it is the one every call takes (one comparison
+        // tells it from every other ticket, and from none at all).
+        let ticket = match self.ticket.take() {
+            Some(ticket @ Ticket::Closed { .. }) => ticket,
+            other => match self.other_ticket(other) {
+                Ok(ticket) => ticket,
+                Err(refusal) => {
+                    return ResponseFuture::rejected(
+                        self.gate.clone(),
+                        refusal,
+                        self.classifier.clone(),
+                    );
+                }
+            },
+        };
         let started = if self.gate.config.slow_call.is_some() {
             self.gate.stamp(seawall_classify::clock::now())
         } else {
@@ -224,31 +232,21 @@ where
 }
 
 impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
-    /// `poll_ready` off the closed path: `fresh`, a ticket just taken that is not closed, or
-    /// a ticket kept from an earlier poll (re-checked against the breaker's generation); a
-    /// probe slot to reserve, a refusal, or a probe slot to give back while the inner service
-    /// is not ready.
+    /// `poll_ready` off the closed path: a ticket kept from an earlier poll (re-checked
+    /// against the breaker's generation) or a fresh admission that is not closed; a probe slot
+    /// to reserve, a refusal, or a probe slot to give back while the inner service is not
+    /// ready.
     #[cold]
     #[inline(never)]
-    fn poll_ready_slow<Req>(
-        &mut self,
-        cx: &mut Context<'_>,
-        fresh: Option<Ticket>,
-    ) -> Poll<Result<(), Error>>
+    fn poll_ready_slow<Req>(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>>
     where
         S: Service<Req>,
         S::Error: Into<BoxError> + 'static,
     {
-        let mut fresh = fresh;
-        if self.ticket.is_none()
-            && self.probe.is_some()
-            && !matches!(fresh, Some(Ticket::Probe { .. }))
-        {
+        if self.ticket.is_none() && self.probe.is_some() {
             // A slot with no ticket: left by a probe call whose inner `call` panicked. It is
-            // released now, and the call admitted again (a fresh probe slot would have
-            // replaced it, releasing it the same way).
+            // released now, and the call admitted again.
             self.probe = None;
-            fresh = Some(self.gate.admit());
         }
         let kept = match self.ticket {
             Some(ticket) => self.kept_ticket(ticket),
@@ -257,7 +255,7 @@ impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
         let ticket = match kept {
             Some(ticket) => ticket,
             None => {
-                let ticket = fresh.unwrap_or_else(|| self.gate.admit());
+                let ticket = self.gate.admit();
                 if let Ticket::Probe { generation } = ticket {
                     self.reserve_probe(generation);
                 }
