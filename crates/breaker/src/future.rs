@@ -197,10 +197,23 @@ where
             return Poll::Ready(Err(refused(this.recorder.take())));
         };
         let (class, result) = classify_outcome(&*this.classifier, ready!(inner.poll(cx)));
-        if let Some(recorder) = this.recorder {
-            recorder.record(&class);
-            // Recorded: the gate's reference goes now, not with the future.
-            *this.recorder = None;
+        // Recorded: the gate's reference goes now, not with the future. A closed call's
+        // recorder first, told from every other (and from none) in one comparison.
+        match this.recorder {
+            Some(
+                recorder @ Recorder {
+                    ticket: Ticket::Closed { .. },
+                    ..
+                },
+            ) => {
+                recorder.record(&class);
+                *this.recorder = None;
+            }
+            Some(recorder) => {
+                recorder.record(&class);
+                *this.recorder = None;
+            }
+            None => {}
         }
         Poll::Ready(result)
     }

@@ -193,6 +193,13 @@ where
 
     #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
+        // Read before the ticket, so that the ticket is not held across it (a register
+        // spilled and reloaded otherwise).
+        let started = if self.gate.config.slow_call.is_some() {
+            self.gate.stamp(seawall_classify::clock::now())
+        } else {
+            0
+        };
         // The closed path first, on its own: it is the one every call takes (one comparison
         // tells it from every other ticket, and from none at all).
         let ticket = match self.ticket.take() {
@@ -207,11 +214,6 @@ where
                     );
                 }
             },
-        };
-        let started = if self.gate.config.slow_call.is_some() {
-            self.gate.stamp(seawall_classify::clock::now())
-        } else {
-            0
         };
         // A probe's slot stays with the service while the inner `call` runs: if that panics,
         // the slot is released when the service is dropped or at its next `poll_ready`
