@@ -72,8 +72,8 @@ pub trait HasDeadline {
 }
 
 /// How much a request matters under overload, carried by the request like its deadline
-/// ([`HasDeadline::priority`]; [`WithDeadline::with_priority`], or the `Priority` extension of
-/// an `http::Request`).
+/// ([`HasDeadline::priority`]; [`WithPriority`], made by [`WithDeadline::with_priority`], or
+/// the `Priority` extension of an `http::Request`).
 ///
 /// A concurrency limit with a standing queue hands its permits to the highest priority first,
 /// sheds sheddable calls first, and lets a higher-priority call take a full queue's place from
@@ -144,7 +144,6 @@ impl<R: HasDeadline + ?Sized> HasDeadline for Box<R> {
 pub struct WithDeadline<R> {
     request: R,
     deadline: Option<Instant>,
-    priority: Priority,
 }
 
 impl<R> WithDeadline<R> {
@@ -153,15 +152,15 @@ impl<R> WithDeadline<R> {
         WithDeadline {
             request,
             deadline: None,
-            priority: Priority::Default,
         }
     }
 
-    /// Sets the request's [`Priority`] under overload (default [`Priority::Default`]).
+    /// This request with a [`Priority`] under overload: a [`WithPriority`] around it (the
+    /// priority is not kept in `WithDeadline` itself, so that requests without one move
+    /// nothing more through every layer).
     #[must_use]
-    pub fn with_priority(mut self, priority: Priority) -> Self {
-        self.priority = priority;
-        self
+    pub fn with_priority(self, priority: Priority) -> WithPriority<Self> {
+        WithPriority::new(self, priority)
     }
 
     /// Sets the deadline to `deadline`.
@@ -210,6 +209,57 @@ impl<R> HasDeadline for WithDeadline<R> {
     }
     fn set_deadline(&mut self, deadline: Instant) {
         self.deadline = Some(deadline);
+    }
+}
+
+/// A request with a [`Priority`] under overload, around a request that carries its deadline
+/// (usually a [`WithDeadline`]: [`WithDeadline::with_priority`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use seawall_classify::deadline::{HasDeadline, Priority, WithDeadline};
+///
+/// let request = WithDeadline::new("GET feed")
+///     .deadline_in(Duration::from_secs(1))
+///     .with_priority(Priority::Sheddable);
+/// assert_eq!(request.priority(), Priority::Sheddable);
+/// assert!(request.deadline().is_some());
+/// assert_eq!(*request.get_ref().get_ref(), "GET feed");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithPriority<R> {
+    request: R,
+    priority: Priority,
+}
+
+impl<R> WithPriority<R> {
+    /// Wraps `request` with `priority`.
+    pub fn new(request: R, priority: Priority) -> Self {
+        WithPriority { request, priority }
+    }
+
+    /// The wrapped request.
+    pub fn get_ref(&self) -> &R {
+        &self.request
+    }
+
+    /// The wrapped request, mutably.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.request
+    }
+
+    /// Unwraps the request, dropping the priority.
+    pub fn into_inner(self) -> R {
+        self.request
+    }
+}
+
+impl<R: HasDeadline> HasDeadline for WithPriority<R> {
+    fn deadline(&self) -> Option<Instant> {
+        self.request.deadline()
+    }
+    fn set_deadline(&mut self, deadline: Instant) {
+        self.request.set_deadline(deadline);
     }
     fn priority(&self) -> Priority {
         self.priority

@@ -118,7 +118,7 @@ pub use crate::classifier::{
     ResponsesOnly, classify_outcome, from_error_fn, from_response_fn, known_class,
 };
 pub use crate::config::ConfigError;
-pub use crate::deadline::{DeadlineExceeded, HasDeadline, Priority, WithDeadline};
+pub use crate::deadline::{DeadlineExceeded, HasDeadline, Priority, WithDeadline, WithPriority};
 pub use crate::error::{Chain, Error, cause_ref, chain, is_caused_by};
 #[cfg(feature = "http")]
 pub use crate::http::HttpClassifier;

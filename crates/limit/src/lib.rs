@@ -78,7 +78,7 @@ pub use crate::service::ConcurrencyLimit;
 pub use crate::state::LimitHandle;
 /// Re-exported: the error the limit returns, the policy an adaptive limit learns by, and the
 /// request wrapper that carries a deadline.
-pub use seawall_classify::{Error, Policy, Priority, WithDeadline};
+pub use seawall_classify::{Error, Policy, Priority, WithDeadline, WithPriority};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

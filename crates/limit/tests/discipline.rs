@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use seawall_classify::{Error, Priority, WithDeadline, cause_ref};
+use seawall_classify::{Error, Priority, WithDeadline, WithPriority, cause_ref};
 use seawall_limit::{
     ConcurrencyLimitLayer, Discipline, LimitHandle,
     error::{LimitReached, Reason},
@@ -14,8 +14,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep};
 use tower::{Service, ServiceBuilder, ServiceExt, service_fn};
 
-/// A request: its name, and how long the call holds its permit.
-type Req = WithDeadline<(u32, u64)>;
+/// A request: its name, and how long the call holds its permit, with its deadline and
+/// priority.
+type Req = WithPriority<WithDeadline<(u32, u64)>>;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -44,7 +45,7 @@ fn rig(max: usize, queue: usize, discipline: Discipline) -> Rig {
         .service(service_fn(move |request: Req| {
             let log = log.clone();
             async move {
-                let (name, hold) = *request.get_ref();
+                let (name, hold) = *request.get_ref().get_ref();
                 log.lock().unwrap().push(name);
                 sleep(ms(hold)).await;
                 Ok::<_, std::io::Error>(name)

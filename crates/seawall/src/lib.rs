@@ -237,7 +237,7 @@
 pub use seawall_classify as classify;
 pub use seawall_classify::{
     BoxError, Class, ConfigError, DeadlineExceeded, DefaultClassifier, Error, FailureKind,
-    HasDeadline, Priority, RetryHint, WithDeadline,
+    HasDeadline, Priority, RetryHint, WithDeadline, WithPriority,
 };
 
 #[cfg(feature = "breaker")]

@@ -128,7 +128,7 @@ async fn run_async(
         tower::service_fn(move |request: Request| {
             let pool = pool.clone();
             async move {
-                let id = *request.get_ref();
+                let id = crate::sim::id_of(&request);
                 let client = pool.get().await?;
                 let row = client.query_one("SELECT $1::int8", &[&(id as i64)]).await?;
                 Ok::<_, BoxError>(row.get::<_, i64>(0) as u64)
@@ -140,7 +140,7 @@ async fn run_async(
         tower::service_fn(move |request: Request| {
             let mut manager = manager.clone();
             async move {
-                let id = *request.get_ref();
+                let id = crate::sim::id_of(&request);
                 let _: Option<String> = redis::cmd("GET")
                     .arg(format!("seawall-eval:{}", id % 100))
                     .query_async(&mut manager)

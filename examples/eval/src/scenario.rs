@@ -8,7 +8,7 @@ use seawall::classify::AssumeIdempotent;
 use seawall::fallback::{Fallback, FallbackLayer};
 use seawall::hedge::HedgeLayer;
 use seawall::limit::{ConcurrencyLimitLayer, Discipline};
-use seawall::{Class, Error, FailureKind, Priority, RetryHint, StandardPipeline, WithDeadline};
+use seawall::{Class, Error, FailureKind, Priority, RetryHint, StandardPipeline};
 use seawall_chaos::ChaosLayer;
 use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
@@ -518,7 +518,9 @@ const PROBE: u64 = u64::MAX;
 /// the breaker is open.
 fn probe(client: Client) -> seawall::breaker::Probe {
     seawall::breaker::Probe::new(move || {
-        let call = client.clone().oneshot(WithDeadline::new(PROBE));
+        let call = client
+            .clone()
+            .oneshot(crate::sim::request(PROBE, None, Priority::Default));
         async move { call.await.map(drop) }
     })
 }
@@ -689,9 +691,8 @@ pub async fn drive(
             for n in 0..count {
                 let at = from + Duration::from_nanos(n * 1_000_000_000 / u64::from(rate));
                 tokio::time::sleep_until(start + at).await;
-                let request = WithDeadline::new(SPIKE_IDS + n)
-                    .deadline_in(deadline)
-                    .with_priority(Priority::Sheddable);
+                let request =
+                    crate::sim::request(SPIKE_IDS + n, Some(deadline), Priority::Sheddable);
                 let call = db.clone().oneshot(request);
                 calls.push(tokio::spawn(async move {
                     let began = Instant::now();
@@ -719,11 +720,7 @@ pub async fn drive(
         let deadline = scenario.deadline;
         tasks.push(tokio::spawn(async move {
             let began = Instant::now();
-            let request = || {
-                WithDeadline::new(id)
-                    .deadline_in(deadline)
-                    .with_priority(priority)
-            };
+            let request = || crate::sim::request(id, Some(deadline), priority);
             let cached = match reads {
                 Cache::None => false,
                 Cache::InFront => true,

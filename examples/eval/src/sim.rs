@@ -8,15 +8,33 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use seawall::{BoxError, Class, Error, FailureKind, RetryHint, WithDeadline};
+use seawall::{
+    BoxError, Class, Error, FailureKind, Priority, RetryHint, WithDeadline, WithPriority,
+};
 use seawall_chaos::ChaosLayer;
 use seawall_util::rng::SplitMix64;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, util::BoxCloneSyncService};
 
-/// A request: its number in the run.
-pub type Request = WithDeadline<u64>;
+/// A request: its number in the run, its deadline, and its priority (critical or sheddable
+/// in the priority-spike scenario, default elsewhere).
+pub type Request = WithPriority<WithDeadline<u64>>;
+
+/// Request number `id`, due within `deadline` (none: no deadline), at `priority`.
+pub fn request(id: u64, deadline: Option<Duration>, priority: Priority) -> Request {
+    let request = WithDeadline::new(id);
+    match deadline {
+        Some(deadline) => request.deadline_in(deadline),
+        None => request,
+    }
+    .with_priority(priority)
+}
+
+/// The number of `request` in its run.
+pub fn id_of(request: &Request) -> u64 {
+    *request.get_ref().get_ref()
+}
 
 /// How the dependency behaves over a run.
 #[derive(Debug, Clone)]
@@ -173,7 +191,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let id = *request.get_ref();
+        let id = id_of(&request);
         let log = self.log.clone();
         let index = {
             let mut log = log.lock().unwrap();
@@ -208,7 +226,7 @@ pub fn dependency(
     let (share, seed) = (model.caller_errors, model.seed);
     let mut answer: BoxCloneSyncService<Request, u64, Error> =
         BoxCloneSyncService::new(tower::service_fn(move |request: Request| async move {
-            let id = *request.get_ref();
+            let id = id_of(&request);
             if SplitMix64::new(seed ^ id.wrapping_mul(0xA24B_AED4_963E_E407)).next_f64() < share {
                 return Err(Error::new(
                     Class::failure(FailureKind::Invalid, RetryHint::Never),

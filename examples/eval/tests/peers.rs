@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use seawall::{Class, Error, FailureKind, RetryHint, WithDeadline};
+use seawall::{Class, Error, FailureKind, Priority, RetryHint};
 use seawall_eval::peers::{Clock, Sizing, resilience_stack};
 use seawall_eval::scenario::Client;
+use seawall_eval::sim::{Request, id_of, request};
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
@@ -19,7 +20,7 @@ fn secs(n: u64) -> Duration {
 
 /// A dependency that fails while `down` is set, counting the calls it receives.
 fn dependency(down: Arc<AtomicBool>, calls: Arc<AtomicUsize>) -> Client {
-    BoxCloneSyncService::new(tower::service_fn(move |request: WithDeadline<u64>| {
+    BoxCloneSyncService::new(tower::service_fn(move |call: Request| {
         calls.fetch_add(1, Ordering::SeqCst);
         let failing = down.load(Ordering::SeqCst);
         async move {
@@ -29,14 +30,17 @@ fn dependency(down: Arc<AtomicBool>, calls: Arc<AtomicUsize>) -> Client {
                     std::io::Error::other("down"),
                 ))
             } else {
-                Ok(*request.get_ref())
+                Ok(id_of(&call))
             }
         }
     }))
 }
 
 async fn call(client: &Client) -> Result<u64, Error> {
-    client.clone().oneshot(WithDeadline::new(1)).await
+    client
+        .clone()
+        .oneshot(request(1, None, Priority::Default))
+        .await
 }
 
 fn refused(result: &Result<u64, Error>) -> bool {
