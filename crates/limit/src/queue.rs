@@ -385,21 +385,8 @@ impl Shared {
     /// The waiter's future was dropped: it leaves the line, and a permit handed to it and
     /// not taken goes to the next.
     pub(crate) fn cancel(&self, waiter: &Waiter) {
-        let now = Instant::now();
-        let granted = {
-            let mut lines = self.lines();
-            let mut state = waiter.lock();
-            match std::mem::replace(&mut *state, WaitState::Done) {
-                WaitState::Waiting(_) => {
-                    drop(state);
-                    self.leave_stale(&mut lines, now);
-                    false
-                }
-                WaitState::Granted { .. } => true,
-                WaitState::Refused(..) | WaitState::Done => false,
-            }
-        };
-        if granted {
+        // The locks are released when `give_up` returns, before the permit goes back.
+        if let Some(Answer::Permit { .. }) = self.give_up(waiter) {
             self.give_back_permit();
         }
     }
