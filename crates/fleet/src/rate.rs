@@ -20,6 +20,9 @@ use crate::store::{Fleet, Op, Reply};
 
 const LAYER: &str = "rate limit";
 
+/// How many lease fetches a caller waits through before it takes the fleet's last answer.
+const FETCH_ROUNDS: usize = 4;
+
 /// Reads the key a request is limited under. Closures `Fn(&Req) -> K` are key functions,
 /// for any `K: Hash + Display` (the display names the key on Redis).
 pub trait KeyOf<Req> {
@@ -283,21 +286,25 @@ impl Shared {
         }
         state.waiting.fetch_add(1, Ordering::Relaxed);
         let _waiting = Waiting(&state.waiting);
-        if let Some(answer) = self.answer_from_lease(state.take_leased(self.now())) {
-            return answer;
+        // A fetch that leased tokens other callers took before this one could (waiters of
+        // one fetch race for its lease) sends this caller round again, a few times at most.
+        for _ in 0..FETCH_ROUNDS {
+            if let Some(answer) = self.answer_from_lease(state.take_leased(self.now())) {
+                return answer;
+            }
+            let fetch = tokio::spawn(self.clone().fetch_once(state.clone()));
+            if !fetch.await.unwrap_or(false) {
+                return self.local_decision(&state);
+            }
         }
-        let fetch = tokio::spawn(self.clone().fetch_once(state.clone()));
-        let fetched = fetch.await.unwrap_or(false);
+        // Leased and taken by others every round: the fleet's answer for this moment is spent.
+        self.answer_from_lease(state.take_leased(self.now()))
+            .unwrap_or_else(|| Err(self.refuse(Duration::from_nanos(self.gcra.interval), true)))
+    }
+
+    /// Redis did not answer: the local share decides.
+    fn local_decision(&self, state: &KeyState) -> Result<(), Error> {
         let now = self.now();
-        if fetched {
-            // Leased and taken meanwhile by callers on the fast path: the fleet's answer for
-            // this moment is spent.
-            return self
-                .answer_from_lease(state.take_leased(now))
-                .unwrap_or_else(|| {
-                    Err(self.refuse(Duration::from_nanos(self.gcra.interval), true))
-                });
-        }
         match self.local_share.take(&state.tat, now) {
             Ok(()) => {
                 self.admitted.fetch_add(1, Ordering::Relaxed);
