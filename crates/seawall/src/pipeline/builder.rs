@@ -86,8 +86,8 @@ impl StandardPipeline {
                     .max_open_duration(Duration::from_secs(5)),
             ),
             // The caller's deadline decides how long a call may wait (a call the queue
-            // would answer too late is refused at once); the queue's length only bounds
-            // memory.
+            // would answer too late is refused at once), and a standing queue sheds within
+            // 5 ms (controlled delay); the queue's length only bounds memory.
             limit: Some(
                 ConcurrencyLimitLayer::builder(max_in_flight)
                     .queue(max_in_flight.saturating_mul(16))
