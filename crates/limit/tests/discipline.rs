@@ -249,6 +249,23 @@ async fn a_sheddable_call_waits_none_in_a_standing_queue() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_critical_call_may_wait_the_interval_in_a_standing_queue() {
+    let rig = rig(1, 10, CODEL);
+    let holder = rig.send(0, 1_000, Priority::Default).await;
+    let _ = rig.send(1, 1, Priority::Default).await.await.unwrap();
+    // Standing now: a default call waits 10 ms at most, a critical one the 50 ms interval.
+    let began = Instant::now();
+    let critical = rig.send(2, 1, Priority::Critical).await;
+    let default = rig.send(3, 1, Priority::Default).await;
+    let default = default.await.unwrap().unwrap_err();
+    assert_eq!(reason(&default), Some(Reason::Shed(ms(10))));
+    let critical = critical.await.unwrap().unwrap_err();
+    assert_eq!(reason(&critical), Some(Reason::Shed(ms(50))));
+    assert_eq!(began.elapsed(), ms(50));
+    holder.abort();
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_dropped_waiter_frees_nothing_it_did_not_hold() {
     let rig = rig(1, 10, Discipline::Fifo);
     let holder = rig.send(0, 20, Priority::Default).await;
