@@ -418,6 +418,26 @@ proptest::proptest! {
     }
 }
 
+/// A fleet whose Redis is 200 ms away through the fault proxy (operations may take a second):
+/// a call polled once is still waiting for Redis when it is dropped, however loaded the
+/// machine (on loopback alone, a reply could come back before the first poll).
+async fn distant_fleet(instance: &str) -> (Proxy, Fleet) {
+    let proxy = Proxy::start(redis_addr().await).await.unwrap();
+    let fleet = Fleet::builder(format!("redis://{}/", proxy.addr()))
+        .prefix("seawall-test")
+        .expected_replicas(2)
+        .instance(unique(instance))
+        .op_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    assert!(fleet.connect().await, "Redis answers");
+    proxy.set_mode(Mode::Latency {
+        up: Delay::default(),
+        down: Delay::fixed(Duration::from_millis(200)),
+    });
+    (proxy, fleet)
+}
+
 /// Polls a call through `service` once, so that its first Redis operation goes out, and
 /// drops it there: a caller that gave up (its deadline) while the fleet was asked.
 async fn cancelled_in_flight<S: Service<u64>>(service: &mut S, id: u64) {
@@ -430,8 +450,7 @@ async fn cancelled_in_flight<S: Service<u64>>(service: &mut S, id: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_call_cancelled_during_its_acquire_gives_its_permit_back_at_once() {
     let name = unique("cancelled");
-    let fleet = fleet("cancelled");
-    assert!(fleet.connect().await, "Redis answers");
+    let (proxy, fleet) = distant_fleet("cancelled").await;
     let layer = ConcurrencyBudgetLayer::builder(1)
         .fleet(&fleet, name)
         .lease(Duration::from_secs(60))
@@ -450,13 +469,13 @@ async fn a_budget_call_cancelled_during_its_acquire_gives_its_permit_back_at_onc
     }
     assert!(admitted, "the cancelled call's permit came back");
     assert_eq!(fleet.local_decisions(), 0);
+    proxy.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_call_cancelled_during_its_lease_fetch_loses_no_tokens() {
     let name = unique("rate-cancelled");
-    let fleet = fleet("rate-cancelled");
-    assert!(fleet.connect().await, "Redis answers");
+    let (proxy, fleet) = distant_fleet("rate-cancelled").await;
     // A burst of 10, leased 10 at a time, refilling one a minute: the first fetch takes the
     // whole burst.
     let layer = RateLimitLayer::builder(1.0 / 60.0)
@@ -478,23 +497,13 @@ async fn a_rate_call_cancelled_during_its_lease_fetch_loses_no_tokens() {
         admitted, 10,
         "the burst, none of it lost with the cancelled caller"
     );
+    proxy.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_after_a_cancelled_one_waits_for_its_lease_fetch_rather_than_sending_another() {
-    // Redis 100 ms away: the cancelled caller's fetch is still out when the next caller comes.
-    let proxy = Proxy::start(redis_addr().await).await.unwrap();
-    let fleet = Fleet::builder(format!("redis://{}/", proxy.addr()))
-        .prefix("seawall-test")
-        .expected_replicas(2)
-        .op_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap();
-    assert!(fleet.connect().await, "Redis answers");
-    proxy.set_mode(Mode::Latency {
-        up: Delay::default(),
-        down: Delay::fixed(Duration::from_millis(100)),
-    });
+    // Redis 200 ms away: the cancelled caller's fetch is still out when the next caller comes.
+    let (proxy, fleet) = distant_fleet("rate-one-fetch").await;
     let layer = RateLimitLayer::builder(1.0 / 60.0)
         .burst(10)
         .lease(10)
