@@ -208,7 +208,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Result<Admitted<S::Future>, Error>> {
         let mut this = self.project();
-        while this.permit.is_none() {
+        if this.permit.is_none() {
             let place = this.place.as_ref().expect("in line until admitted");
             let answer = match this.shared.poll_answer(&place.waiter, cx) {
                 Poll::Ready(answer) => answer,

@@ -83,7 +83,6 @@ impl Discipline {
 /// One queued call, shared by its future and the lines.
 pub(crate) struct Waiter {
     state: Mutex<WaitState>,
-    pub(crate) priority: Priority,
     pub(crate) deadline: Option<Instant>,
     /// Its place when it joined: 1 for the first in its line.
     pub(crate) place: usize,
@@ -92,7 +91,6 @@ pub(crate) struct Waiter {
 impl fmt::Debug for Waiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Waiter")
-            .field("priority", &self.priority)
             .field("place", &self.place)
             .finish()
     }
@@ -108,6 +106,18 @@ enum WaitState {
     Refused(Reason, Duration),
     /// Its answer was taken, or its future dropped: the entry in the lines is stale.
     Done,
+}
+
+impl WaitState {
+    /// The answer a waiter in this state has: a permit or a refusal; `None` while it waits
+    /// or once its answer was taken.
+    fn answer(self) -> Option<Answer> {
+        match self {
+            WaitState::Granted { lifo } => Some(Answer::Permit { lifo }),
+            WaitState::Refused(reason, retry_after) => Some(Answer::Refused(reason, retry_after)),
+            WaitState::Waiting(_) | WaitState::Done => None,
+        }
+    }
 }
 
 impl Waiter {
@@ -165,30 +175,29 @@ impl Lines {
 
     /// Takes the next waiter still waiting: highest priority first, newest first when `lifo`.
     fn pick(&mut self, lifo: bool) -> Option<Arc<Waiter>> {
-        for line in &mut self.lines {
-            while let Some(waiter) = if lifo {
-                line.pop_back()
-            } else {
-                line.pop_front()
-            } {
-                if waiter.is_waiting() {
-                    return Some(waiter);
-                }
-                self.stale -= 1;
-            }
-        }
-        None
+        (0..self.lines.len()).find_map(|rank| self.pop_waiting(rank, lifo))
     }
 
     /// The newest waiter of a lower priority than `priority`, lowest first.
     fn lowest_below(&mut self, priority: Priority) -> Option<Arc<Waiter>> {
-        for line in self.lines.iter_mut().skip(priority.rank() + 1).rev() {
-            while let Some(waiter) = line.pop_back() {
-                if waiter.is_waiting() {
-                    return Some(waiter);
-                }
-                self.stale -= 1;
+        (priority.rank() + 1..self.lines.len())
+            .rev()
+            .find_map(|rank| self.pop_waiting(rank, true))
+    }
+
+    /// Takes the oldest (or, `newest`, the newest) waiter still waiting in line `rank`,
+    /// dropping the stale entries it passes.
+    fn pop_waiting(&mut self, rank: usize, newest: bool) -> Option<Arc<Waiter>> {
+        let line = &mut self.lines[rank];
+        while let Some(waiter) = if newest {
+            line.pop_back()
+        } else {
+            line.pop_front()
+        } {
+            if waiter.is_waiting() {
+                return Some(waiter);
             }
+            self.stale -= 1;
         }
         None
     }
@@ -274,7 +283,6 @@ impl Shared {
         }
         let waiter = Arc::new(Waiter {
             state: Mutex::new(WaitState::Waiting(None)),
-            priority,
             deadline,
             place: lines.lines[priority.rank()].len() + 1,
         });
@@ -356,11 +364,12 @@ impl Shared {
                 *state = WaitState::Waiting(Some(waker));
                 Poll::Pending
             }
-            WaitState::Granted { lifo } => Poll::Ready(Answer::Permit { lifo }),
-            WaitState::Refused(reason, retry_after) => {
-                Poll::Ready(Answer::Refused(reason, retry_after))
-            }
-            WaitState::Done => Poll::Ready(Answer::Refused(Reason::QueueFull, self.max_wait)),
+            // Its answer was taken already: a future polled after it completed.
+            answered => Poll::Ready(
+                answered
+                    .answer()
+                    .unwrap_or(Answer::Refused(Reason::QueueFull, self.max_wait)),
+            ),
         }
     }
 
@@ -369,22 +378,21 @@ impl Shared {
     pub(crate) fn give_up(&self, waiter: &Waiter) -> Option<Answer> {
         let now = Instant::now();
         let mut lines = self.lines();
-        let mut state = waiter.lock();
-        match std::mem::replace(&mut *state, WaitState::Done) {
-            WaitState::Waiting(_) => {
-                drop(state);
-                self.leave_stale(&mut lines, now);
-                None
-            }
-            WaitState::Granted { lifo } => Some(Answer::Permit { lifo }),
-            WaitState::Refused(reason, retry_after) => Some(Answer::Refused(reason, retry_after)),
-            WaitState::Done => None,
+        let state = std::mem::replace(&mut *waiter.lock(), WaitState::Done);
+        if let WaitState::Waiting(_) = state {
+            self.leave_stale(&mut lines, now);
         }
+        state.answer()
     }
 
     /// The waiter's future was dropped: it leaves the line, and a permit handed to it and
     /// not taken goes to the next.
     pub(crate) fn cancel(&self, waiter: &Waiter) {
+        // Answered and taken (the usual end of a wait): final, so nothing to do, and no need
+        // for the lines' lock.
+        if matches!(*waiter.lock(), WaitState::Done) {
+            return;
+        }
         // The locks are released when `give_up` returns, before the permit goes back.
         if let Some(Answer::Permit { .. }) = self.give_up(waiter) {
             self.give_back_permit();

@@ -213,11 +213,11 @@ impl Shared {
         take_one(&self.spare, Ordering::SeqCst, Ordering::SeqCst)
     }
 
-    /// Gives back a permit: to a queued call if there is one (see [`crate::queue`]), else to
-    /// the spare count.
+    /// Gives back `permits` (one coming back, or more when the limit grows): to queued calls
+    /// if there are any (see [`crate::queue`]), else to the spare count.
     #[inline]
-    pub(crate) fn give_back_spare(&self) {
-        self.spare.fetch_add(1, Ordering::SeqCst);
+    pub(crate) fn give_back_spare(&self, permits: usize) {
+        self.spare.fetch_add(permits, Ordering::SeqCst);
         if self.queued.load(Ordering::SeqCst) != 0 {
             self.hand_spare_to_queue();
         }
@@ -269,10 +269,7 @@ impl Shared {
                 .map_or(0, |debt| debt.min(grow));
             grow -= repaid;
             if grow > 0 {
-                self.spare.fetch_add(grow, Ordering::SeqCst);
-                if self.queued.load(Ordering::SeqCst) != 0 {
-                    self.hand_spare_to_queue();
-                }
+                self.give_back_spare(grow);
             }
         } else if limit < old {
             let shrink = old - limit;
@@ -301,7 +298,7 @@ impl Shared {
         {
             return;
         }
-        self.give_back_spare();
+        self.give_back_spare(1);
     }
 
     pub(crate) fn queued(&self) -> usize {

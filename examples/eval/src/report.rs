@@ -69,24 +69,18 @@ fn spike(scenario: &Scenario, run: &Run) -> Option<Spike> {
         return None;
     }
     let during =
-        |r: &&crate::scenario::Record| (scenario.fault.0..scenario.fault.1).contains(&r.sent);
-    let sorted = |records: Vec<&crate::scenario::Record>| {
-        let mut latencies: Vec<Duration> = records.iter().map(|r| r.latency).collect();
-        latencies.sort();
-        latencies
-    };
-    let (spiked, calm): (Vec<&crate::scenario::Record>, Vec<_>) =
-        run.records.iter().partition(during);
-    let answered = spiked
+        |r: &crate::scenario::Record| (scenario.fault.0..scenario.fault.1).contains(&r.sent);
+    let spiked = run.records.iter().filter(|r| during(r)).count();
+    let answered = run
+        .records
         .iter()
-        .filter(|r| r.outcome == Outcome::Success)
+        .filter(|r| during(r) && r.outcome == Outcome::Success)
         .count();
-    let critical_success_pct = 100.0 * answered as f64 / spiked.len().max(1) as f64;
     let (served, sent) = run.spike;
     Some(Spike {
-        critical_success_pct,
-        critical_p99: percentile(&sorted(spiked), 0.99),
-        calm_p99: percentile(&sorted(calm), 0.99),
+        critical_success_pct: 100.0 * answered as f64 / spiked.max(1) as f64,
+        critical_p99: p99_of(run, during),
+        calm_p99: p99_of(run, |r| !during(r)),
         sheddable_served_pct: 100.0 * served as f64 / sent.max(1) as f64,
     })
 }
