@@ -27,6 +27,26 @@
 //! Size `max` to the client's pool: then the pool never waits and never times out, and the
 //! queue, whose bounds you chose, is the only place anything waits.
 //!
+//! # Readiness: where the limit waits
+//!
+//! tower's `ConcurrencyLimit` answers `Poll::Pending` from `poll_ready` until a permit is
+//! free, so whatever is outside it feels the pressure. This limit does not: `poll_ready`
+//! takes a free permit when there is one and otherwise reports ready at once, and the call
+//! waits (or is refused) in its response future. Only there is the request known, and with it
+//! its deadline and [`Priority`], which decide whether it waits, how long, and in which
+//! line; `poll_ready` has no request to ask. What composes differently:
+//!
+//! - an outer `tower::load_shed::LoadShed` never sheds on the limit's account: use
+//!   `queue(0)`, which refuses at once any call beyond the limit, with a class that says so;
+//! - an outer `tower::buffer::Buffer` forwards every call at once: its bound no longer holds
+//!   callers back, the limit's queue (length, `max_wait`, the deadline) does;
+//! - a balancer that chooses by readiness (tower's p2c) sees every endpoint ready: it has to
+//!   read the load from [`LimitHandle`] (`in_flight`, `queued`) instead;
+//! - the inner service must be `Clone`: a call admitted from the queue drives a clone of it.
+//!
+//! Inside the limit (the breaker, the attempt timeout, the client) readiness is tower's:
+//! the limit polls the inner service's `poll_ready` before each call it sends.
+//!
 //! # Example
 //!
 //! ```

@@ -310,7 +310,12 @@ impl<C> ClientSpanLayer<C> {
         }
     }
 
-    /// A layer that adds no span (the pipeline's [`no_client_span`](crate::StandardPipeline::no_client_span)).
+    /// A layer that adds no span (the pipeline's
+    /// [`no_client_span`](crate::StandardPipeline::no_client_span)). The span is switched off
+    /// inside its own service rather than by a [`Stage`](crate::Stage) around it: the service
+    /// already passes a call through bare when no subscriber wants its span, and that one
+    /// branch serves both (a `Stage` around it moved the whole future once more: 1,436
+    /// instructions per call against 1,313, `scripts/icount.sh`).
     pub(crate) fn off(classifier: C) -> Self {
         ClientSpanLayer {
             config: None,

@@ -1,22 +1,24 @@
-//! The standard pipeline: `Deadline -> Retry -> Breaker -> Limit -> AttemptTimeout ->
-//! Classify -> client`, configured and validated in one call.
+//! The standard pipeline: its order in one place ([`stack`](self::stack): the client span,
+//! `Deadline -> Retry -> Breaker -> Limit -> AttemptTimeout -> Classify -> client`),
+//! configured and validated in one call.
 //!
-//! - [`StandardPipeline`]: the configuration, with presets (builder.rs; the gRPC preset and
-//!   its channel in grpc.rs);
-//! - [`StandardLayer`]: the built, validated pipeline, a tower `Layer` (layer.rs);
-//! - [`Standard`]: a client wrapped in it, a tower `Service` whose bounds are stated directly
-//!   (service.rs), made of [`Stage`]s that may each be switched off (stage.rs).
+//! - stack.rs: [`StandardLayer`], the built pipeline, and [`Standard`], a client wrapped in
+//!   it, outer to inner;
+//! - stage.rs: how a stage is switched off ([`Stage`], [`RetryMode`]);
+//! - builder.rs: [`StandardPipeline`], the configuration and its validation; presets.rs the
+//!   presets, grpc.rs the gRPC preset and its channel;
+//! - handles.rs: the built pipeline's handles.
 
 mod builder;
 #[cfg(feature = "grpc")]
 mod grpc;
-mod layer;
-mod service;
+mod handles;
+mod presets;
+mod stack;
 mod stage;
 
 pub use self::builder::StandardPipeline;
 #[cfg(feature = "grpc")]
 pub use self::grpc::GrpcChannel;
-pub use self::layer::StandardLayer;
-pub use self::service::{NoRetry, RetryMode, Standard, WithRetry};
-pub use self::stage::{Stage, StageFuture};
+pub use self::stack::{Standard, StandardLayer};
+pub use self::stage::{NoRetry, RetryMode, Stage, StageFuture, WithRetry};
