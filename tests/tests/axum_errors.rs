@@ -1,5 +1,5 @@
 //! An axum service answering from Seawall's error (feature `axum`), served on loopback: the
-//! pipeline lives in the router's state, a handler returns `Result<_, seawall::Error>`, and
+//! pipeline lives in the router's state, a handler returns `Result<_, seawall::Problem>`, and
 //! the caller gets problem+json with the status and `Retry-After` of the class, and nothing
 //! of the dependency's own message.
 
@@ -22,9 +22,9 @@ struct AppState {
 async fn item(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-) -> Result<String, seawall::Error> {
+) -> Result<String, seawall::Problem> {
     // `?` turns any failure into its answer: 503 and Retry-After, 504, 400...
-    state.db.oneshot(WithDeadline::new(id)).await
+    Ok(state.db.oneshot(WithDeadline::new(id)).await?)
 }
 
 #[tokio::test]

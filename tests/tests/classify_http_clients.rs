@@ -7,7 +7,7 @@ use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
-use seawall_classify::{Class, Classifier, Error, FailureKind, HttpClassifier, RetryHint};
+use seawall_classify::{Class, Classifier, FailureKind, HttpClassifier, RetryHint};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -57,7 +57,7 @@ async fn server() -> String {
 }
 
 fn class_of(error: impl Into<seawall_classify::BoxError> + 'static) -> Class {
-    Error::from_inner(error).class()
+    seawall_classify::classified(error).class()
 }
 
 #[tokio::test]

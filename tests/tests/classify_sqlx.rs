@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
-use seawall_classify::{Class, Error, FailureKind, RetryHint};
+use seawall_classify::{Class, FailureKind, RetryHint};
 use seawall_tests::{database_url, unique_name};
 use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{Connection, Executor, PgPool};
 
 /// The class every Seawall layer would give `err`.
 fn class_of(err: sqlx::Error) -> Class {
-    Error::from_inner(err).class()
+    seawall_classify::classified(err).class()
 }
 
 async fn pool(max: u32) -> PgPool {

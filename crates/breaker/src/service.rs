@@ -160,10 +160,9 @@ impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
             "call refused: circuit breaker open"
         );
         // On the caller's span (a pipeline's client span), who refused and why.
-        let span = tracing::Span::current();
-        span.record(schema::LAYER, "breaker");
-        span.record(schema::BREAKER_NAME, &*self.gate.config.name);
-        span.record(schema::BREAKER_STATE, "open");
+        let _ = schema::record_refusal("breaker")
+            .with(schema::BREAKER_NAME, &*self.gate.config.name)
+            .with(schema::BREAKER_STATE, "open");
         retry_after
     }
 }
@@ -196,7 +195,7 @@ where
         // Read before the ticket, so that the ticket is not held across it (a register
         // spilled and reloaded otherwise).
         let started = if self.gate.config.slow_call.is_some() {
-            self.gate.stamp(seawall_classify::clock::now())
+            self.gate.stamp(seawall_classify::call_instant::get())
         } else {
             0
         };

@@ -49,7 +49,7 @@ where
         match ready!(this.inner.poll(cx)) {
             Ok(response) => Poll::Ready(Ok(response)),
             Err(error) => {
-                let error = crate::classifier::classified_error::<T, _, _>(this.classifier, error);
+                let error = crate::classified_error::<T, _, _>(this.classifier, error);
                 let class = error.class().for_request(*this.idempotent);
                 Poll::Ready(Err(error.with_class(class)))
             }

@@ -22,8 +22,8 @@
 //! after messages, is seen by the client's decoder, which returns it as a `tonic::Status`
 //! error: the default classification reads those.
 //!
-//! Seawall's errors become a status for a gRPC caller with [`status_of`] (`From<Error>` for
-//! `tonic::Status`): a local refusal or overload is `UNAVAILABLE` / `RESOURCE_EXHAUSTED` with
+//! Seawall's errors become a status for a gRPC caller with [`status_of`] (or [`into_status`]
+//! in a `map_err`): a local refusal or overload is `UNAVAILABLE` / `RESOURCE_EXHAUSTED` with
 //! the pushback set to the error's `retry_after`, a timeout `DEADLINE_EXCEEDED`, the caller's
 //! mistakes `INVALID_ARGUMENT`. The message is the class, never the error's own text.
 
@@ -165,8 +165,10 @@ pub fn status_of(error: &Error) -> tonic::Status {
     status
 }
 
-impl From<Error> for tonic::Status {
-    fn from(error: Error) -> Self {
-        status_of(&error)
-    }
+/// [`status_of`], taking the error: what a `map_err` needs (`map_err(into_status)`).
+/// (Seawall's `Error` lives in seawall-core, which knows no tonic, so there is no
+/// `From<Error> for tonic::Status`.)
+#[must_use]
+pub fn into_status(error: Error) -> tonic::Status {
+    status_of(&error)
 }

@@ -77,19 +77,9 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod class;
-mod classifier;
-pub mod clock;
-mod config;
-pub mod cut;
-pub mod deadline;
-mod error;
+mod default;
 pub mod future;
-mod idempotency;
-pub mod io;
 mod layer;
-mod policy;
-pub mod schema;
 
 #[cfg(feature = "axum")]
 pub mod axum;
@@ -112,24 +102,20 @@ use std::task::{Context, Poll};
 
 use tower_service::Service;
 
-pub use crate::class::{Class, Failure, FailureKind, RetryHint};
-pub use crate::classifier::{
-    AsError, Classifier, ClassifierExt, DefaultClassifier, ErrorFn, Map, Or, ResponseFn,
-    ResponsesOnly, classify_outcome, from_error_fn, from_response_fn, known_class,
-};
-pub use crate::config::ConfigError;
-pub use crate::deadline::{DeadlineExceeded, HasDeadline, Priority, WithDeadline, WithPriority};
-pub use crate::error::{Chain, Error, cause_ref, chain, is_caused_by};
+pub use crate::default::{AsError, DefaultClassifier, classified, known_class};
 #[cfg(feature = "http")]
 pub use crate::http::HttpClassifier;
-#[cfg(feature = "http")]
-pub use crate::idempotency::HttpIdempotency;
-pub use crate::idempotency::{AssumeIdempotent, AssumeNotIdempotent, Idempotency};
 pub use crate::layer::ClassifyLayer;
-pub use crate::policy::{KindSet, LimitSample, Policy};
-
-/// The boxed error type tower middleware passes around.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The contract floor, re-exported: the vocabulary, the classifier contract, request
+/// context and the schema (see [`seawall_core`]).
+pub use seawall_core::{
+    AssumeIdempotent, AssumeNotIdempotent, BoxError, Chain, Class, Classifier, ClassifierExt,
+    ConfigError, DeadlineExceeded, Error, ErrorFn, Failure, FailureKind, HasDeadline,
+    HttpIdempotency, Idempotency, KindSet, LimitSample, Map, Or, Policy, Priority, ResponseFn,
+    ResponsesOnly, RetryHint, WithDeadline, WithPriority, call_instant, cause_ref, chain,
+    classified_error, classify_outcome, cut, deadline, floor_class, from_error_fn,
+    from_response_fn, io, is_caused_by, schema,
+};
 
 /// A service whose errors are classified; see [`ClassifyLayer`].
 #[derive(Clone)]
@@ -190,7 +176,7 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(|error| {
             // No request was sent yet, so nothing can have run twice: idempotent.
-            classifier::classified_error::<S::Response, _, _>(&self.classifier, error)
+            classified_error::<S::Response, _, _>(&self.classifier, error)
         })
     }
 

@@ -447,7 +447,7 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let started = seawall_classify::clock::now();
+        let started = seawall_classify::call_instant::get();
         let shared = &self.parts.shared;
         let hedge = match shared.delay() {
             Some(delay) if self.parts.idempotency.is_idempotent(&request) => {
@@ -459,7 +459,7 @@ where
         // The layers inside (a pipeline's deadline) read this instant rather than the clock;
         // a retry layer inside sharing the budget finds this request's deposit made.
         let inner = &mut self.inner;
-        let first = seawall_classify::clock::lend(started, || {
+        let first = seawall_classify::call_instant::lend(started, || {
             if hedge.is_some() {
                 shared.budget.covered(|| inner.call(request))
             } else {

@@ -133,7 +133,7 @@ impl<S, C: Clone> ConcurrencyLimit<S, C> {
         S: Service<Req> + Clone,
         Req: HasDeadline,
     {
-        let now = seawall_classify::clock::now();
+        let now = seawall_classify::call_instant::get();
         let deadline = request.deadline();
         if deadline.is_some_and(|deadline| deadline <= now) {
             let error = self

@@ -182,12 +182,11 @@ impl Shared {
             },
             "call refused: {error}"
         );
-        let span = tracing::Span::current();
-        span.record(schema::LAYER, "limit");
-        span.record(schema::LIMIT_IN_FLIGHT, in_flight as i64);
-        span.record(schema::LIMIT_QUEUED_ATTR, queued as i64);
+        let refusal = schema::record_refusal("limit")
+            .with(schema::LIMIT_IN_FLIGHT, in_flight as i64)
+            .with(schema::LIMIT_QUEUED_ATTR, queued as i64);
         if let Some(waited) = waited {
-            span.record(schema::LIMIT_QUEUE_WAIT_MS, waited as i64);
+            let _ = refusal.with(schema::LIMIT_QUEUE_WAIT_MS, waited as i64);
         }
         error
     }

@@ -141,7 +141,7 @@ impl RetryBudget {
     /// Records a first attempt.
     pub fn deposit(&self) {
         // The instant an enclosing layer read for this call, or the clock.
-        self.deposit_at(seawall_classify::clock::now());
+        self.deposit_at(seawall_classify::call_instant::get());
     }
 
     /// Records a first attempt made at `now`, for a caller that has just read the clock (a

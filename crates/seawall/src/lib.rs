@@ -235,6 +235,10 @@
 #![forbid(unsafe_code)]
 
 pub use seawall_classify as classify;
+/// axum's answer from a Seawall error: a handler returns `Result<T, Problem>` and `?`
+/// converts (see [`classify::axum`]).
+#[cfg(feature = "axum")]
+pub use seawall_classify::axum::Problem;
 pub use seawall_classify::{
     BoxError, Class, ConfigError, DeadlineExceeded, DefaultClassifier, Error, FailureKind,
     HasDeadline, Priority, RetryHint, WithDeadline, WithPriority,

@@ -376,7 +376,7 @@ fn reqwest_calls_are_recorded_too() {
             .layer(
                 RecordHttpLayer
                     .layer(upstream)
-                    .map_err(seawall::Error::from_inner),
+                    .map_err(seawall::classify::classified),
             );
         let url = reqwest::Url::parse("https://user:secret@api.example.com/v1/charges?token=abc")
             .unwrap();

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use seawall_classify::{BoxError, ConfigError, Error, HasDeadline, clock};
+use seawall_classify::{BoxError, ConfigError, Error, HasDeadline, call_instant};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -233,7 +233,7 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         // The instant an enclosing layer read for this call, or the clock (see `clock`).
-        let now = clock::now();
+        let now = call_instant::get();
         let started = if self.include_readiness {
             match self.take_readiness() {
                 Some(started) => started,

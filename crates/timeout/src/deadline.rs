@@ -3,7 +3,7 @@
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use seawall_classify::{BoxError, ConfigError, Error, HasDeadline, clock};
+use seawall_classify::{BoxError, ConfigError, Error, HasDeadline, call_instant};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -154,7 +154,7 @@ where
 
     fn call(&mut self, mut request: Req) -> Self::Future {
         // The clock, or the instant an enclosing layer read for this call.
-        let now = clock::now();
+        let now = call_instant::get();
         let cap = now + self.budget;
         // An earlier deadline on the request (the caller's) is kept.
         let until = match request.deadline() {
@@ -182,7 +182,7 @@ where
         let give_up = until - early;
         request.set_deadline(give_up);
         // The layers inside read this instant rather than the clock again (see `clock`).
-        let future = clock::lend(now, || self.inner.call(request));
+        let future = call_instant::lend(now, || self.inner.call(request));
         ResponseFuture::running(future, give_up, Bound::Deadline)
     }
 }

@@ -11,8 +11,8 @@
 //!   breaker, the limit and the retry budget.
 //! - Each request has one deadline, set when it arrives and carried by every call it makes,
 //!   so a read that goes to Redis, then PostgreSQL, then Redis again answers within it.
-//! - Handlers return `Result<_, seawall::Error>`: `?` answers every failure through
-//!   `IntoResponse` (problem+json, the status from the class, `Retry-After`, never the
+//! - Handlers return `Result<_, seawall::Problem>`: `?` answers every failure through
+//!   `Problem`'s `IntoResponse` (problem+json, the status from the class, `Retry-After`, never the
 //!   database's message). sqlx's and redis-rs's errors are classified by the default
 //!   classifier: no `map_err`, no classifier of our own.
 
@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use redis::AsyncCommands;
-use seawall::{BoxError, Class, FailureKind, RetryHint, StandardPipeline, WithDeadline};
+use seawall::{BoxError, Class, FailureKind, Problem, RetryHint, StandardPipeline, WithDeadline};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use tokio::time::Instant;
@@ -134,15 +134,13 @@ fn key(id: i64) -> String {
 async fn create(
     State(state): State<AppState>,
     Json(new): Json<NewItem>,
-) -> Result<(StatusCode, Json<Item>), seawall::Error> {
+) -> Result<(StatusCode, Json<Item>), Problem> {
     let deadline = Instant::now() + state.budget;
     if new.name.is_empty() || new.name.chars().count() > 200 {
         // The caller's mistake: 400, and the breaker does not count it.
         let invalid = Class::failure(FailureKind::Invalid, RetryHint::Never);
-        return Err(seawall::Error::new(
-            invalid,
-            "name must be 1 to 200 characters",
-        ));
+        let error = seawall::Error::new(invalid, "name must be 1 to 200 characters");
+        return Err(error.into());
     }
     let call = WithDeadline::new(DbCall::Insert(new)).deadline_at(deadline);
     let item = state.db.oneshot(call).await?;
@@ -152,10 +150,7 @@ async fn create(
     ))
 }
 
-async fn read(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
-) -> Result<Response, seawall::Error> {
+async fn read(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, Problem> {
     let deadline = Instant::now() + state.budget;
     let cache_get = WithDeadline::new(CacheCall::Get(id)).deadline_at(deadline);
     let cached = state.cache.clone().oneshot(cache_get).await;
@@ -186,7 +181,9 @@ async fn run(database: &str, redis: &str, addr: &str, budget: &str) -> Result<()
     let budget = match budget.parse() {
         Ok(ms) if ms > 0 => Duration::from_millis(ms),
         _ => {
-            return Err(format!("BUDGET_MS is `{budget}`, not a whole number of ms above 0").into());
+            return Err(
+                format!("BUDGET_MS is `{budget}`, not a whole number of ms above 0").into(),
+            );
         }
     };
     let pool = sqlx::postgres::PgPoolOptions::new()

@@ -6,7 +6,7 @@
 //! Both stacks answer with Seawall's one error type so that the report compares every stack
 //! on the same classes; the conversion only names what the peer's own error says (a timeout,
 //! a local refusal), it decides nothing. tower's own errors (`Elapsed`, `Overloaded`) are
-//! classified by `Error::from_inner` like any other.
+//! classified by `seawall::classify::classified` like any other.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -158,7 +158,7 @@ pub fn tower_stack(client: Client, sizing: Sizing, seed: u64) -> Client {
         .concurrency_limit(sizing.limit)
         .timeout(sizing.attempt_timeout)
         .service(client)
-        .map_err(Error::from_inner);
+        .map_err(seawall::classify::classified);
     BoxCloneSyncService::new(stack)
 }
 

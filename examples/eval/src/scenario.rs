@@ -463,7 +463,7 @@ fn naive(client: Client) -> Client {
         .layer(tower::retry::RetryLayer::new(RetryEverything(3)))
         .service(client)
         // tower's timeout answers with a `BoxError`: classify it like any other error.
-        .map_err(Error::from_inner);
+        .map_err(seawall::classify::classified);
     BoxCloneSyncService::new(stack)
 }
 

@@ -187,7 +187,9 @@ where
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx).map_err(Error::from_inner)
+        self.inner
+            .poll_ready(cx)
+            .map_err(seawall::classify::classified)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
@@ -202,7 +204,7 @@ where
         let outstanding = Outstanding::enter(&log, self.start);
         let call = self.inner.call(request);
         Box::pin(async move {
-            let result = call.await.map_err(Error::from_inner);
+            let result = call.await.map_err(seawall::classify::classified);
             drop(outstanding);
             let class = match &result {
                 Ok(_) => Class::Success,

@@ -172,7 +172,9 @@ pub async fn worker(args: &WorkerArgs) -> Result<WorkerReport, Box<dyn std::erro
     let mut service: BoxCloneSyncService<u64, u64, Error> =
         BoxCloneSyncService::new(tower::service_fn(move |id: u64| async move {
             match server {
-                Some(server) => counted_call(server).await.map_err(Error::from_inner),
+                Some(server) => counted_call(server)
+                    .await
+                    .map_err(seawall_classify::classified),
                 None => Ok(id),
             }
         }));

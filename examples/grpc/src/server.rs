@@ -92,7 +92,7 @@ where
         Box::pin(async move {
             Ok(future
                 .await
-                .unwrap_or_else(|error| tonic::Status::from(error).into_http()))
+                .unwrap_or_else(|error| seawall::classify::grpc::into_status(error).into_http()))
         })
     }
 }

@@ -69,12 +69,12 @@ impl App {
             match deps::create_schema(&db.pool).await {
                 Ok(()) => break,
                 Err(error) if Instant::now() < give_up => {
-                    let error = seawall::Error::from_inner(error);
+                    let error = seawall::classify::classified(error);
                     tracing::warn!(kind = ?error.kind(), "cannot create the schema yet; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Err(error) => {
-                    let error = seawall::Error::from_inner(error);
+                    let error = seawall::classify::classified(error);
                     let kind = error.kind().map_or("unknown", |kind| kind.as_str());
                     return Err(StartError(format!(
                         "cannot create the schema in PostgreSQL ({kind} failure): is DATABASE_URL right and the server up?"
@@ -615,7 +615,7 @@ fn recorded(result: Result<(), seawall::BoxError>, last: &deps::LastFailure) -> 
     match result {
         Ok(()) => true,
         Err(error) => {
-            last.record(&seawall::Error::from_inner(error));
+            last.record(&seawall::classify::classified(error));
             false
         }
     }

@@ -405,15 +405,19 @@ pub fn build(config: &Config, layers: Layers) -> Result<(Database, Cache), seawa
                 pool,
                 breaker: None,
                 limit: None,
-                service: BoxCloneSyncService::new(db_client.clone().map_err(Error::from_inner)),
-                reads: BoxCloneSyncService::new(db_client.map_err(Error::from_inner)),
+                service: BoxCloneSyncService::new(
+                    db_client.clone().map_err(seawall::classify::classified),
+                ),
+                reads: BoxCloneSyncService::new(db_client.map_err(seawall::classify::classified)),
                 last_failure: database_failure,
             },
             Cache {
                 client,
                 breaker: None,
                 limit: None,
-                service: BoxCloneSyncService::new(cache_client.map_err(Error::from_inner)),
+                service: BoxCloneSyncService::new(
+                    cache_client.map_err(seawall::classify::classified),
+                ),
                 last_failure: cache_failure,
             },
         ),

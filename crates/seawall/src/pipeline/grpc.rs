@@ -62,7 +62,8 @@ impl<I: Clone> StandardLayer<GrpcClassifier, I, NoRetry> {
     /// ([`RecordHttpLayer`]) inside, and Seawall's errors turned into `tonic::Status`es
     /// outside (`From<Error> for tonic::Status`), which is what a generated client needs.
     pub fn channel<S>(&self, channel: S) -> GrpcChannel<S, I> {
-        let to_status: fn(seawall_classify::Error) -> tonic::Status = tonic::Status::from;
+        let to_status: fn(seawall_classify::Error) -> tonic::Status =
+            seawall_classify::grpc::into_status;
         MapErr::new(
             self.layer(RecordHttpLayer.layer(GrpcTimeoutLayer.layer(channel))),
             to_status,

@@ -1,4 +1,4 @@
-//! The standard pipeline: its order in one place ([`stack`](self::stack): the client span,
+//! The standard pipeline: its order in one place (`stack.rs`: the client span,
 //! `Deadline -> Retry -> Breaker -> Limit -> AttemptTimeout -> Classify -> client`),
 //! configured and validated in one call.
 //!

@@ -10,7 +10,7 @@ use std::time::Duration;
 /// producing one never allocates.
 ///
 /// ```
-/// use seawall_classify::{Class, FailureKind, RetryHint};
+/// use seawall_core::{Class, FailureKind, RetryHint};
 ///
 /// let class = Class::failure(FailureKind::Overloaded, RetryHint::Retry);
 /// assert!(class.is_fault());
@@ -115,7 +115,7 @@ impl Class {
     /// not idempotent becomes [`RetryHint::Never`], because the request may have run.
     ///
     /// ```
-    /// use seawall_classify::{Class, FailureKind, RetryHint};
+    /// use seawall_core::{Class, FailureKind, RetryHint};
     ///
     /// let lost = Class::failure(FailureKind::Disconnect, RetryHint::Retry);
     /// assert!(lost.for_request(true).is_retryable());
@@ -162,7 +162,7 @@ impl From<Failure> for Class {
 ///
 /// ```
 /// use std::time::Duration;
-/// use seawall_classify::{Failure, FailureKind, RetryHint};
+/// use seawall_core::{Failure, FailureKind, RetryHint};
 ///
 /// let busy = Failure::new(FailureKind::Overloaded, RetryHint::RetryAfter(Duration::from_secs(2)));
 /// assert!(busy.is_fault());

@@ -7,7 +7,7 @@ use std::fmt;
 /// request). It names the layer and the field, and says what is wrong.
 ///
 /// ```
-/// use seawall_classify::ConfigError;
+/// use seawall_core::ConfigError;
 ///
 /// let err = ConfigError::new("concurrency limit", "max", "must be at least 1");
 /// assert_eq!(err.field(), "max");

@@ -326,3 +326,36 @@ mod tests {
         assert!(before - all.len() <= 4, "{before} vs {}", all.len());
     }
 }
+
+/// Records on the caller's span (a pipeline's client span, which declares the fields) that
+/// `layer` refused the call, and returns the span's [`Refusal`] for the layer's own fields.
+/// The one way an inner layer marks a refusal on the client span: a span that does not
+/// declare the fields ignores them.
+///
+/// ```
+/// use seawall_core::schema;
+///
+/// schema::record_refusal("breaker")
+///     .with(schema::BREAKER_NAME, "orders")
+///     .with(schema::BREAKER_STATE, "open");
+/// ```
+pub fn record_refusal(layer: &'static str) -> Refusal {
+    let span = tracing::Span::current();
+    span.record(LAYER, layer);
+    Refusal { span }
+}
+
+/// A refusal being recorded on the caller's span; see [`record_refusal`].
+#[derive(Debug)]
+#[must_use = "a refusal records its fields with `with`"]
+pub struct Refusal {
+    span: tracing::Span,
+}
+
+impl Refusal {
+    /// Records `field` (one of this module's names) as `value`.
+    pub fn with(self, field: &'static str, value: impl tracing::Value) -> Self {
+        self.span.record(field, value);
+        self
+    }
+}

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 ///
 /// ```
 /// use std::time::Duration;
-/// use seawall_classify::deadline::{HasDeadline, WithDeadline};
+/// use seawall_core::deadline::{HasDeadline, WithDeadline};
 /// use tokio::time::Instant;
 ///
 /// struct Ping;
@@ -132,7 +132,7 @@ impl<R: HasDeadline + ?Sized> HasDeadline for Box<R> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use seawall_classify::deadline::{HasDeadline, WithDeadline};
+/// use seawall_core::deadline::{HasDeadline, WithDeadline};
 /// use tokio::time::Instant;
 ///
 /// let soon = Instant::now() + Duration::from_millis(50);
@@ -217,7 +217,7 @@ impl<R> HasDeadline for WithDeadline<R> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use seawall_classify::deadline::{HasDeadline, Priority, WithDeadline};
+/// use seawall_core::deadline::{HasDeadline, Priority, WithDeadline};
 ///
 /// let request = WithDeadline::new("GET feed")
 ///     .deadline_in(Duration::from_secs(1))
@@ -267,11 +267,9 @@ impl<R: HasDeadline> HasDeadline for WithPriority<R> {
 }
 
 /// The extension under which an `http::Request` keeps its deadline (feature `http`).
-#[cfg(feature = "http")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestDeadline(pub Instant);
 
-#[cfg(feature = "http")]
 impl<B> HasDeadline for http::Request<B> {
     fn deadline(&self) -> Option<Instant> {
         self.extensions().get::<RequestDeadline>().map(|d| d.0)
@@ -292,7 +290,7 @@ impl<B> HasDeadline for http::Request<B> {
 /// Classified as [`FailureKind::Timeout`](crate::FailureKind::Timeout) with
 /// [`RetryHint::Never`](crate::RetryHint::Never): there is no time left to try again. Every
 /// layer that stops work because of the deadline (the deadline layer itself, a queue, a retry
-/// backoff) returns this error, wrapped in a [`seawall_classify::Error`](crate::Error). When
+/// backoff) returns this error, wrapped in a [`seawall_core::Error`](crate::Error). When
 /// a retry layer gives up because the deadline leaves no time for another attempt, the last
 /// attempt's error is this error's [`source`](std::error::Error::source).
 #[derive(Debug)]
@@ -378,7 +376,6 @@ mod tests {
         assert_eq!(request.remaining(), Some(Duration::ZERO));
     }
 
-    #[cfg(feature = "http")]
     #[tokio::test(start_paused = true)]
     async fn http_requests_keep_the_deadline_in_extensions() {
         let mut request = http::Request::new(());
@@ -399,7 +396,7 @@ mod tests {
         assert!(!err.class().is_retryable());
         assert_eq!(err.to_string(), "request deadline exceeded");
         assert_eq!(
-            crate::known_class(&DeadlineExceeded::new()),
+            crate::floor_class(&DeadlineExceeded::new()),
             Some(DeadlineExceeded::CLASS)
         );
     }

@@ -8,12 +8,12 @@
 //! [`current`] while its future is dropped: `Some(class)` means "record this call as `class`",
 //! `None` means "cancelled, record nothing".
 //!
-//! Like [`clock`](crate::clock), this is per thread and scoped to one synchronous drop:
+//! Like [`call_instant`](crate::call_instant), this is per thread and scoped to one synchronous drop:
 //! dropping a tower future drops the futures inside it on the same thread, at once, so the
 //! scope covers exactly the call that was cut.
 //!
 //! ```
-//! use seawall_classify::{cut, DeadlineExceeded};
+//! use seawall_core::{cut, DeadlineExceeded};
 //!
 //! struct Recorder;
 //! impl Drop for Recorder {

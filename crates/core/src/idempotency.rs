@@ -2,12 +2,12 @@
 
 /// Decides whether a request is idempotent: safe to send again when the connection was lost
 /// after it was sent (a [`Disconnect`](crate::FailureKind::Disconnect)), since it may have
-/// run. [`ClassifyLayer`](crate::ClassifyLayer) asks it once per call, before the call.
+/// run. seawall-classify's `ClassifyLayer` asks it once per call, before the call.
 ///
 /// Closures `Fn(&Req) -> bool` implement it:
 ///
 /// ```
-/// use seawall_classify::Idempotency;
+/// use seawall_core::Idempotency;
 ///
 /// struct Query { sql: &'static str }
 /// let reads_are_safe = |q: &Query| q.sql.trim_start().starts_with("SELECT");
@@ -44,7 +44,7 @@ impl<Req> Idempotency<Req> for AssumeIdempotent {
 }
 
 /// No request is idempotent: a lost connection is never retried. The safe default of
-/// [`ClassifyLayer::new`](crate::ClassifyLayer::new).
+/// seawall-classify's `ClassifyLayer::new`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AssumeNotIdempotent;
 
@@ -59,7 +59,7 @@ impl<Req> Idempotency<Req> for AssumeNotIdempotent {
 /// `Idempotency-Key` header, since the server deduplicates it.
 ///
 /// ```
-/// use seawall_classify::{HttpIdempotency, Idempotency};
+/// use seawall_core::{HttpIdempotency, Idempotency};
 ///
 /// let get = http::Request::get("/items/1").body(()).unwrap();
 /// let post = http::Request::post("/items").body(()).unwrap();
@@ -68,11 +68,9 @@ impl<Req> Idempotency<Req> for AssumeNotIdempotent {
 /// assert!(!HttpIdempotency.is_idempotent(&post));
 /// assert!(HttpIdempotency.is_idempotent(&keyed));
 /// ```
-#[cfg(feature = "http")]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpIdempotency;
 
-#[cfg(feature = "http")]
 impl<B> Idempotency<http::Request<B>> for HttpIdempotency {
     fn is_idempotent(&self, request: &http::Request<B>) -> bool {
         use http::Method;

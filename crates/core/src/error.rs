@@ -9,7 +9,7 @@ use crate::{BoxError, Class, Failure, FailureKind};
 
 /// An error together with its [`Class`]: the `Service::Error` of every Seawall layer.
 ///
-/// [`ClassifyLayer`](crate::ClassifyLayer) turns a client's errors into this type, every
+/// seawall-classify's `ClassifyLayer` turns a client's errors into this type, every
 /// Seawall layer accepts any inner error that is `Into<BoxError>` and returns this type, and
 /// a layer's own failure (such as an attempt timeout's `Elapsed`) is the source of one.
 /// Outer layers and handlers then read the class in O(1) with [`Error::class`] (or
@@ -20,7 +20,7 @@ use crate::{BoxError, Class, Failure, FailureKind};
 /// `Display` shows the source error's message unchanged; the class is data, not text.
 ///
 /// ```
-/// use seawall_classify::{Class, Error, FailureKind, RetryHint};
+/// use seawall_core::{Class, Error, FailureKind, RetryHint};
 ///
 /// let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
 /// let err = Error::new(Class::failure(FailureKind::Connect, RetryHint::Retry), io);
@@ -36,6 +36,10 @@ pub struct Error {
 struct Inner {
     class: Class,
     source: BoxError,
+    // `true` when no one has classified the source yet: `from_inner` met a type the floor
+    // does not know and gave it the floor's best guess for now. A classifier that knows more
+    // (seawall-classify's `DefaultClassifier`) looks past such an error to its source.
+    provisional: bool,
 }
 
 impl Error {
@@ -45,31 +49,56 @@ impl Error {
             inner: Box::new(Inner {
                 class,
                 source: source.into(),
+                provisional: false,
             }),
         }
     }
 
     /// Converts an inner service's error: an `Error` (or a boxed one) is returned as it is,
-    /// without allocating; anything else is classified as the
-    /// [`DefaultClassifier`](crate::DefaultClassifier) would (a known type anywhere in its
-    /// `source()` chain), or as [`Class::UNKNOWN_ERROR`].
+    /// without allocating; an error of a type the floor knows gets that type's class
+    /// ([`floor_class`](crate::floor_class): Seawall's own errors, `std::io::Error`, tower's
+    /// and tokio's timeouts, tower's load shedding); anything else gets the class of the
+    /// first such type in its `source()` chain, or [`Class::UNKNOWN_ERROR`], until a
+    /// classifier that knows its type classifies it ([`is_provisional`](Self::is_provisional)). The clients' errors (SQLSTATE,
+    /// Redis, HTTP, gRPC) are known to seawall-classify's `DefaultClassifier`, which every
+    /// layer asks.
     ///
     /// ```
-    /// use seawall_classify::{Error, FailureKind};
+    /// use seawall_core::{Class, Error, FailureKind};
     ///
     /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
     /// let err = Error::from_inner(refused);
     /// assert_eq!(err.kind(), Some(FailureKind::Connect));
     /// assert_eq!(Error::from_inner(err).kind(), Some(FailureKind::Connect));
+    /// let unknown = Error::from_inner(std::fmt::Error);
+    /// assert_eq!(unknown.class(), Class::UNKNOWN_ERROR);
+    /// assert!(unknown.is_provisional());
     /// ```
     pub fn from_inner<E: Into<BoxError> + 'static>(error: E) -> Self {
         match take_error(error) {
             Ok(error) => error,
-            Err(other) => {
-                let class = crate::known_class(&*other).unwrap_or(Class::UNKNOWN_ERROR);
-                Error::new(class, other)
-            }
+            // Settled when the error itself is of a type the floor knows; otherwise the
+            // class of the first floor type in its chain (or unknown), provisional: a client's
+            // error wrapping an io error is the client's to classify, not the io error's.
+            Err(other) => match crate::floor_class(&*other) {
+                Some(class) => Error::new(class, other),
+                None => {
+                    let class = crate::known::floor_chain_class(&*other);
+                    let mut error = Error::new(class.unwrap_or(Class::UNKNOWN_ERROR), other);
+                    error.inner.provisional = true;
+                    error
+                }
+            },
         }
+    }
+
+    /// `true` when no one has classified this error's source yet: [`from_inner`](Self::from_inner)
+    /// met a type the floor does not know and gave it the floor's best guess. A classifier
+    /// that knows more looks past such an error to its source; [`with_class`](Self::with_class)
+    /// settles it.
+    #[must_use]
+    pub fn is_provisional(&self) -> bool {
+        self.inner.provisional
     }
 
     /// The class of this error.
@@ -127,6 +156,7 @@ impl Error {
     #[must_use]
     pub fn with_class(mut self, class: Class) -> Self {
         self.inner.class = class;
+        self.inner.provisional = false;
         self
     }
 }
@@ -170,7 +200,7 @@ fn take_error<E: Into<BoxError> + 'static>(error: E) -> Result<Error, BoxError> 
 /// wrapping another error (`io::Error::other(e)`) is followed by `e` itself.
 ///
 /// ```
-/// use seawall_classify::chain;
+/// use seawall_core::chain;
 ///
 /// let io = std::io::Error::other("disk on fire");
 /// assert_eq!(chain(&io).count(), 2);
@@ -203,7 +233,7 @@ impl<'a> Iterator for Chain<'a> {
 /// The first error of type `E` in `error`'s `source()` chain, itself included.
 ///
 /// ```
-/// use seawall_classify::{cause_ref, Class, Error};
+/// use seawall_core::{cause_ref, Class, Error};
 ///
 /// let io = std::io::Error::from(std::io::ErrorKind::TimedOut);
 /// let err = Error::new(Class::UNKNOWN_ERROR, io);
@@ -219,7 +249,7 @@ pub fn cause_ref<'a, E: StdError + 'static>(error: &'a (dyn StdError + 'static))
 /// included.
 ///
 /// ```
-/// use seawall_classify::is_caused_by;
+/// use seawall_core::is_caused_by;
 ///
 /// let io = std::io::Error::other(std::fmt::Error);
 /// assert!(is_caused_by::<std::fmt::Error>(&io));
@@ -287,6 +317,24 @@ mod tests {
         assert!(err.is::<Outer>());
         let err = Error::from_inner(std::fmt::Error);
         assert_eq!(err.class(), Class::UNKNOWN_ERROR);
+    }
+
+    #[test]
+    fn an_error_the_floor_does_not_know_is_provisional_until_classified() {
+        let err = Error::from_inner(Outer(std::io::ErrorKind::ConnectionReset.into()));
+        assert!(err.is_provisional(), "Outer is not a floor type");
+        assert_eq!(
+            err.kind(),
+            Some(FailureKind::Disconnect),
+            "the floor's best guess"
+        );
+        assert_eq!(crate::floor_class(&err), None, "a classifier looks past it");
+        let settled = err.with_class(Class::UNKNOWN_ERROR);
+        assert!(!settled.is_provisional());
+        assert_eq!(crate::floor_class(&settled), Some(Class::UNKNOWN_ERROR));
+        let known = Error::from_inner(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(!known.is_provisional(), "io is a floor type");
+        assert!(!Error::new(Class::UNKNOWN_ERROR, "made").is_provisional());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::{Class, FailureKind, RetryHint};
 /// | anything else | `None` |
 ///
 /// ```
-/// use seawall_classify::{io, FailureKind};
+/// use seawall_core::{io, FailureKind};
 ///
 /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
 /// assert_eq!(io::classify(&refused).and_then(|c| c.kind()), Some(FailureKind::Connect));

@@ -25,7 +25,7 @@ use crate::{Class, FailureKind, RetryHint};
 /// breaker:
 ///
 /// ```
-/// use seawall_classify::{Class, FailureKind, Policy, RetryHint};
+/// use seawall_core::{Class, FailureKind, Policy, RetryHint};
 ///
 /// let policy = Policy::standard().fault(FailureKind::Contention, true);
 /// let contention = Class::failure(FailureKind::Contention, RetryHint::Retry);
@@ -160,7 +160,7 @@ impl fmt::Debug for Policy {
 /// fallback answers for.
 ///
 /// ```
-/// use seawall_classify::{FailureKind, KindSet};
+/// use seawall_core::{FailureKind, KindSet};
 ///
 /// let set: KindSet = [FailureKind::Timeout, FailureKind::Connect].into_iter().collect();
 /// assert!(set.contains(FailureKind::Timeout));
