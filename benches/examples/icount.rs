@@ -111,7 +111,7 @@ fn main() {
             &rt,
             n,
             seawall::fallback::FallbackLayer::builder(tower::service_fn(
-                |_: seawall::fallback::Fallback<u64>| async {
+                |_: seawall::fallback::FallbackRequest<u64>| async {
                     Ok::<_, seawall_classify::Error>(0_u64)
                 },
             ))

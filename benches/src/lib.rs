@@ -236,7 +236,7 @@ where
 {
     use tower::Layer as _;
     seawall::trace::ClientSpanLayer::new(
-        seawall::trace::ClientSpan::postgresql()
+        seawall::trace::ClientSpanConfig::postgresql()
             .namespace("app")
             .server("127.0.0.1", 5432),
     )

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::error::BreakerOpen;
 use crate::gate::{Gate, ProbeResult, Ticket};
-use crate::policy::TripPolicy;
+use crate::trip::TripPolicy;
 
 pin_project! {
     /// Drives the inner call and records its outcome with the breaker; or fails at once when

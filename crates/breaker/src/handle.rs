@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::gate::probe::ProbeStats;
 use crate::gate::{Gate, State};
-use crate::policy::TripPolicy;
-use crate::policy::WindowStats;
-use crate::probe::ProbeStats;
+use crate::trip::TripPolicy;
+use crate::trip::WindowStats;
 
 /// What a handle can do with a gate, whatever its policy.
 pub(crate) trait Control: Send + Sync + fmt::Debug {
@@ -42,7 +42,7 @@ impl<P: TripPolicy + fmt::Debug> Control for Gate<P> {
         Gate::retry_after(self, Instant::now())
     }
     fn probes(&self) -> Option<ProbeStats> {
-        self.prober().map(crate::probe::Prober::stats)
+        self.prober().map(crate::gate::probe::Prober::stats)
     }
 }
 

@@ -6,12 +6,12 @@ use seawall_classify::{ConfigError, DefaultClassifier, Policy};
 use tower_layer::Layer;
 
 use crate::CircuitBreaker;
-use crate::any_of::AnyOf;
+use crate::gate::probe::Probe;
 use crate::gate::{Gate, GateConfig};
 use crate::handle::BreakerHandle;
-use crate::policy::{ConsecutiveFaults, TripPolicy};
-use crate::probe::Probe;
-use crate::window::{CountWindow, TimeWindow};
+use crate::trip::any_of::AnyOf;
+use crate::trip::window::{CountWindow, TimeWindow};
+use crate::trip::{ConsecutiveFaults, TripPolicy};
 
 const LAYER: &str = "circuit breaker";
 

@@ -62,25 +62,22 @@
 )]
 #![forbid(unsafe_code)]
 
-mod any_of;
 pub mod error;
 pub mod future;
 mod gate;
 mod handle;
 mod layer;
-mod policy;
-mod probe;
 mod service;
-mod window;
+mod trip;
 
-pub use crate::any_of::AnyOf;
 pub use crate::gate::State;
+pub use crate::gate::probe::{MIN_PROBE_INTERVAL, Probe, ProbeOutcome, ProbeStats};
 pub use crate::handle::BreakerHandle;
 pub use crate::layer::{CircuitBreakerBuilder, CircuitBreakerLayer, MAX_OPEN_DURATION};
-pub use crate::policy::{ConsecutiveFaults, Outcome, TripPolicy, WindowStats};
-pub use crate::probe::{MIN_PROBE_INTERVAL, Probe, ProbeOutcome, ProbeStats};
 pub use crate::service::CircuitBreaker;
-pub use crate::window::{CountWindow, TimeWindow};
+pub use crate::trip::any_of::AnyOf;
+pub use crate::trip::window::{CountWindow, TimeWindow};
+pub use crate::trip::{ConsecutiveFaults, Outcome, TripPolicy, WindowStats};
 /// Re-exported: the error the breaker returns, and the policy that says what counts as a fault.
 pub use seawall_classify::{Error, Policy};
 

@@ -12,7 +12,7 @@ use tower_service::Service;
 use crate::future::ResponseFuture;
 use crate::gate::{Gate, ProbeSlot, Ticket};
 use crate::handle::BreakerHandle;
-use crate::policy::TripPolicy;
+use crate::trip::TripPolicy;
 
 /// Fails fast while its dependency is failing; see
 /// [`CircuitBreakerLayer`](crate::CircuitBreakerLayer).
@@ -34,6 +34,8 @@ pub struct CircuitBreaker<S, C = seawall_classify::DefaultClassifier, P: TripPol
     probe: Option<ProbeSlot<P>>,
 }
 
+seawall_classify::inner_accessors!(impl[S, C, P: TripPolicy] CircuitBreaker<S, C, P>);
+
 impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
     pub(crate) fn new(inner: S, gate: Arc<Gate<P>>, classifier: C) -> Self {
         CircuitBreaker {
@@ -43,21 +45,6 @@ impl<S, C, P: TripPolicy> CircuitBreaker<S, C, P> {
             ticket: None,
             probe: None,
         }
-    }
-
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
     }
 }
 

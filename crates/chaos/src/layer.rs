@@ -324,6 +324,8 @@ pub struct Chaos<S> {
     shared: Arc<Shared>,
 }
 
+seawall_classify::inner_accessors!(impl[S] Chaos<S>);
+
 impl<S: Clone> Clone for Chaos<S> {
     fn clone(&self) -> Self {
         Chaos {

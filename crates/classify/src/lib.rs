@@ -80,6 +80,7 @@
 mod default;
 pub mod future;
 mod layer;
+mod service;
 
 #[cfg(feature = "axum")]
 pub mod axum;
@@ -98,14 +99,12 @@ pub mod sqlstate;
 pub mod sqlx;
 
 use std::fmt;
-use std::task::{Context, Poll};
-
-use tower_service::Service;
 
 pub use crate::default::{AsError, DefaultClassifier, classified, known_class};
 #[cfg(feature = "http")]
 pub use crate::http::HttpClassifier;
 pub use crate::layer::ClassifyLayer;
+pub use crate::service::Classify;
 /// The contract floor, re-exported: the vocabulary, the classifier contract, request
 /// context and the schema (see [`seawall_core`]).
 pub use seawall_core::{
@@ -114,81 +113,8 @@ pub use seawall_core::{
     HttpIdempotency, Idempotency, KindSet, LimitSample, Map, Or, Policy, Priority, ResponseFn,
     ResponsesOnly, RetryHint, WithDeadline, WithPriority, call_instant, cause_ref, chain,
     classified_error, classify_outcome, cut, deadline, floor_class, from_error_fn,
-    from_response_fn, io, is_caused_by, schema,
+    from_response_fn, inner_accessors, io, is_caused_by, schema,
 };
-
-/// A service whose errors are classified; see [`ClassifyLayer`].
-#[derive(Clone)]
-pub struct Classify<S, C = DefaultClassifier, I = AssumeNotIdempotent> {
-    inner: S,
-    classifier: C,
-    idempotency: I,
-}
-
-impl<S, C, I> Classify<S, C, I> {
-    /// Wraps `inner`, classifying its errors with `classifier` and deciding idempotency with
-    /// `idempotency`.
-    pub fn new(inner: S, classifier: C, idempotency: I) -> Self {
-        Classify {
-            inner,
-            classifier,
-            idempotency,
-        }
-    }
-
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S: fmt::Debug, C: fmt::Debug, I> fmt::Debug for Classify<S, C, I> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Classify")
-            .field("inner", &self.inner)
-            .field("classifier", &self.classifier)
-            .field("idempotency", &std::any::type_name::<I>())
-            .finish()
-    }
-}
-
-impl<S, C, I, Req> Service<Req> for Classify<S, C, I>
-where
-    S: Service<Req>,
-    S::Error: Into<BoxError> + 'static,
-    C: Classifier<S::Response> + Clone,
-    I: Idempotency<Req>,
-{
-    type Response = S::Response;
-    type Error = Error;
-    type Future = future::ResponseFuture<S::Future, C>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(|error| {
-            // No request was sent yet, so nothing can have run twice: idempotent.
-            classified_error::<S::Response, _, _>(&self.classifier, error)
-        })
-    }
-
-    fn call(&mut self, request: Req) -> Self::Future {
-        let idempotent = self.idempotency.is_idempotent(&request);
-        future::ResponseFuture::new(
-            self.inner.call(request),
-            self.classifier.clone(),
-            idempotent,
-        )
-    }
-}
 
 /// `true` when `value`'s `Display` output starts with `prefix`, without allocating.
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]

@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod accessors;
 pub mod call_instant;
 mod class;
 mod classifier;

@@ -11,13 +11,15 @@ use pin_project_lite::pin_project;
 use seawall_classify::{BoxError, Class, Error, schema};
 use tower_service::Service;
 
-use crate::layer::{Fallback, FallbackFailed, Shared};
+use crate::FallbackRequest;
+use crate::error::FallbackFailed;
+use crate::layer::Shared;
 
 pin_project! {
-    /// The future of a [`FallbackService`](crate::FallbackService) call.
+    /// The future of a [`Fallback`](crate::Fallback) call.
     pub struct ResponseFuture<P, F, Req>
     where
-        F: Service<Fallback<Req>>,
+        F: Service<FallbackRequest<Req>>,
     {
         #[pin]
         state: State<P, F, Req>,
@@ -31,7 +33,7 @@ pin_project! {
     #[project = StateProj]
     enum State<P, F, Req>
     where
-        F: Service<Fallback<Req>>,
+        F: Service<FallbackRequest<Req>>,
     {
         Primary {
             #[pin]
@@ -40,7 +42,7 @@ pin_project! {
         },
         Readying {
             service: F,
-            request: Option<Fallback<Req>>,
+            request: Option<FallbackRequest<Req>>,
         },
         Falling {
             #[pin]
@@ -52,7 +54,7 @@ pin_project! {
 
 impl<P, F, Req> ResponseFuture<P, F, Req>
 where
-    F: Service<Fallback<Req>>,
+    F: Service<FallbackRequest<Req>>,
 {
     pub(crate) fn new(future: P, shared: Arc<Shared<F>>, copy: Option<Req>) -> Self {
         ResponseFuture {
@@ -65,7 +67,7 @@ where
 
 impl<P, F, Req> fmt::Debug for ResponseFuture<P, F, Req>
 where
-    F: Service<Fallback<Req>>,
+    F: Service<FallbackRequest<Req>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
@@ -83,7 +85,7 @@ impl<P, F, Req, T, E> Future for ResponseFuture<P, F, Req>
 where
     P: Future<Output = Result<T, E>>,
     E: Into<BoxError> + 'static,
-    F: Service<Fallback<Req>, Response = T> + Clone,
+    F: Service<FallbackRequest<Req>, Response = T> + Clone,
     F::Error: Into<BoxError> + 'static,
 {
     type Output = Result<T, Error>;
@@ -114,7 +116,7 @@ where
                         { { schema::CLASS } = failure.kind.as_str() },
                         "primary failed: answering from the fallback"
                     );
-                    let request = Fallback::new(copy.take(), failure);
+                    let request = FallbackRequest::new(copy.take(), failure);
                     *this.primary = Some(error);
                     State::Readying {
                         service: this.shared.fallback.clone(),
@@ -146,7 +148,7 @@ where
 
 impl<P, F, Req> ResponseFuture<P, F, Req>
 where
-    F: Service<Fallback<Req>>,
+    F: Service<FallbackRequest<Req>>,
 {
     fn fallback_failed<T>(self: Pin<&mut Self>, fallback: Error) -> Poll<Result<T, Error>> {
         let mut this = self.project();

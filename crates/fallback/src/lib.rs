@@ -7,12 +7,12 @@
 //! breaker, unavailability, unreachable hosts, overload and timeouts), and never for
 //! [`FailureKind::Invalid`](seawall_classify::FailureKind::Invalid), the caller's fault, which the builder refuses.
 //!
-//! The fallback service receives a [`Fallback`]: the primary's class (so it can say what it
+//! The fallback service receives a [`FallbackRequest`]: the primary's class (so it can say what it
 //! answered for) and, when the layer was built with
 //! [`keep_request`](FallbackBuilder::keep_request), a copy of the request made before the
 //! primary call (the only allocation-free way to have it: the primary consumed the
 //! original). When the fallback fails too, the caller gets the primary's error, class
-//! unchanged, with the fallback's failure attached as [`FallbackFailed`].
+//! unchanged, with the fallback's failure attached as [`FallbackFailed`](error::FallbackFailed).
 //!
 //! Typical uses: a stale value from a cache when the database's breaker is open, a default
 //! answer for a recommendation service, a secondary replica.
@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use seawall_classify::{Class, Error, FailureKind, RetryHint};
-//! use seawall_fallback::{Fallback, FallbackLayer};
+//! use seawall_fallback::{FallbackRequest, FallbackLayer};
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -34,7 +34,7 @@
 //!     ))
 //! });
 //! // ...so the last value the cache kept answers, marked stale.
-//! let stale_cache = service_fn(|fallback: Fallback<u64>| async move {
+//! let stale_cache = service_fn(|fallback: FallbackRequest<u64>| async move {
 //!     let id = fallback.request().copied().unwrap_or_default();
 //!     Ok::<_, Error>(format!("item {id} (stale)"))
 //! });
@@ -64,14 +64,15 @@
 )]
 #![forbid(unsafe_code)]
 
-mod future;
+pub mod error;
+pub mod future;
 mod layer;
+mod request;
+mod service;
 
-pub use future::ResponseFuture;
-pub use layer::{
-    DEFAULT_TRIGGERS, Fallback, FallbackBuilder, FallbackFailed, FallbackLayer, FallbackService,
-    KeepRequest, NoRequest, RequestCopy,
-};
+pub use crate::layer::{DEFAULT_TRIGGERS, FallbackBuilder, FallbackLayer};
+pub use crate::request::{FallbackRequest, KeepRequest, NoRequest, RequestCopy};
+pub use crate::service::Fallback;
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

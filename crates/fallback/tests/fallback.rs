@@ -8,7 +8,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use seawall_classify::{Class, Error, Failure, FailureKind, RetryHint, WithDeadline, cause_ref};
-use seawall_fallback::{DEFAULT_TRIGGERS, Fallback, FallbackFailed, FallbackLayer};
+use seawall_fallback::error::FallbackFailed;
+use seawall_fallback::{DEFAULT_TRIGGERS, FallbackLayer, FallbackRequest};
 use tower::{Layer, ServiceExt, service_fn};
 
 fn failing(kind: FailureKind) -> Error {
@@ -22,13 +23,13 @@ fn failing(kind: FailureKind) -> Error {
 fn counted_fallback(
     calls: Arc<AtomicUsize>,
 ) -> impl tower::Service<
-    Fallback<u32>,
+    FallbackRequest<u32>,
     Response = &'static str,
     Error = Error,
     Future = impl Future<Output = Result<&'static str, Error>> + Send,
 > + Clone
 + Send {
-    service_fn(move |_: Fallback<u32>| {
+    service_fn(move |_: FallbackRequest<u32>| {
         calls.fetch_add(1, Ordering::SeqCst);
         async { Ok::<_, Error>("fallback") }
     })
@@ -109,7 +110,7 @@ async fn chosen_kinds_replace_the_defaults() {
 
 #[test]
 fn a_fallback_for_the_callers_mistakes_or_for_nothing_is_refused_at_build() {
-    let fallback = service_fn(|_: Fallback<u32>| async { Ok::<_, Error>(()) });
+    let fallback = service_fn(|_: FallbackRequest<u32>| async { Ok::<_, Error>(()) });
     let err = FallbackLayer::builder(fallback)
         .on([FailureKind::Timeout, FailureKind::Invalid])
         .build()
@@ -124,7 +125,7 @@ fn a_fallback_for_the_callers_mistakes_or_for_nothing_is_refused_at_build() {
 async fn the_fallback_gets_the_class_and_a_copy_of_the_request_when_kept() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let record = seen.clone();
-    let fallback = service_fn(move |fallback: Fallback<u32>| {
+    let fallback = service_fn(move |fallback: FallbackRequest<u32>| {
         record
             .lock()
             .unwrap()
@@ -146,7 +147,7 @@ async fn the_fallback_gets_the_class_and_a_copy_of_the_request_when_kept() {
 
 #[tokio::test]
 async fn a_failed_fallback_returns_the_primarys_error_with_the_fallbacks_attached() {
-    let fallback = service_fn(|_: Fallback<u32>| async {
+    let fallback = service_fn(|_: FallbackRequest<u32>| async {
         Err::<u32, _>(std::io::Error::other("the cache is down too"))
     });
     let error = FallbackLayer::builder(fallback)
@@ -197,7 +198,7 @@ impl Drop for Hanging {
 async fn a_call_dropped_midway_leaves_nothing_behind() {
     let drops = Arc::new(AtomicUsize::new(0));
     let (d1, d2) = (drops.clone(), drops.clone());
-    let fallback = service_fn(move |fallback: Fallback<u32>| {
+    let fallback = service_fn(move |fallback: FallbackRequest<u32>| {
         let hang = fallback.request() == Some(&1);
         let drops = d1.clone();
         async move { if hang { Hanging(drops).await } else { Ok(2) } }
@@ -231,7 +232,7 @@ async fn a_call_dropped_midway_leaves_nothing_behind() {
 async fn works_with_deadline_requests() {
     let primary =
         service_fn(|_: WithDeadline<u32>| async { Err::<u32, _>(failing(FailureKind::Rejected)) });
-    let fallback = service_fn(|fallback: Fallback<WithDeadline<u32>>| async move {
+    let fallback = service_fn(|fallback: FallbackRequest<WithDeadline<u32>>| async move {
         Ok::<_, Error>(fallback.into_request().map_or(0, |r| *r.get_ref()) + 1)
     });
     let answer = FallbackLayer::builder(fallback)

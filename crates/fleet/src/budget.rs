@@ -416,6 +416,8 @@ pub struct ConcurrencyBudget<S> {
     shared: Arc<Shared>,
 }
 
+seawall_classify::inner_accessors!(impl[S] ConcurrencyBudget<S>);
+
 impl<S: fmt::Debug> fmt::Debug for ConcurrencyBudget<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConcurrencyBudget")

@@ -591,6 +591,8 @@ pub struct RateLimit<S, F = AllRequests> {
     key: Arc<F>,
 }
 
+seawall_classify::inner_accessors!(impl[S, F] RateLimit<S, F>);
+
 impl<S: Clone, F> Clone for RateLimit<S, F> {
     fn clone(&self) -> Self {
         RateLimit {

@@ -396,6 +396,8 @@ pub struct Hedge<S, I> {
     parts: Arc<Parts<S, I>>,
 }
 
+seawall_classify::inner_accessors!(impl[S, I] Hedge<S, I>);
+
 impl<S: Clone, I> Clone for Hedge<S, I> {
     fn clone(&self) -> Self {
         Hedge {
@@ -415,11 +417,6 @@ impl<S: fmt::Debug, I> fmt::Debug for Hedge<S, I> {
 }
 
 impl<S, I> Hedge<S, I> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
     /// A handle reading the layer's counters and delay.
     #[must_use]
     pub fn handle(&self) -> HedgeHandle {

@@ -12,9 +12,9 @@ use seawall_classify::{BoxError, Classifier, Error, classify_outcome};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 
+use crate::admission::permit::{Permit, SparePermit};
+use crate::admission::queue::{Answer, Place};
 use crate::error::{LimitReached, Reason};
-use crate::permit::{Permit, SparePermit};
-use crate::queue::{Answer, Place};
 
 pin_project! {
     /// Waits for a permit if the call was queued, then drives the inner call, holding the
@@ -64,7 +64,7 @@ pin_project! {
         place: Option<Place>,
         #[pin]
         sleep: Sleep,
-        shared: Arc<crate::state::Shared>,
+        shared: Arc<crate::admission::Shared>,
         service: S,
         request: Option<Req>,
         permit: Option<SparePermit>,
@@ -179,7 +179,7 @@ pub(crate) struct QueueWait {
 impl QueueWait {
     /// Why a call whose wait ended without a permit is refused: shed by a standing queue,
     /// its deadline, or `max_wait`.
-    fn refusal(&self, shared: &crate::state::Shared) -> Error {
+    fn refusal(&self, shared: &crate::admission::Shared) -> Error {
         let waited = self.queued_at.elapsed();
         if self.shed_at.is_some() {
             let retry_after = match shared.discipline {

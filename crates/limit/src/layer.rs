@@ -7,8 +7,9 @@ use tower_layer::Layer;
 
 use crate::ConcurrencyLimit;
 use crate::adaptive::LimitAlgorithm;
-use crate::queue::Discipline;
-use crate::state::{LimitHandle, Shared};
+use crate::admission::Shared;
+use crate::admission::queue::Discipline;
+use crate::handle::LimitHandle;
 
 const LAYER: &str = "concurrency limit";
 

@@ -82,20 +82,19 @@
 #![forbid(unsafe_code)]
 
 pub mod adaptive;
+mod admission;
 pub mod error;
 pub mod future;
+mod handle;
 mod layer;
-mod permit;
-mod queue;
 mod service;
-mod state;
 
+pub use crate::admission::queue::Discipline;
+pub use crate::handle::LimitHandle;
 pub use crate::layer::{
     ConcurrencyLimitBuilder, ConcurrencyLimitLayer, MAX_LIMIT, MAX_QUEUE, MAX_WAIT_LIMIT,
 };
-pub use crate::queue::Discipline;
 pub use crate::service::ConcurrencyLimit;
-pub use crate::state::LimitHandle;
 /// Re-exported: the error the limit returns, the policy an adaptive limit learns by, and the
 /// request wrapper that carries a deadline.
 pub use seawall_classify::{Error, Policy, Priority, WithDeadline, WithPriority};

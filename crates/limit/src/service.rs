@@ -8,10 +8,11 @@ use std::time::Duration;
 use seawall_classify::{BoxError, Classifier, DefaultClassifier, Error, HasDeadline};
 use tower_service::Service;
 
+use crate::admission::Shared;
+use crate::admission::permit::SparePermit;
 use crate::error::Reason;
 use crate::future::ResponseFuture;
-use crate::permit::SparePermit;
-use crate::state::{LimitHandle, Shared};
+use crate::handle::LimitHandle;
 
 /// At most `max` calls in flight across all clones; callers beyond that wait in a bounded
 /// queue ([`Discipline`](crate::Discipline)) for at most `max_wait` and never past their request's deadline. See
@@ -29,6 +30,8 @@ pub struct ConcurrencyLimit<S, C = DefaultClassifier> {
     permit: Option<SparePermit>,
 }
 
+seawall_classify::inner_accessors!(impl[S, C] ConcurrencyLimit<S, C>);
+
 impl<S, C> ConcurrencyLimit<S, C> {
     pub(crate) fn new(inner: S, classifier: C, shared: Arc<Shared>) -> Self {
         ConcurrencyLimit {
@@ -44,21 +47,6 @@ impl<S, C> ConcurrencyLimit<S, C> {
         LimitHandle {
             shared: self.shared.clone(),
         }
-    }
-
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
     }
 }
 
@@ -113,7 +101,7 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         if let Some(permit) = self.permit.take() {
             self.shared.record_admitted();
-            let permit = crate::permit::Permit::admitted(permit, &self.shared);
+            let permit = crate::admission::permit::Permit::admitted(permit, &self.shared);
             return ResponseFuture::running(
                 self.inner.call(request),
                 permit,
@@ -167,7 +155,7 @@ impl<S, C: Clone> ConcurrencyLimit<S, C> {
             _ => (max_wait_ends, false),
         };
         ResponseFuture::queued(
-            crate::queue::Place {
+            crate::admission::queue::Place {
                 shared: self.shared.clone(),
                 waiter,
             },

@@ -17,8 +17,8 @@ use seawall_classify::{
 use tokio::time::{Instant, Sleep, sleep};
 use tower_service::Service;
 
-use crate::backoff::BackoffState;
 use crate::layer::Shared;
+use crate::schedule::backoff::BackoffState;
 use crate::service::Common;
 
 pin_project! {

@@ -1,12 +1,13 @@
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use seawall_classify::{ConfigError, DefaultClassifier, Policy};
 use seawall_util::rng::AtomicSplitMix64;
 use tower_layer::Layer;
 
+use crate::handle::{Counters, RetryHandle};
 use crate::{Backoff, Retry, RetryBudget};
 
 const LAYER: &str = "retry";
@@ -24,50 +25,6 @@ pub(crate) struct Shared<C> {
     pub(crate) counters: Arc<Counters>,
     /// The dependency the layer retries calls to, for its metrics (`seawall.dependency`).
     pub(crate) name: Arc<str>,
-}
-
-/// What the layer's [`RetryHandle`] reads.
-#[derive(Debug)]
-pub(crate) struct Counters {
-    pub(crate) budget: Option<Arc<RetryBudget>>,
-    pub(crate) retries: AtomicU64,
-    pub(crate) stopped_by_deadline: AtomicU64,
-}
-
-/// A cheap handle reading a retry layer's state: its budget and counters. Clones share it.
-///
-/// ```
-/// use seawall_retry::RetryLayer;
-///
-/// let retry = RetryLayer::builder().build().unwrap();
-/// let handle = retry.handle();
-/// assert_eq!(handle.retries(), 0);
-/// assert!(handle.budget().is_some_and(|b| b.available() > 0));
-/// ```
-#[derive(Debug, Clone)]
-pub struct RetryHandle {
-    counters: Arc<Counters>,
-}
-
-impl RetryHandle {
-    /// The budget shared by the layer's services, if it has one.
-    #[must_use]
-    pub fn budget(&self) -> Option<&Arc<RetryBudget>> {
-        self.counters.budget.as_ref()
-    }
-
-    /// Retries started so far by the layer's services.
-    #[must_use]
-    pub fn retries(&self) -> u64 {
-        self.counters.retries.load(Ordering::Relaxed)
-    }
-
-    /// Requests whose retrying stopped because their deadline left no time for another
-    /// attempt.
-    #[must_use]
-    pub fn stopped_by_deadline(&self) -> u64 {
-        self.counters.stopped_by_deadline.load(Ordering::Relaxed)
-    }
 }
 
 impl<C> Shared<C> {

@@ -76,17 +76,18 @@
 )]
 #![forbid(unsafe_code)]
 
-mod backoff;
-mod budget;
 pub mod future;
+mod handle;
 mod layer;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod schedule;
 mod service;
 
-pub use crate::backoff::{Backoff, BackoffState, Jitter};
-pub use crate::budget::RetryBudget;
-pub use crate::layer::{MAX_ATTEMPTS, RetryBuilder, RetryHandle, RetryLayer};
+pub use crate::handle::RetryHandle;
+pub use crate::layer::{MAX_ATTEMPTS, RetryBuilder, RetryLayer};
+pub use crate::schedule::backoff::{Backoff, BackoffState, Jitter};
+pub use crate::schedule::budget::RetryBudget;
 pub use crate::service::Retry;
 /// Re-exported: the error the retry layer returns, the policy that says what is retried, and
 /// the request wrapper that carries a deadline.

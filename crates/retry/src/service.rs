@@ -24,6 +24,8 @@ pub struct Retry<S, C> {
     common: Arc<Common<S, C>>,
 }
 
+seawall_classify::inner_accessors!(impl[S, C] Retry<S, C>);
+
 /// What a [`Retry`], its clones and their response futures share: one reference count per
 /// call for all of it.
 pub(crate) struct Common<S, C> {
@@ -44,21 +46,6 @@ impl<S, C> Retry<S, C> {
                 spare: OnceLock::new(),
             }),
         }
-    }
-
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
     }
 }
 

@@ -78,7 +78,7 @@
 //! Outer to inner, around the client of one remote dependency:
 //!
 //! ```text
-//! ClientSpan -> Deadline -> Retry -> Breaker -> Limit -> AttemptTimeout -> Classify -> client
+//! ClientSpanConfig -> Deadline -> Retry -> Breaker -> Limit -> AttemptTimeout -> Classify -> client
 //! ```
 //!
 //! - **The client span outermost** ([`trace`]): one span per call, of kind client, covering
@@ -175,7 +175,7 @@
 //! unreachable hosts, overload and timeouts, never for the caller's own mistakes:
 //!
 //! ```
-//! use seawall::fallback::{Fallback, FallbackLayer};
+//! use seawall::fallback::{FallbackRequest, FallbackLayer};
 //! use seawall::{Error, StandardPipeline, WithDeadline};
 //! use tower::{Layer, service_fn};
 //!
@@ -183,7 +183,7 @@
 //! let database = service_fn(|id: WithDeadline<u64>| async move {
 //!     Ok::<_, std::io::Error>(format!("item {}", id.get_ref()))
 //! });
-//! let stale = service_fn(|read: Fallback<WithDeadline<u64>>| async move {
+//! let stale = service_fn(|read: FallbackRequest<WithDeadline<u64>>| async move {
 //!     let id = read.request().map_or(0, |r| *r.get_ref());
 //!     Ok::<_, Error>(format!("item {id}, as last cached"))
 //! });
@@ -275,7 +275,7 @@ pub mod http;
     feature = "retry"
 ))]
 pub mod pipeline;
-pub mod trace;
+pub use seawall_trace as trace;
 
 #[cfg(all(
     feature = "timeout",
@@ -302,7 +302,7 @@ pub mod prelude {
     #[cfg(feature = "breaker")]
     pub use seawall_breaker::{CircuitBreakerLayer, CountWindow, TimeWindow};
     #[cfg(feature = "fallback")]
-    pub use seawall_fallback::{Fallback, FallbackLayer};
+    pub use seawall_fallback::{FallbackLayer, FallbackRequest};
     #[cfg(feature = "hedge")]
     pub use seawall_hedge::HedgeLayer;
     #[cfg(feature = "limit")]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use seawall::trace::{ClientSpan, RecordHttpLayer, record_db_operation, record_rpc_method};
+use seawall::trace::{ClientSpanConfig, RecordHttpLayer, record_db_operation, record_rpc_method};
 use seawall::{StandardPipeline, WithDeadline};
 use tower::{Layer, ServiceExt, service_fn};
 use tracing::Level;
@@ -109,7 +109,7 @@ fn a_database_call_is_one_client_span_under_the_callers_span() {
     let spans = seen(LevelFilter::INFO, || async {
         let db = StandardPipeline::postgres(4)
             .client_span(
-                ClientSpan::postgresql()
+                ClientSpanConfig::postgresql()
                     .namespace("shop")
                     .server("10.0.0.5", 5432),
             )
@@ -235,7 +235,7 @@ fn the_level_is_configurable_and_the_span_can_be_switched_off() {
     let spans = seen(LevelFilter::INFO, || async {
         let client = || service_fn(|_: WithDeadline<u32>| async { Ok::<_, std::io::Error>(1) });
         let debug = StandardPipeline::redis(4)
-            .client_span(ClientSpan::redis().level(Level::DEBUG))
+            .client_span(ClientSpanConfig::redis().level(Level::DEBUG))
             .build()
             .unwrap()
             .layer(client());
@@ -250,7 +250,7 @@ fn the_level_is_configurable_and_the_span_can_be_switched_off() {
     assert!(spans.is_empty(), "{spans:?}");
     let spans = seen(LevelFilter::DEBUG, || async {
         let debug = StandardPipeline::redis(4)
-            .client_span(ClientSpan::redis().level(Level::DEBUG))
+            .client_span(ClientSpanConfig::redis().level(Level::DEBUG))
             .build()
             .unwrap()
             .layer(service_fn(|_: WithDeadline<u32>| async {
@@ -334,7 +334,7 @@ fn http_calls_are_recorded_without_credentials_or_query() {
 fn a_typed_rpc_is_named_by_its_service_and_method() {
     let spans = seen(LevelFilter::INFO, || async {
         let health = StandardPipeline::new("health", 4)
-            .client_span(ClientSpan::grpc("grpc.health.v1.Health").server("10.0.0.9", 50051))
+            .client_span(ClientSpanConfig::grpc("grpc.health.v1.Health").server("10.0.0.9", 50051))
             .build()
             .unwrap()
             .layer(service_fn(|_: WithDeadline<u32>| async {
@@ -371,7 +371,7 @@ fn reqwest_calls_are_recorded_too() {
         });
         // A `reqwest::Request` carries no deadline, so the span layer goes around the client
         // on its own here (a pipeline takes the request in a `WithDeadline`).
-        let api = seawall::trace::ClientSpanLayer::new(ClientSpan::http().name("payments"))
+        let api = seawall::trace::ClientSpanLayer::new(ClientSpanConfig::http().name("payments"))
             .classifier(seawall::classify::HttpClassifier)
             .layer(
                 RecordHttpLayer

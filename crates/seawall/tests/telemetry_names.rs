@@ -180,7 +180,8 @@ async fn hedges_and_fallbacks() {
     held_back.oneshot(WithDeadline::new(())).await.unwrap();
 
     // A failed primary answered by a fallback that fails too.
-    let fallback = service_fn(|_: Fallback<WithDeadline<()>>| async { Err::<(), _>(refused()) });
+    let fallback =
+        service_fn(|_: FallbackRequest<WithDeadline<()>>| async { Err::<(), _>(refused()) });
     let primary = service_fn(|_: WithDeadline<()>| async { Err::<(), _>(refused()) });
     let layer = FallbackLayer::builder(fallback).build().unwrap();
     let _ = layer.layer(primary).oneshot(WithDeadline::new(())).await;

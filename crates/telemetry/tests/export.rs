@@ -71,7 +71,7 @@ async fn real_layers() {
         Err::<(), _>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
     });
     let span = seawall::trace::ClientSpanLayer::new(
-        seawall::trace::ClientSpan::postgresql()
+        seawall::trace::ClientSpanConfig::postgresql()
             .namespace("shop")
             .server("db.internal", 5432),
     );

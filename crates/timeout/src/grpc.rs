@@ -55,17 +55,7 @@ pub struct GrpcTimeout<S> {
     inner: S,
 }
 
-impl<S> GrpcTimeout<S> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// Unwraps the wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+seawall_classify::inner_accessors!(impl[S] GrpcTimeout<S>);
 
 impl<S, B> Service<http::Request<B>> for GrpcTimeout<S>
 where

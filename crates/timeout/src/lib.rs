@@ -64,15 +64,15 @@
 )]
 #![forbid(unsafe_code)]
 
-mod attempt;
-mod deadline;
 pub mod error;
 pub mod future;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+mod layer;
+mod service;
 
-pub use crate::attempt::{AttemptTimeout, AttemptTimeoutLayer, MAX_TIMEOUT};
-pub use crate::deadline::{DEFAULT_MARGIN, Deadline, DeadlineLayer};
+pub use crate::layer::{AttemptTimeoutLayer, DEFAULT_MARGIN, DeadlineLayer, MAX_TIMEOUT};
+pub use crate::service::{AttemptTimeout, Deadline};
 /// Re-exported: the error both layers return.
 pub use seawall_classify::Error;
 pub use seawall_classify::{HasDeadline, WithDeadline};

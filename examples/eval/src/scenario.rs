@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use seawall::breaker::State;
 use seawall::classify::AssumeIdempotent;
-use seawall::fallback::{Fallback, FallbackLayer};
+use seawall::fallback::{FallbackLayer, FallbackRequest};
 use seawall::hedge::HedgeLayer;
 use seawall::limit::{ConcurrencyLimitLayer, Discipline};
 use seawall::{Class, Error, FailureKind, Priority, RetryHint, StandardPipeline};
@@ -495,7 +495,7 @@ fn seawall(
             BoxCloneSyncService::new(hedge.layer(piped))
         }
         Around::StaleFrom(stale_cache) => {
-            let stale = tower::service_fn(move |read: Fallback<Request>| {
+            let stale = tower::service_fn(move |read: FallbackRequest<Request>| {
                 let copy = read.into_request().expect("the layer keeps the request");
                 stale_cache.clone().oneshot(copy)
             });

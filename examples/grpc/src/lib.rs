@@ -17,7 +17,7 @@ use std::time::Duration;
 use seawall::breaker::{CircuitBreakerLayer, CountWindow};
 use seawall::pipeline::GrpcChannel;
 use seawall::retry::{Backoff, Jitter, RetryLayer};
-use seawall::trace::ClientSpan;
+use seawall::trace::ClientSpanConfig;
 use seawall::{StandardLayer, StandardPipeline, WithDeadline};
 use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
@@ -50,7 +50,7 @@ pub fn typed_checks(
         }
     });
     let pipeline = StandardPipeline::new("health-typed", 16)
-        .client_span(ClientSpan::grpc(HEALTH))
+        .client_span(ClientSpanConfig::grpc(HEALTH))
         // Opens when half of the last 50 calls fail: a third failing is the weather, not an
         // outage (five in a row, the default's other trigger, happens by chance at that rate).
         .circuit_breaker(

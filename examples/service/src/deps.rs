@@ -7,10 +7,10 @@ use std::time::Duration;
 use deadpool_postgres::{Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use seawall::breaker::{BreakerHandle, Probe};
 use seawall::classify::AssumeIdempotent;
-use seawall::fallback::{DEFAULT_TRIGGERS, Fallback, FallbackLayer};
+use seawall::fallback::{DEFAULT_TRIGGERS, FallbackLayer, FallbackRequest};
 use seawall::limit::{ConcurrencyLimitLayer, LimitHandle};
 use seawall::retry::{Backoff, Jitter, RetryBudget, RetryLayer};
-use seawall::trace::{ClientSpan, record_db_operation};
+use seawall::trace::{ClientSpanConfig, record_db_operation};
 use seawall::{BoxError, Error, FailureKind, HasDeadline, StandardPipeline, WithDeadline};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -238,9 +238,9 @@ pub fn db_pipeline(
 
 /// What each PostgreSQL call's span says about the server: its address, port and database
 /// (never the connection string).
-fn db_span(config: &Config) -> ClientSpan {
+fn db_span(config: &Config) -> ClientSpanConfig {
     let pg = config.postgres();
-    let mut span = ClientSpan::postgresql();
+    let mut span = ClientSpanConfig::postgresql();
     if let Some(name) = pg.get_dbname() {
         span = span.namespace(name);
     }
@@ -256,8 +256,8 @@ fn db_span(config: &Config) -> ClientSpan {
 }
 
 /// What each Redis call's span says about the server: its address, port and database index.
-fn cache_span(config: &Config) -> ClientSpan {
-    let mut span = ClientSpan::redis();
+fn cache_span(config: &Config) -> ClientSpanConfig {
+    let mut span = ClientSpanConfig::redis();
     if let Ok(client) = redis::Client::open(config.redis_url.as_str()) {
         let info = client.get_connection_info();
         span = span.namespace(&info.redis_settings().db().to_string());
@@ -444,7 +444,7 @@ impl std::error::Error for NoStaleCopy {}
 /// request's deadline (the deadline layer gives a request up a few milliseconds before it,
 /// which leaves a Redis read the time it needs).
 pub fn stale_reads(db: DbService, cache: CacheService) -> Result<DbService, seawall::ConfigError> {
-    let stale = service_fn(move |read: Fallback<WithDeadline<DbOp>>| {
+    let stale = service_fn(move |read: FallbackRequest<WithDeadline<DbOp>>| {
         let cache = cache.clone();
         async move {
             let request = read.into_request().ok_or(NoStaleCopy)?;

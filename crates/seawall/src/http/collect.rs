@@ -86,22 +86,7 @@ pub struct CollectBody<S> {
     limit: usize,
 }
 
-impl<S> CollectBody<S> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
+seawall_classify::inner_accessors!(impl[S] CollectBody<S>);
 
 impl<S: Clone> Clone for CollectBody<S> {
     fn clone(&self) -> Self {

@@ -14,7 +14,7 @@ use seawall_timeout::{AttemptTimeoutLayer, DeadlineLayer};
 
 use super::stack::StandardLayer;
 use super::stage::{NoRetry, WithRetry};
-use crate::trace::{ClientSpan, ClientSpanLayer};
+use crate::trace::{ClientSpanConfig, ClientSpanLayer};
 
 const LAYER: &str = "standard pipeline";
 
@@ -31,7 +31,7 @@ const LAYER: &str = "standard pipeline";
 #[must_use]
 pub struct StandardPipeline<C = DefaultClassifier, I = AssumeNotIdempotent, R = WithRetry> {
     // The stages, outer to inner (as in stack.rs), then what every stage shares.
-    pub(super) client_span: Option<ClientSpan>,
+    pub(super) client_span: Option<ClientSpanConfig>,
     pub(super) deadline: Option<Duration>,
     pub(super) retry: Option<RetryBuilder>,
     pub(super) breaker: Option<CircuitBreakerBuilder>,
@@ -113,9 +113,9 @@ impl<C, I, R> StandardPipeline<C, I, R> {
     }
 
     /// What each call's client span says about the dependency (the presets name the
-    /// database: [`ClientSpan::postgresql`], [`ClientSpan::redis`]; add its address and
+    /// database: [`ClientSpanConfig::postgresql`], [`ClientSpanConfig::redis`]; add its address and
     /// namespace). See [`trace`](crate::trace).
-    pub fn client_span(mut self, span: ClientSpan) -> Self {
+    pub fn client_span(mut self, span: ClientSpanConfig) -> Self {
         self.client_span = Some(span);
         self
     }

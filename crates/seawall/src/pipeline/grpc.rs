@@ -9,7 +9,7 @@ use tower::util::MapErr;
 use tower_layer::Layer;
 
 use super::{NoRetry, Standard, StandardLayer, StandardPipeline};
-use crate::trace::{ClientSpan, RecordHttp, RecordHttpLayer};
+use crate::trace::{ClientSpanConfig, RecordHttp, RecordHttpLayer};
 
 /// A channel (any `Service<http::Request<B>>`, such as `tonic::transport::Channel`) behind
 /// the gRPC preset: what [`StandardLayer::channel`] builds, for a generated client's `new`.
@@ -51,7 +51,7 @@ impl StandardPipeline<GrpcClassifier, AssumeNotIdempotent, NoRetry> {
         StandardPipeline::new(service, max_in_flight)
             .no_retry()
             .classifier(GrpcClassifier)
-            .client_span(ClientSpan::grpc(service))
+            .client_span(ClientSpanConfig::grpc(service))
             .attempt_timeout(Duration::from_secs(10))
     }
 }

@@ -10,7 +10,7 @@ use seawall_limit::{ConcurrencyLimitLayer, Discipline};
 use seawall_retry::{Backoff, Jitter, RetryBudget, RetryLayer};
 
 use super::StandardPipeline;
-use crate::trace::ClientSpan;
+use crate::trace::ClientSpanConfig;
 
 /// The presets' fast schedule for conflicts and lost connections: up to 5 ms, doubling.
 const FAST_RETRY: Duration = Duration::from_millis(5);
@@ -20,7 +20,7 @@ impl StandardPipeline {
     /// once (its pool size). See the table in the [crate docs](crate#defaults).
     pub fn new(name: &str, max_in_flight: usize) -> Self {
         StandardPipeline {
-            client_span: Some(ClientSpan::new(name)),
+            client_span: Some(ClientSpanConfig::new(name)),
             deadline: Some(Duration::from_secs(30)),
             retry: Some(
                 RetryLayer::builder()
@@ -62,7 +62,8 @@ impl StandardPipeline {
     /// pool itself never waits; 5 s per attempt (a query), 30 s per request; retries from
     /// 50 ms (a restarted server accepts connections within a second or two).
     pub fn postgres(pool_size: usize) -> Self {
-        let mut pipeline = Self::new("postgres", pool_size).client_span(ClientSpan::postgresql());
+        let mut pipeline =
+            Self::new("postgres", pool_size).client_span(ClientSpanConfig::postgresql());
         pipeline.retry = pipeline.retry.map(|retry| {
             retry.backoff(
                 Backoff::exponential(Duration::from_millis(50))
@@ -77,7 +78,7 @@ impl StandardPipeline {
     /// fast: 500 ms per attempt, 2 s per request, retries from 10 ms capped at 200 ms, a
     /// short queue (a cache that cannot answer quickly is better skipped).
     pub fn redis(max_in_flight: usize) -> Self {
-        let mut pipeline = Self::new("redis", max_in_flight).client_span(ClientSpan::redis());
+        let mut pipeline = Self::new("redis", max_in_flight).client_span(ClientSpanConfig::redis());
         pipeline.deadline = Some(Duration::from_secs(2));
         pipeline.attempt_timeout = Some(Duration::from_millis(500));
         pipeline.retry = pipeline.retry.map(|retry| {
@@ -113,7 +114,7 @@ impl StandardPipeline<seawall_classify::HttpClassifier, seawall_classify::HttpId
         let mut pipeline = StandardPipeline::new(name, max_in_flight)
             .classifier(seawall_classify::HttpClassifier)
             .idempotency(seawall_classify::HttpIdempotency)
-            .client_span(ClientSpan::http().name(name));
+            .client_span(ClientSpanConfig::http().name(name));
         pipeline.attempt_timeout = Some(Duration::from_secs(10));
         pipeline
     }

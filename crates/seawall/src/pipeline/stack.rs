@@ -30,7 +30,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::stage::{NoRetry, RetryMode, Stage, WithRetry, stage};
-use crate::trace::{ClientSpanLayer, ClientSpanService};
+use crate::trace::{ClientSpan, ClientSpanLayer};
 
 /// The standard pipeline as one tower [`Layer`]; built by
 /// [`StandardPipeline::build`](crate::StandardPipeline::build).
@@ -73,7 +73,7 @@ impl<S, C: Clone, I: Clone, R: RetryMode> Layer<S> for StandardLayer<C, I, R> {
 // The services, outer to inner. Every stage speaks Seawall's `Error`; the layers above
 // `Classify` read an error's class as it is and ask the classifier about responses only.
 type Above<C> = ResponsesOnly<C>;
-type Stack<S, C, I, R> = ClientSpanService<Bounded<S, C, I, R>, Above<C>>;
+type Stack<S, C, I, R> = ClientSpan<Bounded<S, C, I, R>, Above<C>>;
 type Bounded<S, C, I, R> = Stage<Deadline<Retried<S, C, I, R>>, Retried<S, C, I, R>>;
 type Retried<S, C, I, R> = <R as RetryMode>::Wrap<Guarded<S, C, I>, C>;
 type Guarded<S, C, I> = Stage<CircuitBreaker<Limited<S, C, I>, Above<C>, AnyOf>, Limited<S, C, I>>;

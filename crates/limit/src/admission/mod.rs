@@ -1,4 +1,8 @@
-//! The state shared by every clone of one limit, and the handle that reads it.
+//! Admission: the state shared by every clone of one limit (its permits, queue and
+//! counters), the queue's lines and discipline, and the permits themselves.
+
+pub(crate) mod permit;
+pub(crate) mod queue;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,8 +12,8 @@ use seawall_classify::schema;
 use tokio::time::Instant;
 
 use crate::adaptive::{LimitAlgorithm, Sample};
+use crate::admission::queue::{Discipline, Lines};
 use crate::error::{LimitReached, Reason};
-use crate::queue::{Discipline, Lines};
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -22,16 +26,16 @@ pub(crate) struct Shared {
     /// The most the limit can be (the fixed limit, or the adaptive maximum).
     pub(crate) max: usize,
     /// The limit now.
-    limit: AtomicUsize,
+    pub(crate) limit: AtomicUsize,
     /// Permits to retire as they come back, because the limit shrank while they were held.
-    debt: AtomicUsize,
+    pub(crate) debt: AtomicUsize,
     /// How many times the limit has changed: a call admitted in this generation is one the
     /// latest change has not answered yet.
-    generation: AtomicU64,
+    pub(crate) generation: AtomicU64,
     /// Serialises an adaptive algorithm's updates with the limit changes they make: two
     /// finishing calls never apply their limits out of order, and the algorithm sees one
     /// sample at a time.
-    resizing: Mutex<()>,
+    pub(crate) resizing: Mutex<()>,
     pub(crate) algorithm: Option<Arc<dyn LimitAlgorithm>>,
     pub(crate) queue: usize,
     pub(crate) max_wait: Duration,
@@ -39,15 +43,15 @@ pub(crate) struct Shared {
     pub(crate) policy: seawall_classify::Policy,
     /// Calls waiting in the lines.
     pub(crate) queued: AtomicUsize,
-    admitted: AtomicU64,
-    rejected: AtomicU64,
-    waited_nanos: AtomicU64,
+    pub(crate) admitted: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) waited_nanos: AtomicU64,
     /// The queue's drain interval learnt from calls it admitted: the wait of each divided by
     /// its place in the queue (an exponential moving average, in nanoseconds; 0 before the
     /// first), and when it was last learnt (nanoseconds since `epoch`).
-    per_place_nanos: AtomicU64,
-    learnt_at: AtomicU64,
-    epoch: Instant,
+    pub(crate) per_place_nanos: AtomicU64,
+    pub(crate) learnt_at: AtomicU64,
+    pub(crate) epoch: Instant,
 }
 
 /// How long a learnt drain interval is trusted without a new sample.
@@ -311,84 +315,4 @@ pub(crate) fn take_one(counter: &AtomicUsize, success: Ordering, failure: Orderi
     counter
         .fetch_update(success, failure, |count| count.checked_sub(1))
         .is_ok()
-}
-
-/// A cheap, cloneable view of one limit's state, shared by every service the layer built.
-///
-/// ```
-/// use seawall_limit::ConcurrencyLimitLayer;
-///
-/// let layer = ConcurrencyLimitLayer::builder(8).build().unwrap();
-/// let handle = layer.handle();
-/// assert_eq!(handle.max(), 8);
-/// assert_eq!(handle.in_flight(), 0);
-/// assert_eq!(handle.queued(), 0);
-/// ```
-#[derive(Debug, Clone)]
-pub struct LimitHandle {
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl LimitHandle {
-    /// The most calls ever allowed in flight at once: the fixed limit, or the adaptive
-    /// maximum.
-    #[must_use]
-    pub fn max(&self) -> usize {
-        self.shared.max
-    }
-
-    /// The limit now: the fixed limit, or where the adaptive algorithm has moved it.
-    #[must_use]
-    pub fn limit(&self) -> usize {
-        self.shared.limit()
-    }
-
-    /// Permits taken now: calls in flight, plus services that reserved a permit in
-    /// `poll_ready` and have not called yet.
-    #[must_use]
-    pub fn in_flight(&self) -> usize {
-        self.shared.in_flight()
-    }
-
-    /// An adaptive algorithm's latency inputs, (short-term, long-term) RTT, if it keeps them.
-    #[must_use]
-    pub fn rtt(&self) -> Option<(Duration, Duration)> {
-        self.shared.algorithm.as_ref().and_then(|a| a.rtt())
-    }
-
-    /// Calls waiting in the queue now.
-    #[must_use]
-    pub fn queued(&self) -> usize {
-        self.shared.queued()
-    }
-
-    /// The queue's capacity.
-    #[must_use]
-    pub fn queue_capacity(&self) -> usize {
-        self.shared.queue
-    }
-
-    /// The longest a call waits in the queue.
-    #[must_use]
-    pub fn max_wait(&self) -> Duration {
-        self.shared.max_wait
-    }
-
-    /// Calls admitted so far (with or without queueing).
-    #[must_use]
-    pub fn admitted(&self) -> u64 {
-        self.shared.admitted.load(Ordering::Relaxed)
-    }
-
-    /// Calls refused so far: queue full, waited too long, or deadline gone while queued.
-    #[must_use]
-    pub fn rejected(&self) -> u64 {
-        self.shared.rejected.load(Ordering::Relaxed)
-    }
-
-    /// Total time admitted calls spent queued.
-    #[must_use]
-    pub fn total_queue_wait(&self) -> Duration {
-        Duration::from_nanos(self.shared.waited_nanos.load(Ordering::Relaxed))
-    }
 }

@@ -4,8 +4,8 @@ use std::fmt;
 
 use tokio::time::Instant;
 
-use crate::policy::{ConsecutiveFaults, Outcome, TripPolicy, WindowStats};
-use crate::window::{CountWindow, TimeWindow};
+use crate::trip::window::{CountWindow, TimeWindow};
+use crate::trip::{ConsecutiveFaults, Outcome, TripPolicy, WindowStats};
 
 /// Several policies together: the breaker opens when any of them says so.
 ///

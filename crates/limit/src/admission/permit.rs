@@ -8,7 +8,7 @@ use seawall_classify::{Class, LimitSample};
 use tokio::time::Instant;
 
 use crate::adaptive::Sample;
-use crate::state::Shared;
+use crate::admission::Shared;
 
 /// One permit, counted out of the limit's spare permits: dropping it gives it back to a
 /// queued call, or to the spare count (see [`Shared::take_spare`]), or retires it when the

@@ -9,7 +9,7 @@ use seawall_classify::ConfigError;
 use seawall_util::epoch::{Epochs, Ring};
 use tokio::time::Instant;
 
-use crate::policy::{Outcome, TripPolicy, WindowStats};
+use crate::trip::{Outcome, TripPolicy, WindowStats};
 
 const LAYER: &str = "circuit breaker";
 

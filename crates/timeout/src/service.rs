@@ -1,111 +1,80 @@
-//! The attempt timeout: bounds one call.
+//! The two services: [`Deadline`] and [`AttemptTimeout`].
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use seawall_classify::{BoxError, ConfigError, Error, HasDeadline, call_instant};
+use seawall_classify::{BoxError, Error, HasDeadline, call_instant};
 use tokio::time::{Instant, Sleep, sleep_until};
-use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::future::{Bound, ResponseFuture};
 
-/// The longest attempt timeout accepted: anything longer is a configuration mistake.
-pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
-
-pub(crate) fn check_duration(
-    layer: &'static str,
-    field: &'static str,
-    value: Duration,
-) -> Result<(), ConfigError> {
-    if value.is_zero() {
-        return Err(ConfigError::new(layer, field, "must be greater than zero"));
-    }
-    if value > MAX_TIMEOUT {
-        return Err(ConfigError::new(
-            layer,
-            field,
-            format!("is {value:?}, longer than the maximum of 365 days"),
-        ));
-    }
-    Ok(())
+/// Sets and enforces an end-to-end deadline; see [`DeadlineLayer`].
+///
+/// The budget starts when the request is handed over (`call`), not while waiting for
+/// readiness, like tower's `Timeout`. A request whose deadline has already passed fails at
+/// once with [`DeadlineExceeded`](seawall_classify::DeadlineExceeded), without reaching the
+/// inner service.
+#[derive(Debug, Clone)]
+pub struct Deadline<S> {
+    pub(crate) inner: S,
+    pub(crate) budget: Duration,
+    pub(crate) margin: Duration,
+    // The budget holds eight margins: a call whose deadline is the budget's own keeps the
+    // whole margin without another instant addition.
+    pub(crate) roomy: bool,
 }
 
-/// Applies [`AttemptTimeout`] to a service: each call gets at most `timeout`, or less when the
-/// request's deadline ([`HasDeadline`]) comes sooner.
-///
-/// ```
-/// use std::time::Duration;
-/// use seawall_classify::{cause_ref, WithDeadline};
-/// use seawall_timeout::{error::Elapsed, AttemptTimeoutLayer};
-/// use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-///
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() -> Result<(), seawall_classify::BoxError> {
-/// let mut slow = ServiceBuilder::new()
-///     .layer(AttemptTimeoutLayer::try_new(Duration::from_millis(100))?)
-///     .service(service_fn(|_req: WithDeadline<()>| async {
-///         tokio::time::sleep(Duration::from_secs(10)).await;
-///         Ok::<_, std::io::Error>("too late")
-///     }));
-///
-/// let err = slow.ready().await?.call(WithDeadline::new(())).await.unwrap_err();
-/// assert!(cause_ref::<Elapsed>(&err).is_some());
-/// assert_eq!(err.kind(), Some(seawall_classify::FailureKind::Timeout));
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct AttemptTimeoutLayer {
-    timeout: Duration,
-    include_readiness: bool,
-}
+seawall_classify::inner_accessors!(impl[S] Deadline<S>);
 
-impl AttemptTimeoutLayer {
-    /// A layer bounding each attempt by `timeout`. Fails when `timeout` is zero or longer
-    /// than [`MAX_TIMEOUT`].
-    pub fn try_new(timeout: Duration) -> Result<Self, ConfigError> {
-        check_duration("attempt timeout", "timeout", timeout)?;
-        Ok(AttemptTimeoutLayer {
-            timeout,
-            include_readiness: false,
-        })
+impl<S, Req> Service<Req> for Deadline<S>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError> + 'static,
+    Req: HasDeadline,
+{
+    type Response = S::Response;
+    type Error = Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Error::from_inner)
     }
 
-    /// Counts the wait for the inner service's readiness against the timeout (default: no).
-    ///
-    /// tower's `Timeout` starts its clock when the request is sent, so a service that is not
-    /// ready (a pool with no free connection, say) can keep a caller waiting without bound.
-    /// With this set, the clock starts at the first `poll_ready` and, if the inner service is
-    /// still not ready when the timeout passes, the service reports ready anyway and the call
-    /// fails at once with [`Elapsed`](crate::error::Elapsed), without reaching the inner
-    /// service. `poll_ready` itself never fails because of the timeout, so the service stays
-    /// usable.
-    #[must_use]
-    pub fn include_readiness(mut self, include: bool) -> Self {
-        self.include_readiness = include;
-        self
-    }
-
-    /// The attempt timeout.
-    #[must_use]
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-}
-
-impl<S> Layer<S> for AttemptTimeoutLayer {
-    type Service = AttemptTimeout<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        AttemptTimeout {
-            inner,
-            timeout: self.timeout,
-            include_readiness: self.include_readiness,
-            readiness: Readiness::Idle,
+    fn call(&mut self, mut request: Req) -> Self::Future {
+        // The clock, or the instant an enclosing layer read for this call.
+        let now = call_instant::get();
+        let cap = now + self.budget;
+        // An earlier deadline on the request (the caller's) is kept.
+        let until = match request.deadline() {
+            Some(deadline) if deadline <= cap => deadline,
+            _ => cap,
+        };
+        if until <= now {
+            return ResponseFuture::expired(Bound::Deadline);
         }
+        // The margin, or an eighth of the time left when that is less. Compared as instants
+        // first: with any usual deadline the whole margin fits, and an addition is half the
+        // work of the subtraction the eighth needs.
+        let early = if self.roomy && until == cap {
+            self.margin
+        } else {
+            match now.checked_add(self.margin.saturating_mul(8)) {
+                Some(roomy) if roomy <= until => self.margin,
+                _ => self.margin.min((until - now) / 8),
+            }
+        };
+        // The layers inside are given the instant this layer gives up at, not the deadline
+        // itself: their own bounds (the attempt timeout, the limit's queue) end the call then,
+        // as an outcome they and the layers between record, before this layer's timer would
+        // cut it unseen. (What is still running when the timer fires is cut too, see `cut`.)
+        let give_up = until - early;
+        request.set_deadline(give_up);
+        // The layers inside read this instant rather than the clock again (see `clock`).
+        let future = call_instant::lend(now, || self.inner.call(request));
+        ResponseFuture::running(future, give_up, Bound::Deadline)
     }
 }
 
@@ -113,15 +82,17 @@ impl<S> Layer<S> for AttemptTimeoutLayer {
 /// sooner, with one timer per call. See [`AttemptTimeoutLayer`].
 #[derive(Debug)]
 pub struct AttemptTimeout<S> {
-    inner: S,
-    timeout: Duration,
-    include_readiness: bool,
-    readiness: Readiness,
+    pub(crate) inner: S,
+    pub(crate) timeout: Duration,
+    pub(crate) include_readiness: bool,
+    pub(crate) readiness: Readiness,
 }
+
+seawall_classify::inner_accessors!(impl[S] AttemptTimeout<S>);
 
 /// The readiness wait, when it counts against the timeout.
 #[derive(Debug)]
-enum Readiness {
+pub(crate) enum Readiness {
     Idle,
     Waiting {
         started: Instant,
@@ -156,21 +127,6 @@ impl<S> AttemptTimeout<S> {
             Readiness::Ready { started } | Readiness::Waiting { started, .. } => Some(started),
             Readiness::Idle => Some(Instant::now()),
         }
-    }
-
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
     }
 }
 

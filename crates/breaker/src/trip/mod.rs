@@ -1,6 +1,9 @@
 //! Trip policies: what decides that a closed breaker opens. The gate does not know which one
 //! drives it.
 
+pub(crate) mod any_of;
+pub(crate) mod window;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::time::Instant;

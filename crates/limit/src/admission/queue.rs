@@ -15,8 +15,8 @@ use std::time::Duration;
 use seawall_classify::{ConfigError, Priority};
 use tokio::time::Instant;
 
+use crate::admission::{Shared, take_one};
 use crate::error::Reason;
-use crate::state::{Shared, take_one};
 
 /// How the queue orders its waiting calls and when it gives up on them.
 ///

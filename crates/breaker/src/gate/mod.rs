@@ -1,6 +1,8 @@
 //! The gate: the breaker's state machine, shared by all clones. It admits or rejects calls
 //! and moves between states; a [`TripPolicy`] tells it when to open.
 
+pub(crate) mod probe;
+
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::sync::{Arc, Weak};
@@ -11,8 +13,8 @@ use seawall_classify::{Class, Policy};
 use seawall_util::rng::AtomicSplitMix64;
 use tokio::time::Instant;
 
-use crate::policy::{Outcome, TripPolicy};
-use crate::probe::{Probe, Prober};
+use crate::gate::probe::{Probe, Prober};
+use crate::trip::{Outcome, TripPolicy};
 
 /// The state of a circuit breaker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -658,7 +660,7 @@ impl<P: TripPolicy> fmt::Debug for ProbeSlot<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::ConsecutiveFaults;
+    use crate::trip::ConsecutiveFaults;
 
     fn gate(probe: Option<Probe>) -> Arc<Gate<ConsecutiveFaults>> {
         let config = GateConfig {

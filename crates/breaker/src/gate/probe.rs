@@ -13,7 +13,7 @@ use seawall_classify::{BoxError, ConfigError, schema};
 use tokio::time::Instant;
 
 use crate::gate::{Gate, State};
-use crate::policy::TripPolicy;
+use crate::trip::TripPolicy;
 
 type Check =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync>;
