@@ -1,87 +1,48 @@
-//! A tower layer that injects faults into calls: errors, latency, and hangs.
+//! The layer and its builder.
 
 use std::fmt;
-use std::future::Future;
 use std::ops::Range;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use pin_project_lite::pin_project;
-use seawall_classify::{BoxError, Class, ConfigError, Error, FailureKind, RetryHint};
+use seawall_classify::{Class, ConfigError, FailureKind, RetryHint};
 use seawall_util::rng::{SplitMix64, mix};
-use tokio::time::{Instant, Sleep, sleep};
+use tokio::time::Instant;
 use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::proxy::Delay;
 
+use crate::{Chaos, ChaosHandle, ChaosStats};
+
 const LAYER: &str = "chaos";
 
-/// The error a [`Chaos`] service injects, wrapped in a [`seawall_classify::Error`] with the
-/// configured class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct InjectedFault {
-    class: Class,
-}
-
-impl InjectedFault {
-    /// The class it was injected with.
-    #[must_use]
-    pub fn class(&self) -> Class {
-        self.class
-    }
-}
-
-impl fmt::Display for InjectedFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "injected fault ({})", self.class)
-    }
-}
-
-impl std::error::Error for InjectedFault {}
-
-/// Counts of what a chaos layer did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ChaosStats {
-    /// Calls seen.
-    pub calls: u64,
-    /// Calls failed with an injected error.
-    pub errors: u64,
-    /// Calls that will never answer.
-    pub hangs: u64,
-    /// Calls whose answer was delayed.
-    pub delayed: u64,
-}
-
-struct Shared {
-    error: f64,
-    error_class: Class,
-    hang: f64,
-    latency: f64,
-    delay: Delay,
-    during: Option<Range<Duration>>,
-    calls_window: Option<Range<u64>>,
-    start: Instant,
-    seed: u64,
-    calls: AtomicU64,
-    errors: AtomicU64,
-    hangs: AtomicU64,
-    delayed: AtomicU64,
+pub(crate) struct Shared {
+    pub(crate) error: f64,
+    pub(crate) error_class: Class,
+    pub(crate) hang: f64,
+    pub(crate) latency: f64,
+    pub(crate) delay: Delay,
+    pub(crate) during: Option<Range<Duration>>,
+    pub(crate) calls_window: Option<Range<u64>>,
+    pub(crate) start: Instant,
+    pub(crate) seed: u64,
+    pub(crate) calls: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) hangs: AtomicU64,
+    pub(crate) delayed: AtomicU64,
 }
 
 /// What to do with one call.
 #[derive(Debug, Clone, Copy)]
-enum Plan {
+pub(crate) enum Plan {
     Pass(Option<Duration>),
     Fail,
     Hang,
 }
 
 impl Shared {
-    fn plan(&self) -> Plan {
+    pub(crate) fn plan(&self) -> Plan {
         let index = self.calls.fetch_add(1, Ordering::Relaxed);
         let since = self.start.elapsed();
         let active = self
@@ -119,7 +80,7 @@ impl Shared {
 /// Injects faults into the calls of the service it wraps, with given probabilities, seeded
 /// so the same calls get the same faults every run.
 ///
-/// Each call independently: with probability `error` fails at once with [`InjectedFault`]
+/// Each call independently: with probability `error` fails at once with [`InjectedFault`](crate::error::InjectedFault)
 /// (of the configured class) without reaching the service; else with probability `hang`
 /// never answers; else reaches the service, and with probability `latency` its answer is
 /// delayed by the configured [`Delay`]. Faults can be limited to a window of time since the
@@ -140,7 +101,7 @@ impl Shared {
 /// ```
 #[derive(Clone)]
 pub struct ChaosLayer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl fmt::Debug for ChaosLayer {
@@ -185,33 +146,6 @@ impl ChaosLayer {
     }
 }
 
-/// Reads a [`ChaosLayer`]'s counts; clones share them.
-#[derive(Clone)]
-pub struct ChaosHandle {
-    shared: Arc<Shared>,
-}
-
-impl ChaosHandle {
-    /// What the layer's services did so far.
-    #[must_use]
-    pub fn stats(&self) -> ChaosStats {
-        ChaosStats {
-            calls: self.shared.calls.load(Ordering::Relaxed),
-            errors: self.shared.errors.load(Ordering::Relaxed),
-            hangs: self.shared.hangs.load(Ordering::Relaxed),
-            delayed: self.shared.delayed.load(Ordering::Relaxed),
-        }
-    }
-}
-
-impl fmt::Debug for ChaosHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChaosHandle")
-            .field("stats", &self.stats())
-            .finish()
-    }
-}
-
 impl<S> Layer<S> for ChaosLayer {
     type Service = Chaos<S>;
 
@@ -227,18 +161,18 @@ impl<S> Layer<S> for ChaosLayer {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ChaosBuilder {
-    error: f64,
-    error_class: Class,
-    hang: f64,
-    latency: f64,
-    delay: Delay,
-    during: Option<Range<Duration>>,
-    calls: Option<Range<u64>>,
-    seed: u64,
+    pub(crate) error: f64,
+    pub(crate) error_class: Class,
+    pub(crate) hang: f64,
+    pub(crate) latency: f64,
+    pub(crate) delay: Delay,
+    pub(crate) during: Option<Range<Duration>>,
+    pub(crate) calls: Option<Range<u64>>,
+    pub(crate) seed: u64,
 }
 
 impl ChaosBuilder {
-    /// Fails calls with probability `p`, with an [`InjectedFault`] of class `class`.
+    /// Fails calls with probability `p`, with an [`InjectedFault`](crate::error::InjectedFault) of class `class`.
     pub fn error(mut self, p: f64, class: Class) -> Self {
         self.error = p;
         self.error_class = class;
@@ -315,116 +249,5 @@ impl ChaosBuilder {
                 delayed: AtomicU64::new(0),
             }),
         })
-    }
-}
-
-/// A service with injected faults; see [`ChaosLayer`].
-pub struct Chaos<S> {
-    inner: S,
-    shared: Arc<Shared>,
-}
-
-seawall_classify::inner_accessors!(impl[S] Chaos<S>);
-
-impl<S: Clone> Clone for Chaos<S> {
-    fn clone(&self) -> Self {
-        Chaos {
-            inner: self.inner.clone(),
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-impl<S: fmt::Debug> fmt::Debug for Chaos<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Chaos").field("inner", &self.inner).finish()
-    }
-}
-
-impl<S, Req> Service<Req> for Chaos<S>
-where
-    S: Service<Req>,
-    S::Error: Into<BoxError> + 'static,
-{
-    type Response = S::Response;
-    type Error = Error;
-    type Future = ResponseFuture<S::Future, S::Response>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Error::from_inner)
-    }
-
-    fn call(&mut self, request: Req) -> Self::Future {
-        let state = match self.shared.plan() {
-            Plan::Fail => State::Failed {
-                class: Some(self.shared.error_class),
-            },
-            Plan::Hang => State::Hanging,
-            Plan::Pass(delay) => State::Calling {
-                inner: self.inner.call(request),
-                delay,
-            },
-        };
-        ResponseFuture { state }
-    }
-}
-
-pin_project! {
-    /// The response future of [`Chaos`].
-    pub struct ResponseFuture<F, T> {
-        #[pin]
-        state: State<F, T>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, T> {
-        Calling { #[pin] inner: F, delay: Option<Duration> },
-        Delaying { response: Option<T>, #[pin] sleep: Sleep },
-        Failed { class: Option<Class> },
-        Hanging,
-    }
-}
-
-impl<F, T> fmt::Debug for ResponseFuture<F, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl<F, T, E> Future for ResponseFuture<F, T>
-where
-    F: Future<Output = Result<T, E>>,
-    E: Into<BoxError> + 'static,
-{
-    type Output = Result<T, Error>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            let mut this = self.as_mut().project();
-            match this.state.as_mut().project() {
-                StateProj::Calling { inner, delay } => {
-                    let result = ready!(inner.poll(cx));
-                    match (result, *delay) {
-                        (Ok(response), Some(delay)) => this.state.set(State::Delaying {
-                            response: Some(response),
-                            sleep: sleep(delay),
-                        }),
-                        (result, _) => return Poll::Ready(result.map_err(Error::from_inner)),
-                    }
-                }
-                StateProj::Delaying { response, sleep } => {
-                    ready!(sleep.poll(cx));
-                    let response = response.take().expect("response kept while delaying");
-                    return Poll::Ready(Ok(response));
-                }
-                StateProj::Failed { class } => {
-                    let class = class.take().expect("polled after completion");
-                    return Poll::Ready(Err(Error::new(class, InjectedFault { class })));
-                }
-                StateProj::Hanging => return Poll::Pending,
-            }
-        }
     }
 }

@@ -23,12 +23,16 @@
 )]
 #![forbid(unsafe_code)]
 
+pub mod error;
+pub mod future;
+mod handle;
 mod layer;
 pub mod proxy;
+mod service;
 
-pub use crate::layer::{
-    Chaos, ChaosBuilder, ChaosHandle, ChaosLayer, ChaosStats, InjectedFault, ResponseFuture,
-};
+pub use crate::handle::{ChaosHandle, ChaosStats};
+pub use crate::layer::{ChaosBuilder, ChaosLayer};
+pub use crate::service::Chaos;
 /// Re-exported: the error injected faults come as, and the vocabulary to give them a class.
 pub use seawall_classify::{Class, Error, FailureKind, RetryHint};
 

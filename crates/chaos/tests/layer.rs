@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use seawall_chaos::{ChaosLayer, InjectedFault, proxy::Delay};
+use seawall_chaos::error::InjectedFault;
+use seawall_chaos::{ChaosLayer, proxy::Delay};
 use seawall_classify::{Class, FailureKind, RetryHint, cause_ref};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};

@@ -10,7 +10,7 @@ use crate::{
     classified_error, future,
 };
 
-/// A service whose errors are classified; see [`ClassifyLayer`].
+/// A service whose errors are classified; see [`ClassifyLayer`](crate::ClassifyLayer).
 #[derive(Clone)]
 pub struct Classify<S, C = DefaultClassifier, I = AssumeNotIdempotent> {
     inner: S,

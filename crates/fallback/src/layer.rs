@@ -39,7 +39,7 @@ impl<F, K> FallbackBuilder<F, K> {
     }
 
     /// Keeps a copy of each request (a clone made before the primary call) for the
-    /// fallback, which then receives it in [`FallbackRequest::request`]. The request must be
+    /// fallback, which then receives it in [`FallbackRequest::request`](crate::FallbackRequest::request). The request must be
     /// `Clone`.
     #[must_use]
     pub fn keep_request(self) -> FallbackBuilder<F, KeepRequest> {

@@ -4,7 +4,7 @@
 use seawall_classify::{Failure, FailureKind};
 
 /// What the fallback service receives: the class of the primary's failure and, when the
-/// layer keeps one ([`FallbackBuilder::keep_request`]), a copy of the request.
+/// layer keeps one ([`FallbackBuilder::keep_request`](crate::FallbackBuilder::keep_request)), a copy of the request.
 #[derive(Debug, Clone)]
 pub struct FallbackRequest<Req> {
     request: Option<Req>,

@@ -11,7 +11,7 @@ use crate::future::ResponseFuture;
 use crate::layer::Shared;
 use crate::{FallbackRequest, NoRequest, RequestCopy};
 
-/// The service [`FallbackLayer`] makes.
+/// The service [`FallbackLayer`](crate::FallbackLayer) makes.
 pub struct Fallback<S, F, K = NoRequest> {
     pub(crate) inner: S,
     pub(crate) shared: Arc<Shared<F>>,

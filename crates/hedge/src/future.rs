@@ -12,7 +12,8 @@ use seawall_classify::{BoxError, Error, HasDeadline, schema};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 
-use crate::layer::{Parts, Shared};
+use crate::layer::Shared;
+use crate::service::Parts;
 
 pin_project! {
     /// The future of a [`Hedge`](crate::Hedge) call.

@@ -1,72 +1,21 @@
-//! The layer, its builder, the gates that hold hedges back, and the handle reading its
-//! counters.
+//! The layer and its builder.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use seawall_classify::{BoxError, ConfigError, Error, HasDeadline, Idempotency};
+use seawall_classify::ConfigError;
 use seawall_retry::RetryBudget;
 use tokio::time::Instant;
 use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::future::ResponseFuture;
 use crate::latency::Latencies;
 
+use crate::service::Parts;
+use crate::{Hedge, HedgeGate, HedgeHandle};
+
 const LAYER: &str = "hedge";
-
-/// The longest hedge delay accepted.
-pub const MAX_DELAY: Duration = Duration::from_secs(60 * 60);
-
-/// Says whether a hedge may be sent now. Asked only when a request has been slow for the
-/// hedge delay, never on a request's ordinary path.
-///
-/// With feature `breaker`, a [`BreakerHandle`](seawall_breaker::BreakerHandle) is a gate
-/// (hedges only while the breaker is closed or disabled: a hedge into an open breaker is
-/// refused, a hedge into a half-open one spends a probe); with feature `limit`, a
-/// [`LimitHandle`](seawall_limit::LimitHandle) is (hedges only while a permit is free and
-/// nobody queues: a hedge must not take a slot a first attempt waits for). Closures
-/// `Fn() -> bool` are gates too.
-pub trait HedgeGate: Send + Sync + 'static {
-    /// `true` when a hedge may be sent now.
-    fn allows_hedge(&self) -> bool;
-}
-
-impl<F: Fn() -> bool + Send + Sync + 'static> HedgeGate for F {
-    fn allows_hedge(&self) -> bool {
-        self()
-    }
-}
-
-#[cfg(feature = "breaker")]
-impl HedgeGate for seawall_breaker::BreakerHandle {
-    fn allows_hedge(&self) -> bool {
-        use seawall_breaker::State;
-        matches!(self.state(), State::Closed | State::Disabled)
-    }
-}
-
-#[cfg(feature = "limit")]
-impl HedgeGate for seawall_limit::LimitHandle {
-    fn allows_hedge(&self) -> bool {
-        self.queued() == 0 && self.in_flight() < self.limit()
-    }
-}
-
-/// When a slow request is hedged.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum DelaySetting {
-    Fixed(Duration),
-    Learnt {
-        percentile: f64,
-        window: Duration,
-        min_samples: u64,
-        floor: Duration,
-    },
-}
 
 pub(crate) enum Delay {
     Fixed(Duration),
@@ -76,14 +25,29 @@ pub(crate) enum Delay {
     },
 }
 
+/// When a slow request is hedged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum DelaySetting {
+    Fixed(Duration),
+    Learnt {
+        percentile: f64,
+        window: Duration,
+        min_samples: u64,
+        floor: Duration,
+    },
+}
+
+/// The longest hedge delay accepted.
+pub const MAX_DELAY: Duration = Duration::from_secs(60 * 60);
+
 /// Configures a [`HedgeLayer`]; see [`HedgeLayer::builder`].
 #[must_use]
 pub struct HedgeBuilder<I> {
-    idempotency: I,
-    delay: DelaySetting,
-    budget: Arc<RetryBudget>,
-    gates: Vec<Arc<dyn HedgeGate>>,
-    name: Arc<str>,
+    pub(crate) idempotency: I,
+    pub(crate) delay: DelaySetting,
+    pub(crate) budget: Arc<RetryBudget>,
+    pub(crate) gates: Vec<Arc<dyn HedgeGate>>,
+    pub(crate) name: Arc<str>,
 }
 
 impl<I> fmt::Debug for HedgeBuilder<I> {
@@ -292,7 +256,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// The hedge delay for a request sent now, if one is known.
     #[inline]
-    fn delay(&self) -> Option<Duration> {
+    pub(crate) fn delay(&self) -> Option<Duration> {
         match &self.delay {
             Delay::Fixed(delay) => Some(*delay),
             Delay::Learnt { latencies, floor } => latencies.estimate().map(|d| d.max(*floor)),
@@ -316,8 +280,8 @@ impl Shared {
 /// Sends a second attempt of a slow idempotent request, and answers with whichever attempt
 /// succeeds first; see the [crate documentation](crate).
 pub struct HedgeLayer<I> {
-    shared: Arc<Shared>,
-    idempotency: I,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) idempotency: I,
 }
 
 impl HedgeLayer<()> {
@@ -379,155 +343,5 @@ impl<S: Clone, I: Clone> Layer<S> for HedgeLayer<I> {
             }),
             inner,
         }
-    }
-}
-
-/// What a hedge needs from its service: a copy of the inner service to clone for the
-/// second attempt, the idempotency policy, and the layer's shared state.
-pub(crate) struct Parts<S, I> {
-    pub(crate) template: S,
-    idempotency: I,
-    pub(crate) shared: Arc<Shared>,
-}
-
-/// The service [`HedgeLayer`] makes.
-pub struct Hedge<S, I> {
-    inner: S,
-    parts: Arc<Parts<S, I>>,
-}
-
-seawall_classify::inner_accessors!(impl[S, I] Hedge<S, I>);
-
-impl<S: Clone, I> Clone for Hedge<S, I> {
-    fn clone(&self) -> Self {
-        Hedge {
-            inner: self.inner.clone(),
-            parts: self.parts.clone(),
-        }
-    }
-}
-
-impl<S: fmt::Debug, I> fmt::Debug for Hedge<S, I> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hedge")
-            .field("inner", &self.inner)
-            .field("name", &self.parts.shared.name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, I> Hedge<S, I> {
-    /// A handle reading the layer's counters and delay.
-    #[must_use]
-    pub fn handle(&self) -> HedgeHandle {
-        HedgeHandle {
-            shared: self.parts.shared.clone(),
-        }
-    }
-}
-
-impl<S, I, Req> Service<Req> for Hedge<S, I>
-where
-    S: Service<Req> + Clone,
-    S::Error: Into<BoxError> + 'static,
-    I: Idempotency<Req>,
-    Req: Clone + HasDeadline,
-{
-    type Response = S::Response;
-    type Error = Error;
-    type Future = ResponseFuture<S, I, Req>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner.poll_ready(cx).map_err(Error::from_inner)
-    }
-
-    #[inline]
-    fn call(&mut self, request: Req) -> Self::Future {
-        let started = seawall_classify::call_instant::get();
-        let shared = &self.parts.shared;
-        let hedge = match shared.delay() {
-            Some(delay) if self.parts.idempotency.is_idempotent(&request) => {
-                shared.budget.deposit_at(started);
-                Some((request.clone(), started + delay))
-            }
-            _ => None,
-        };
-        // The layers inside (a pipeline's deadline) read this instant rather than the clock;
-        // a retry layer inside sharing the budget finds this request's deposit made.
-        let inner = &mut self.inner;
-        let first = seawall_classify::call_instant::lend(started, || {
-            if hedge.is_some() {
-                shared.budget.covered(|| inner.call(request))
-            } else {
-                inner.call(request)
-            }
-        });
-        ResponseFuture::new(first, self.parts.clone(), hedge, started)
-    }
-}
-
-/// Reads a hedge layer's counters and its delay. Clones share them.
-#[derive(Clone)]
-pub struct HedgeHandle {
-    shared: Arc<Shared>,
-}
-
-impl HedgeHandle {
-    /// The delay after which a request sent now would be hedged: the fixed delay, or the
-    /// learnt one (`None` until enough calls have been seen).
-    #[must_use]
-    pub fn delay(&self) -> Option<Duration> {
-        self.shared.delay()
-    }
-
-    /// Hedges sent.
-    #[must_use]
-    pub fn sent(&self) -> u64 {
-        self.shared.counters.sent.load(Ordering::Relaxed)
-    }
-
-    /// Hedges that answered before the first attempt.
-    #[must_use]
-    pub fn won(&self) -> u64 {
-        self.shared.counters.won.load(Ordering::Relaxed)
-    }
-
-    /// Slow requests not hedged because the budget was spent.
-    #[must_use]
-    pub fn skipped_for_budget(&self) -> u64 {
-        self.shared.counters.skipped_budget.load(Ordering::Relaxed)
-    }
-
-    /// Slow requests not hedged because a gate (an open breaker, a full limit) held it back.
-    #[must_use]
-    pub fn skipped_for_gate(&self) -> u64 {
-        self.shared.counters.skipped_gate.load(Ordering::Relaxed)
-    }
-
-    /// Slow requests not hedged because their deadline left less time than the hedge delay.
-    #[must_use]
-    pub fn skipped_for_deadline(&self) -> u64 {
-        self.shared
-            .counters
-            .skipped_deadline
-            .load(Ordering::Relaxed)
-    }
-
-    /// The budget hedges are taken from.
-    #[must_use]
-    pub fn budget(&self) -> &Arc<RetryBudget> {
-        &self.shared.budget
-    }
-}
-
-impl fmt::Debug for HedgeHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HedgeHandle")
-            .field("name", &self.shared.name)
-            .field("delay", &self.delay())
-            .field("sent", &self.sent())
-            .field("won", &self.won())
-            .finish_non_exhaustive()
     }
 }

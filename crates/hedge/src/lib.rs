@@ -78,12 +78,17 @@
 )]
 #![forbid(unsafe_code)]
 
-mod future;
+pub mod future;
+mod gate;
+mod handle;
 mod latency;
 mod layer;
+mod service;
 
-pub use future::ResponseFuture;
-pub use layer::{Hedge, HedgeBuilder, HedgeGate, HedgeHandle, HedgeLayer, MAX_DELAY};
+pub use crate::gate::HedgeGate;
+pub use crate::handle::HedgeHandle;
+pub use crate::layer::{HedgeBuilder, HedgeLayer, MAX_DELAY};
+pub use crate::service::Hedge;
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

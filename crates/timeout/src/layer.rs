@@ -12,7 +12,7 @@ use crate::{AttemptTimeout, Deadline};
 /// Applies [`Deadline`] to a service: each request must finish within `budget`, retries,
 /// backoff sleeps and queueing included.
 ///
-/// The deadline is written onto the request ([`HasDeadline::set_deadline`]) so that every
+/// The deadline is written onto the request ([`HasDeadline::set_deadline`](crate::HasDeadline::set_deadline)) so that every
 /// layer inside can bound its own waiting by it. A deadline already on the request (set by an
 /// outer layer, or from a client's header) is kept when it is earlier.
 ///
@@ -126,7 +126,7 @@ pub(crate) fn check_duration(
 }
 
 /// Applies [`AttemptTimeout`] to a service: each call gets at most `timeout`, or less when the
-/// request's deadline ([`HasDeadline`]) comes sooner.
+/// request's deadline ([`HasDeadline`](crate::HasDeadline)) comes sooner.
 ///
 /// ```
 /// use std::time::Duration;

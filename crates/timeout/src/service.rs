@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use crate::future::{Bound, ResponseFuture};
 
-/// Sets and enforces an end-to-end deadline; see [`DeadlineLayer`].
+/// Sets and enforces an end-to-end deadline; see [`DeadlineLayer`](crate::DeadlineLayer).
 ///
 /// The budget starts when the request is handed over (`call`), not while waiting for
 /// readiness, like tower's `Timeout`. A request whose deadline has already passed fails at
@@ -79,7 +79,7 @@ where
 }
 
 /// Bounds each call by an attempt timeout and by the request's deadline, whichever is
-/// sooner, with one timer per call. See [`AttemptTimeoutLayer`].
+/// sooner, with one timer per call. See [`AttemptTimeoutLayer`](crate::AttemptTimeoutLayer).
 #[derive(Debug)]
 pub struct AttemptTimeout<S> {
     pub(crate) inner: S,

@@ -7,9 +7,9 @@ use tower_layer::Layer;
 
 use crate::{ClientSpan, ClientSpanConfig};
 
-/// Wraps a client in [`ClientSpanConfig`]'s span: see the [module docs](self). The standard
+/// Wraps a client in [`ClientSpanConfig`]'s span: see the [module docs](crate). The standard
 /// pipeline puts one outermost; use it on its own around any stack whose error is Seawall's
-/// [`Error`].
+/// [`Error`](seawall_classify::Error).
 #[derive(Clone, Debug)]
 pub struct ClientSpanLayer<C = DefaultClassifier> {
     config: Option<Arc<ClientSpanConfig>>,

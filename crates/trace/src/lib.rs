@@ -32,21 +32,22 @@
 //! per call (see the `span` bench).
 //!
 //! ```
-//! use seawall::trace::{ClientSpanConfig, record_db_operation};
-//! use seawall::{StandardPipeline, WithDeadline};
-//! use tower::{service_fn, ServiceExt, Layer};
+//! use seawall_classify::ClassifyLayer;
+//! use seawall_trace::{ClientSpanConfig, ClientSpanLayer, record_db_operation};
+//! use tower::{service_fn, Layer, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = service_fn(|id: WithDeadline<i64>| async move {
+//! let client = service_fn(|id: i64| async move {
 //!     // Inside the call's span: name the operation.
 //!     record_db_operation("SELECT", Some("items"));
-//!     Ok::<_, std::io::Error>(*id.get_ref())
+//!     Ok::<_, std::io::Error>(id)
 //! });
-//! let pipeline = StandardPipeline::postgres(10)
-//!     .client_span(ClientSpanConfig::postgresql().namespace("shop").server("10.0.0.5", 5432))
-//!     .build()?;
-//! assert_eq!(pipeline.layer(client).oneshot(WithDeadline::new(7)).await?, 7);
+//! // The standard pipeline puts this layer outermost (`.client_span(config)`); on its own it
+//! // wraps any stack whose error is Seawall's.
+//! let config = ClientSpanConfig::postgresql().namespace("shop").server("10.0.0.5", 5432);
+//! let traced = ClientSpanLayer::new(config).layer(ClassifyLayer::new().layer(client));
+//! assert_eq!(traced.oneshot(7).await?, 7);
 //! # Ok(())
 //! # }
 //! ```

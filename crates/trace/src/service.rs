@@ -11,7 +11,7 @@ use tracing::level_filters::LevelFilter;
 use crate::ClientSpanConfig;
 use crate::future::{ClientSpanFuture, Observed};
 
-/// A service in a client span; built by [`ClientSpanLayer`].
+/// A service in a client span; built by [`ClientSpanLayer`](crate::ClientSpanLayer).
 #[derive(Clone, Debug)]
 pub struct ClientSpan<S, C = DefaultClassifier> {
     pub(crate) inner: S,

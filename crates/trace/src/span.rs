@@ -9,7 +9,7 @@ use tracing::field::Empty;
 use tracing::{Level, Span};
 
 /// What a pipeline's client spans say about the dependency: its kind (database, HTTP, RPC),
-/// its name, and where it is. See the [module docs](self).
+/// its name, and where it is. See the [module docs](crate).
 #[derive(Clone)]
 pub struct ClientSpanConfig {
     pub(crate) level: Level,
@@ -76,7 +76,7 @@ impl ClientSpanConfig {
         Self::database("redis")
     }
 
-    /// An HTTP upstream: spans named after the method once [`RecordHttpLayer`] (or the client)
+    /// An HTTP upstream: spans named after the method once [`RecordHttpLayer`](crate::RecordHttpLayer) (or the client)
     /// records it, `http` until then.
     #[must_use]
     pub fn http() -> Self {
@@ -199,7 +199,7 @@ pub fn record_db_operation(operation: &str, collection: Option<&str>) {
 
 /// Names the RPC on the current client span: `rpc.service`, `rpc.method`, and the span's name
 /// `service/method`, as the semantic conventions make it. For a typed client (a generated
-/// gRPC stub in a `service_fn`); calls over a channel are named by [`RecordHttpLayer`].
+/// gRPC stub in a `service_fn`); calls over a channel are named by [`RecordHttpLayer`](crate::RecordHttpLayer).
 pub fn record_rpc_method(service: &str, method: &str) {
     let span = Span::current();
     if span.is_disabled() {
