@@ -397,8 +397,8 @@ fn fleet(c: &mut Criterion) {
     fn refused<F>(limit: &RateLimitLayer<F>, which: &str) {
         eprintln!(
             "fleet: the {which} rate limit refused {} of {} calls",
-            limit.rejected(),
-            limit.admitted() + limit.rejected()
+            limit.handle().rejected(),
+            limit.handle().admitted() + limit.handle().rejected()
         );
     }
     refused(&local, "local");

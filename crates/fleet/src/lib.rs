@@ -51,18 +51,21 @@
 )]
 #![forbid(unsafe_code)]
 
-mod admission;
-mod budget;
-mod gcra;
-mod rate;
-mod store;
+pub mod error;
+pub mod future;
+mod handle;
+mod layer;
+mod service;
+mod shared;
 
-pub use admission::ResponseFuture;
-pub use budget::{
-    BudgetSpent, ConcurrencyBudget, ConcurrencyBudgetBuilder, ConcurrencyBudgetLayer, Permit,
+pub use crate::handle::{ConcurrencyBudgetHandle, RateLimitHandle};
+pub use crate::layer::{
+    AllRequests, ConcurrencyBudgetBuilder, ConcurrencyBudgetLayer, KeyOf, RateLimitBuilder,
+    RateLimitLayer,
 };
-pub use rate::{AllRequests, KeyOf, RateLimit, RateLimitBuilder, RateLimitLayer, RateLimited};
-pub use store::{Fleet, FleetBuilder};
+pub use crate::service::{ConcurrencyBudget, RateLimit};
+pub use crate::shared::budget::Permit;
+pub use crate::shared::store::{Fleet, FleetBuilder};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use seawall_chaos::proxy::{Delay, Mode, Proxy};
 use seawall_classify::{Error, FailureKind, RetryHint};
-use seawall_fleet::{BudgetSpent, ConcurrencyBudgetLayer, Fleet, RateLimitLayer, RateLimited};
+use seawall_fleet::error::{BudgetSpent, RateLimited};
+use seawall_fleet::{ConcurrencyBudgetLayer, Fleet, RateLimitLayer};
 use tokio::sync::Semaphore;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt, service_fn};
@@ -59,7 +60,10 @@ async fn a_local_rate_limit_admits_the_burst_then_one_per_interval() {
     ));
     tokio::time::advance(Duration::from_millis(100)).await;
     assert_eq!(service.ready().await.unwrap().call(3).await.unwrap(), 3);
-    assert_eq!((layer.admitted(), layer.rejected()), (3, 1));
+    assert_eq!(
+        (layer.handle().admitted(), layer.handle().rejected()),
+        (3, 1)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -184,7 +188,10 @@ async fn a_local_budget_refuses_past_its_calls_in_flight() {
     for call in calls {
         call.await.unwrap().unwrap();
     }
-    assert_eq!((layer.admitted(), layer.rejected()), (3, 2));
+    assert_eq!(
+        (layer.handle().admitted(), layer.handle().rejected()),
+        (3, 2)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,15 +223,18 @@ async fn two_instances_share_one_fleet_rate() {
     for task in tasks {
         task.await.unwrap();
     }
-    let admitted: u64 = instances.iter().map(RateLimitLayer::admitted).sum();
+    let admitted: u64 = instances
+        .iter()
+        .map(|layer| layer.handle().admitted())
+        .sum();
     // 2 s at 100 a second plus the burst; leases may leave up to one token each unused.
     assert!(
         (195..=212).contains(&admitted),
         "{admitted} admitted across two instances"
     );
     for layer in &instances {
-        assert!(layer.admitted() > 50, "both instances were served");
-        assert!(layer.rejected() > 0);
+        assert!(layer.handle().admitted() > 50, "both instances were served");
+        assert!(layer.handle().rejected() > 0);
     }
 }
 
@@ -246,7 +256,7 @@ async fn two_instances_share_one_fleet_budget() {
     while held.in_flight.load(Ordering::SeqCst) < 3 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(a.held(), 3);
+    assert_eq!(a.handle().held(), 3);
     // The other instance finds the fleet's three taken.
     let refused = b.layer(echo()).oneshot(9).await.unwrap_err();
     let spent = refused
@@ -411,7 +421,7 @@ proptest::proptest! {
             let mut service = layer.layer(echo());
             for id in 0..keys {
                 let _ = service.ready().await.unwrap().call(id).await;
-                proptest::prop_assert!(layer.keys() <= max_keys, "{} keys", layer.keys());
+                proptest::prop_assert!(layer.handle().keys() <= max_keys, "{} keys", layer.handle().keys());
             }
             Ok(())
         })?;
@@ -515,7 +525,11 @@ async fn a_caller_after_a_cancelled_one_waits_for_its_lease_fetch_rather_than_se
     // while it was out (one would be refused by Redis, the first having taken the burst, and
     // its refusal could land first and refuse callers the first fetch's tokens were for).
     assert!(layer.layer(echo()).oneshot(1).await.is_ok());
-    assert_eq!(layer.redis_fetches(), 1, "one fetch served the next caller");
+    assert_eq!(
+        layer.handle().redis_fetches(),
+        1,
+        "one fetch served the next caller"
+    );
     let mut admitted = 1;
     for id in 2..=20 {
         if layer.layer(echo()).oneshot(id).await.is_ok() {
@@ -606,14 +620,14 @@ async fn releases_do_not_renew_every_held_permit() {
     while held.in_flight.load(Ordering::SeqCst) < 10 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let before = layer.redis_writes();
+    let before = layer.handle().redis_writes();
     for id in 100..200 {
         layer.layer(echo()).oneshot(id).await.unwrap();
         // Let the renewer take each release in turn, as calls spread over time do.
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let per_call = (layer.redis_writes() - before) as f64 / 100.0;
+    let per_call = (layer.handle().redis_writes() - before) as f64 / 100.0;
     eprintln!("{per_call:.2} Redis operations per call");
     // An acquire and a release each; renewals every third of the 5 s lease only.
     assert!(per_call <= 2.1, "{per_call} Redis writes per call");
@@ -712,7 +726,7 @@ async fn callers_waiting_on_one_key_share_one_lease_fetch() {
     for call in calls {
         call.await.unwrap().unwrap();
     }
-    let fetches = layer.redis_fetches();
+    let fetches = layer.handle().redis_fetches();
     eprintln!("{fetches} lease fetches for 64 callers");
     assert!(fetches < 32, "{fetches} fetches for 64 callers");
 }

@@ -15,7 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use seawall_chaos::proxy::Proxy;
 use seawall_classify::Error;
-use seawall_fleet::{BudgetSpent, ConcurrencyBudgetLayer, Fleet, RateLimitLayer, RateLimited};
+use seawall_fleet::error::{BudgetSpent, RateLimited};
+use seawall_fleet::{ConcurrencyBudgetLayer, Fleet, RateLimitLayer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::util::BoxCloneSyncService;
