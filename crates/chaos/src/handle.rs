@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::layer::Shared;
+use crate::service::Shared;
 
 /// Counts of what a chaos layer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

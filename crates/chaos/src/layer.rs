@@ -3,79 +3,19 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use seawall_classify::{Class, ConfigError, FailureKind, RetryHint};
-use seawall_util::rng::{SplitMix64, mix};
 use tokio::time::Instant;
 use tower_layer::Layer;
 
 use crate::proxy::Delay;
+use crate::service::Shared;
 
 use crate::{Chaos, ChaosHandle, ChaosStats};
 
 const LAYER: &str = "chaos";
-
-pub(crate) struct Shared {
-    pub(crate) error: f64,
-    pub(crate) error_class: Class,
-    pub(crate) hang: f64,
-    pub(crate) latency: f64,
-    pub(crate) delay: Delay,
-    pub(crate) during: Option<Range<Duration>>,
-    pub(crate) calls_window: Option<Range<u64>>,
-    pub(crate) start: Instant,
-    pub(crate) seed: u64,
-    pub(crate) calls: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) hangs: AtomicU64,
-    pub(crate) delayed: AtomicU64,
-}
-
-/// What to do with one call.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Plan {
-    Pass(Option<Duration>),
-    Fail,
-    Hang,
-}
-
-impl Shared {
-    pub(crate) fn plan(&self) -> Plan {
-        let index = self.calls.fetch_add(1, Ordering::Relaxed);
-        let since = self.start.elapsed();
-        let active = self
-            .during
-            .as_ref()
-            .is_none_or(|range| range.contains(&since))
-            && self
-                .calls_window
-                .as_ref()
-                .is_none_or(|range| range.contains(&index));
-        if !active {
-            return Plan::Pass(None);
-        }
-        // One stream per call, from the seed and the call's index: the same calls get the
-        // same faults whatever else runs.
-        let mut rng = SplitMix64::new(self.seed ^ mix(index));
-        let draw = rng.next_f64();
-        if draw < self.error {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-            return Plan::Fail;
-        }
-        if draw < self.error + self.hang {
-            self.hangs.fetch_add(1, Ordering::Relaxed);
-            return Plan::Hang;
-        }
-        if rng.next_f64() < self.latency {
-            self.delayed.fetch_add(1, Ordering::Relaxed);
-            let extra = self.delay.jitter.mul_f64(rng.next_f64());
-            return Plan::Pass(Some(self.delay.fixed + extra));
-        }
-        Plan::Pass(None)
-    }
-}
 
 /// Injects faults into the calls of the service it wraps, with given probabilities, seeded
 /// so the same calls get the same faults every run.

@@ -13,7 +13,7 @@ use tower_service::Service;
 
 use crate::FallbackRequest;
 use crate::error::FallbackFailed;
-use crate::layer::Shared;
+use crate::service::Shared;
 
 pin_project! {
     /// The future of a [`Fallback`](crate::Fallback) call.

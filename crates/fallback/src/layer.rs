@@ -6,6 +6,7 @@ use std::sync::Arc;
 use seawall_classify::{ConfigError, FailureKind, KindSet};
 use tower_layer::Layer;
 
+use crate::service::Shared;
 use crate::{Fallback, KeepRequest, NoRequest};
 
 /// The failure kinds a fallback answers for unless told otherwise: the dependency cannot
@@ -74,12 +75,6 @@ impl<F, K> FallbackBuilder<F, K> {
             _copy: self.copy,
         })
     }
-}
-
-pub(crate) struct Shared<F> {
-    /// Cloned for a call only when the primary failed with a trigger.
-    pub(crate) fallback: F,
-    pub(crate) triggers: KindSet,
 }
 
 /// Answers from a fallback service when the primary fails with one of the chosen failure

@@ -1,14 +1,15 @@
 //! [`Fallback`]: a service answered by a fallback when it fails as configured.
 
+use crate::future::ResponseFuture;
+use seawall_classify::BoxError;
+use seawall_classify::Error;
+use seawall_classify::KindSet;
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use seawall_classify::{BoxError, Error};
+use std::task::Context;
+use std::task::Poll;
 use tower_service::Service;
 
-use crate::future::ResponseFuture;
-use crate::layer::Shared;
 use crate::{FallbackRequest, NoRequest, RequestCopy};
 
 /// The service [`FallbackLayer`](crate::FallbackLayer) makes.
@@ -60,4 +61,10 @@ where
         let copy = K::copy(&request);
         ResponseFuture::new(self.inner.call(request), self.shared.clone(), copy)
     }
+}
+
+pub(crate) struct Shared<F> {
+    /// Cloned for a call only when the primary failed with a trigger.
+    pub(crate) fallback: F,
+    pub(crate) triggers: KindSet,
 }

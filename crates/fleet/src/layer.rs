@@ -1,7 +1,6 @@
 //! The two layers and their builders: [`RateLimitLayer`] and [`ConcurrencyBudgetLayer`].
 
 use std::fmt;
-use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -13,40 +12,9 @@ use tower_layer::Layer;
 
 use crate::shared::budget::{BUDGET_LAYER, BudgetShared, FleetBudget};
 use crate::shared::gcra::Gcra;
-use crate::shared::rate::{FleetRate, KeyState, RATE_LAYER, RateShared};
+use crate::shared::rate::{AllRequests, FleetRate, KeyState, RATE_LAYER, RateShared};
 use crate::shared::store::Fleet;
 use crate::{ConcurrencyBudget, RateLimit};
-
-/// Reads the key a request is limited under. Closures `Fn(&Req) -> K` are key functions,
-/// for any `K: Hash + Display` (the display names the key on Redis).
-pub trait KeyOf<Req> {
-    /// The key.
-    type Key: Hash + fmt::Display;
-
-    /// The request's key; `None` for the one limit of every request.
-    fn key_of(&self, request: &Req) -> Option<Self::Key>;
-}
-
-impl<Req, K: Hash + fmt::Display, F: Fn(&Req) -> K> KeyOf<Req> for F {
-    type Key = K;
-
-    fn key_of(&self, request: &Req) -> Option<K> {
-        Some(self(request))
-    }
-}
-
-/// One limit for every request (the default).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AllRequests;
-
-impl<Req> KeyOf<Req> for AllRequests {
-    type Key = &'static str;
-
-    #[inline]
-    fn key_of(&self, _: &Req) -> Option<&'static str> {
-        None
-    }
-}
 
 /// Configures a [`RateLimitLayer`]; see [`RateLimitLayer::builder`].
 #[must_use]

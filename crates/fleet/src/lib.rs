@@ -60,11 +60,11 @@ mod shared;
 
 pub use crate::handle::{ConcurrencyBudgetHandle, RateLimitHandle};
 pub use crate::layer::{
-    AllRequests, ConcurrencyBudgetBuilder, ConcurrencyBudgetLayer, KeyOf, RateLimitBuilder,
-    RateLimitLayer,
+    ConcurrencyBudgetBuilder, ConcurrencyBudgetLayer, RateLimitBuilder, RateLimitLayer,
 };
 pub use crate::service::{ConcurrencyBudget, RateLimit};
 pub use crate::shared::budget::Permit;
+pub use crate::shared::rate::{AllRequests, KeyOf};
 pub use crate::shared::store::{Fleet, FleetBuilder};
 
 /// The README's examples, compiled as doctests.

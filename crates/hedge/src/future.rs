@@ -12,8 +12,8 @@ use seawall_classify::{BoxError, Error, HasDeadline, schema};
 use tokio::time::{Instant, Sleep, sleep_until};
 use tower_service::Service;
 
-use crate::layer::Shared;
 use crate::service::Parts;
+use crate::service::Shared;
 
 pin_project! {
     /// The future of a [`Hedge`](crate::Hedge) call.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use seawall_retry::RetryBudget;
 
-use crate::layer::Shared;
+use crate::service::Shared;
 
 /// Reads a hedge layer's counters and its delay. Clones share them.
 #[derive(Clone)]
@@ -71,5 +71,15 @@ impl fmt::Debug for HedgeHandle {
             .field("sent", &self.sent())
             .field("won", &self.won())
             .finish_non_exhaustive()
+    }
+}
+
+impl<S, I> crate::Hedge<S, I> {
+    /// A handle reading the layer's counters and delay.
+    #[must_use]
+    pub fn handle(&self) -> HedgeHandle {
+        HedgeHandle {
+            shared: self.parts.shared.clone(),
+        }
     }
 }

@@ -144,6 +144,14 @@ impl Latencies {
     }
 }
 
+pub(crate) enum Delay {
+    Fixed(Duration),
+    Learnt {
+        latencies: Latencies,
+        floor: Duration,
+    },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,28 +2,20 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use seawall_classify::ConfigError;
 use seawall_retry::RetryBudget;
-use tokio::time::Instant;
 use tower_layer::Layer;
 
+use crate::latency::Delay;
 use crate::latency::Latencies;
+use crate::service::{Counters, Shared};
 
 use crate::service::Parts;
 use crate::{Hedge, HedgeGate, HedgeHandle};
 
 const LAYER: &str = "hedge";
-
-pub(crate) enum Delay {
-    Fixed(Duration),
-    Learnt {
-        latencies: Latencies,
-        floor: Duration,
-    },
-}
 
 /// When a slow request is hedged.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -232,48 +224,6 @@ impl<I> HedgeBuilder<I> {
             }),
             idempotency: self.idempotency,
         })
-    }
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    pub(crate) sent: AtomicU64,
-    pub(crate) won: AtomicU64,
-    pub(crate) skipped_budget: AtomicU64,
-    pub(crate) skipped_gate: AtomicU64,
-    pub(crate) skipped_deadline: AtomicU64,
-}
-
-/// Shared by every service a layer makes.
-pub(crate) struct Shared {
-    pub(crate) delay: Delay,
-    pub(crate) budget: Arc<RetryBudget>,
-    pub(crate) gates: Box<[Arc<dyn HedgeGate>]>,
-    pub(crate) name: Arc<str>,
-    pub(crate) counters: Counters,
-}
-
-impl Shared {
-    /// The hedge delay for a request sent now, if one is known.
-    #[inline]
-    pub(crate) fn delay(&self) -> Option<Duration> {
-        match &self.delay {
-            Delay::Fixed(delay) => Some(*delay),
-            Delay::Learnt { latencies, floor } => latencies.estimate().map(|d| d.max(*floor)),
-        }
-    }
-
-    /// Counts a finished call's latency, when the delay is learnt.
-    #[inline]
-    pub(crate) fn record(&self, started: Instant) {
-        if let Delay::Learnt { latencies, .. } = &self.delay {
-            let now = Instant::now();
-            latencies.record(now, now - started);
-        }
-    }
-
-    pub(crate) fn gates_allow(&self) -> bool {
-        self.gates.iter().all(|gate| gate.allows_hedge())
     }
 }
 

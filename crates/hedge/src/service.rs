@@ -1,16 +1,21 @@
 //! [`Hedge`]: a service that sends a second attempt of a slow request.
 
+use crate::HedgeGate;
+use crate::future::ResponseFuture;
+use crate::latency::Delay;
+use seawall_classify::BoxError;
+use seawall_classify::Error;
+use seawall_classify::HasDeadline;
+use seawall_classify::Idempotency;
+use seawall_retry::RetryBudget;
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use seawall_classify::{BoxError, Error, HasDeadline, Idempotency};
+use std::sync::atomic::AtomicU64;
+use std::task::Context;
+use std::task::Poll;
+use std::time::Duration;
+use tokio::time::Instant;
 use tower_service::Service;
-
-use crate::future::ResponseFuture;
-use crate::layer::Shared;
-
-use crate::HedgeHandle;
 
 /// What a hedge needs from its service: a copy of the inner service to clone for the
 /// second attempt, the idempotency policy, and the layer's shared state.
@@ -43,16 +48,6 @@ impl<S: fmt::Debug, I> fmt::Debug for Hedge<S, I> {
             .field("inner", &self.inner)
             .field("name", &self.parts.shared.name)
             .finish_non_exhaustive()
-    }
-}
-
-impl<S, I> Hedge<S, I> {
-    /// A handle reading the layer's counters and delay.
-    #[must_use]
-    pub fn handle(&self) -> HedgeHandle {
-        HedgeHandle {
-            shared: self.parts.shared.clone(),
-        }
     }
 }
 
@@ -94,5 +89,47 @@ where
             }
         });
         ResponseFuture::new(first, self.parts.clone(), hedge, started)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) sent: AtomicU64,
+    pub(crate) won: AtomicU64,
+    pub(crate) skipped_budget: AtomicU64,
+    pub(crate) skipped_gate: AtomicU64,
+    pub(crate) skipped_deadline: AtomicU64,
+}
+
+/// Shared by every service a layer makes.
+pub(crate) struct Shared {
+    pub(crate) delay: Delay,
+    pub(crate) budget: Arc<RetryBudget>,
+    pub(crate) gates: Box<[Arc<dyn HedgeGate>]>,
+    pub(crate) name: Arc<str>,
+    pub(crate) counters: Counters,
+}
+
+impl Shared {
+    /// The hedge delay for a request sent now, if one is known.
+    #[inline]
+    pub(crate) fn delay(&self) -> Option<Duration> {
+        match &self.delay {
+            Delay::Fixed(delay) => Some(*delay),
+            Delay::Learnt { latencies, floor } => latencies.estimate().map(|d| d.max(*floor)),
+        }
+    }
+
+    /// Counts a finished call's latency, when the delay is learnt.
+    #[inline]
+    pub(crate) fn record(&self, started: Instant) {
+        if let Delay::Learnt { latencies, .. } = &self.delay {
+            let now = Instant::now();
+            latencies.record(now, now - started);
+        }
+    }
+
+    pub(crate) fn gates_allow(&self) -> bool {
+        self.gates.iter().all(|gate| gate.allows_hedge())
     }
 }

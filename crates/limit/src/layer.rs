@@ -9,12 +9,10 @@ use crate::ConcurrencyLimit;
 use crate::adaptive::LimitAlgorithm;
 use crate::admission::Shared;
 use crate::admission::queue::Discipline;
+use crate::admission::queue::MAX_WAIT_LIMIT;
 use crate::handle::LimitHandle;
 
 const LAYER: &str = "concurrency limit";
-
-/// The longest `max_wait` accepted.
-pub const MAX_WAIT_LIMIT: Duration = Duration::from_secs(60 * 60);
 
 /// The highest limit accepted.
 pub const MAX_LIMIT: usize = usize::MAX >> 3;

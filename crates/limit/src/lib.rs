@@ -89,11 +89,9 @@ mod handle;
 mod layer;
 mod service;
 
-pub use crate::admission::queue::Discipline;
+pub use crate::admission::queue::{Discipline, MAX_WAIT_LIMIT};
 pub use crate::handle::LimitHandle;
-pub use crate::layer::{
-    ConcurrencyLimitBuilder, ConcurrencyLimitLayer, MAX_LIMIT, MAX_QUEUE, MAX_WAIT_LIMIT,
-};
+pub use crate::layer::{ConcurrencyLimitBuilder, ConcurrencyLimitLayer, MAX_LIMIT, MAX_QUEUE};
 pub use crate::service::ConcurrencyLimit;
 /// Re-exported: the error the limit returns, the policy an adaptive limit learns by, and the
 /// request wrapper that carries a deadline.

@@ -17,9 +17,9 @@ use seawall_classify::{
 use tokio::time::{Instant, Sleep, sleep};
 use tower_service::Service;
 
-use crate::layer::Shared;
 use crate::schedule::backoff::BackoffState;
 use crate::service::Common;
+use crate::service::Shared;
 
 pin_project! {
     /// Drives attempts until one succeeds, one fails in a way not worth retrying, or the

@@ -8,43 +8,13 @@ use seawall_util::rng::AtomicSplitMix64;
 use tower_layer::Layer;
 
 use crate::handle::{Counters, RetryHandle};
+use crate::service::Shared;
 use crate::{Backoff, Retry, RetryBudget};
 
 const LAYER: &str = "retry";
 
 /// The most attempts accepted.
 pub const MAX_ATTEMPTS: u32 = 100;
-
-/// What every clone of one retry layer shares.
-pub(crate) struct Shared<C> {
-    pub(crate) max_attempts: u32,
-    pub(crate) backoff: Backoff,
-    pub(crate) classifier: C,
-    pub(crate) policy: Policy,
-    seeds: AtomicSplitMix64,
-    pub(crate) counters: Arc<Counters>,
-    /// The dependency the layer retries calls to, for its metrics (`seawall.dependency`).
-    pub(crate) name: Arc<str>,
-}
-
-impl<C> Shared<C> {
-    /// A seed for one request's jitter: a fixed sequence when the layer was seeded.
-    pub(crate) fn next_seed(&self) -> u64 {
-        self.seeds.next_seed()
-    }
-}
-
-impl<C: fmt::Debug> fmt::Debug for Shared<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Retry")
-            .field("max_attempts", &self.max_attempts)
-            .field("backoff", &self.backoff)
-            .field("budget", &self.counters.budget)
-            .field("policy", &self.policy)
-            .field("classifier", &self.classifier)
-            .finish()
-    }
-}
 
 /// Applies [`Retry`] to services. Every service this layer builds, and every clone of them,
 /// shares one budget.

@@ -7,8 +7,11 @@ use std::task::{Context, Poll};
 use seawall_classify::{BoxError, Classifier, Error, HasDeadline};
 use tower_service::Service;
 
+use crate::Backoff;
 use crate::future::ResponseFuture;
-use crate::layer::Shared;
+use crate::handle::Counters;
+use seawall_classify::Policy;
+use seawall_util::rng::AtomicSplitMix64;
 
 /// Retries failed calls that are worth retrying; see [`RetryLayer`](crate::RetryLayer).
 ///
@@ -108,5 +111,36 @@ where
         // The ready service takes the first attempt; a clone of the spare takes any later one.
         let future = self.inner.call(request);
         ResponseFuture::new(future, self.common.clone(), again)
+    }
+}
+
+/// What every clone of one retry layer shares.
+pub(crate) struct Shared<C> {
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) classifier: C,
+    pub(crate) policy: Policy,
+    pub(crate) seeds: AtomicSplitMix64,
+    pub(crate) counters: Arc<Counters>,
+    /// The dependency the layer retries calls to, for its metrics (`seawall.dependency`).
+    pub(crate) name: Arc<str>,
+}
+
+impl<C> Shared<C> {
+    /// A seed for one request's jitter: a fixed sequence when the layer was seeded.
+    pub(crate) fn next_seed(&self) -> u64 {
+        self.seeds.next_seed()
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Shared<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("budget", &self.counters.budget)
+            .field("policy", &self.policy)
+            .field("classifier", &self.classifier)
+            .finish()
     }
 }

@@ -297,3 +297,34 @@ impl RateShared {
         }
     }
 }
+
+/// One limit for every request (the default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllRequests;
+
+impl<Req> KeyOf<Req> for AllRequests {
+    type Key = &'static str;
+
+    #[inline]
+    fn key_of(&self, _: &Req) -> Option<&'static str> {
+        None
+    }
+}
+
+/// Reads the key a request is limited under. Closures `Fn(&Req) -> K` are key functions,
+/// for any `K: Hash + Display` (the display names the key on Redis).
+pub trait KeyOf<Req> {
+    /// The key.
+    type Key: Hash + fmt::Display;
+
+    /// The request's key; `None` for the one limit of every request.
+    fn key_of(&self, request: &Req) -> Option<Self::Key>;
+}
+
+impl<Req, K: Hash + fmt::Display, F: Fn(&Req) -> K> KeyOf<Req> for F {
+    type Key = K;
+
+    fn key_of(&self, request: &Req) -> Option<K> {
+        Some(self(request))
+    }
+}

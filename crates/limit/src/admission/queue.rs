@@ -61,7 +61,7 @@ impl Discipline {
     /// Checks the settings, for the builder.
     pub(crate) fn check(self, layer: &'static str) -> Result<Self, ConfigError> {
         if let Discipline::ControlledDelay { interval, target } = self {
-            if interval.is_zero() || interval > crate::MAX_WAIT_LIMIT {
+            if interval.is_zero() || interval > MAX_WAIT_LIMIT {
                 return Err(ConfigError::new(
                     layer,
                     "discipline.interval",
@@ -412,3 +412,6 @@ impl Drop for Place {
         self.shared.cancel(&self.waiter);
     }
 }
+
+/// The longest `max_wait` accepted.
+pub const MAX_WAIT_LIMIT: Duration = Duration::from_secs(60 * 60);
