@@ -89,7 +89,7 @@ ensure_redis() {
 }
 
 # Prometheus and promtool: the alert rules' unit tests, the metrics check, and the end-to-end
-# alert test (examples/service/tests/prometheus.rs) run them. Nothing is started here: the
+# alert test (examples/reference-service/tests/prometheus.rs) run them. Nothing is started here: the
 # test runs its own Prometheus on a free loopback port.
 ensure_prometheus() {
     if command -v promtool >/dev/null && command -v prometheus >/dev/null; then

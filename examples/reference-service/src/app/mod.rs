@@ -1,22 +1,26 @@
-//! The routes: items, health, metrics, and the breakers' admin.
+//! The application: its state, the router and what every route shares (deadline, body
+//! limits, JSON answers). The routes live in `items.rs`, `health.rs` and `admin.rs`.
+
+mod admin;
+mod health;
+mod items;
+
+use self::health::recorded;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use opentelemetry::KeyValue;
-use seawall::breaker::{BreakerHandle, State};
+use seawall::breaker::State;
 use seawall::{Error, WithDeadline};
-use serde::Deserialize;
-use serde_json::json;
 use tokio::time::Instant;
 use tower::ServiceExt;
 use tracing::Instrument as _;
 
 use crate::config::Config;
-use crate::deps::{self, Cache, CacheOp, Database, DbOp, DbReply, Item, Layers, NewItem};
+use crate::deps::{self, Cache, Database, DbOp, Layers};
 use crate::metrics::Metrics;
 use crate::problem::{self, Body};
 
@@ -226,115 +230,6 @@ impl App {
         }
     }
 
-    async fn create_item(&self, request: Request<Incoming>, deadline: Instant) -> Response<Body> {
-        let (parts, body) = request.into_parts();
-        if !is_json(&parts.headers) {
-            return problem::problem(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "send the item as Content-Type: application/json",
-            );
-        }
-        let key = match parts
-            .headers
-            .get("idempotency-key")
-            .map(HeaderValue::as_bytes)
-        {
-            None => return problem::bad_request("the Idempotency-Key header is required"),
-            Some(key)
-                if key.is_empty() || key.len() > 128 || !key.iter().all(u8::is_ascii_graphic) =>
-            {
-                return problem::bad_request(
-                    "Idempotency-Key must be 1 to 128 visible ASCII characters",
-                );
-            }
-            Some(key) => String::from_utf8_lossy(key).into_owned(),
-        };
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > MAX_BODY as u64) {
-            // Read (and drop) a body of moderate size before answering: a client still
-            // writing it when the connection closes gets a broken pipe instead of the 413.
-            if declared.is_some_and(|length| length <= DRAIN_LIMIT as u64) {
-                let _ = Limited::new(body, DRAIN_LIMIT).collect().await;
-            }
-            return too_large();
-        }
-        let bytes = match Limited::new(body, MAX_BODY).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => return too_large(),
-            Err(_) => return problem::bad_request("the request body could not be read"),
-        };
-        let new = match parse_item(&bytes) {
-            Ok((name, value)) => NewItem::new(key, name, value),
-            Err(response) => return *response,
-        };
-        let db = &self.inner.db;
-        let call = WithDeadline::new(DbOp::Insert(new)).deadline_at(deadline);
-        match db.service.clone().oneshot(call).await {
-            Ok(DbReply::Created(item)) => item_response(StatusCode::CREATED, &item, None, false),
-            Ok(DbReply::Replayed(item)) => item_response(StatusCode::CREATED, &item, None, true),
-            Ok(DbReply::KeyReused) => problem::unprocessable(
-                "this Idempotency-Key was already used with a different body",
-            ),
-            Ok(DbReply::Found(_) | DbReply::Stale(_) | DbReply::Pong) => problem::internal(),
-            Err(error) => self.failed("PostgreSQL", &db.last_failure, &error),
-        }
-    }
-
-    async fn get_item(&self, id: i64, deadline: Instant) -> Response<Body> {
-        let cache = &self.inner.cache;
-        let lookup = WithDeadline::new(CacheOp::Get(id)).deadline_at(deadline);
-        let cache_state = match cache.service.clone().oneshot(lookup).await {
-            Ok(Some(json)) => match serde_json::from_str::<Item>(&json) {
-                Ok(item) if item.id == id => {
-                    return item_response(StatusCode::OK, &item, Some("hit"), false);
-                }
-                _ => "miss",
-            },
-            Ok(None) => "miss",
-            Err(error) => {
-                cache.last_failure.record(&error);
-                "bypass"
-            }
-        };
-        let db = &self.inner.db;
-        let call = WithDeadline::new(DbOp::Get(id)).deadline_at(deadline);
-        match db.reads.clone().oneshot(call).await {
-            Ok(DbReply::Stale(item)) => {
-                // PostgreSQL could not answer (its breaker and /health say why): Redis's
-                // stale copy did, and the response says so.
-                item_response(StatusCode::OK, &item, Some("stale"), false)
-            }
-            Ok(DbReply::Found(Some(item))) => {
-                if cache_state == "miss"
-                    && let Ok(json) = serde_json::to_string(&item)
-                {
-                    let config = &self.inner.config;
-                    let fill = CacheOp::Put(id, json, config.cache_ttl, config.stale_ttl);
-                    let fill = WithDeadline::new(fill).deadline_at(deadline);
-                    if let Err(error) = cache.service.clone().oneshot(fill).await {
-                        cache.last_failure.record(&error);
-                    }
-                }
-                item_response(StatusCode::OK, &item, Some(cache_state), false)
-            }
-            Ok(DbReply::Found(None)) => {
-                let mut response = problem::not_found("no item has this id");
-                response
-                    .headers_mut()
-                    .insert("x-cache", HeaderValue::from_static(cache_state));
-                response
-            }
-            Ok(_) => problem::internal(),
-            Err(error) => self.failed("PostgreSQL", &db.last_failure, &error),
-        }
-    }
-
     fn failed(&self, dependency: &str, last: &deps::LastFailure, error: &Error) -> Response<Body> {
         last.record(error);
         let response = problem::dependency_error(dependency, error);
@@ -344,118 +239,6 @@ impl App {
             tracing::debug!(dependency, kind = ?error.kind(), "request failed");
         }
         response
-    }
-
-    /// `/health`: both pings at once (each bounded), breakers, pool and limits.
-    pub async fn health(&self) -> Response<Body> {
-        let (db, cache) = (&self.inner.db, &self.inner.cache);
-        let ((db_ok, db_ping), (cache_ok, cache_ping)) =
-            tokio::join!(timed(ping_db(db)), timed(ping_cache(cache)));
-        let db_status = dependency_status(db_ok, db_ping, db.breaker.as_ref());
-        let cache_status = dependency_status(cache_ok, cache_ping, cache.breaker.as_ref());
-        let overall = match (db_status, cache_status) {
-            ("down", _) => "down",
-            ("up", "up") => "ok",
-            _ => "degraded",
-        };
-        let pool = db.pool.status();
-        let body = json!({
-            "status": overall,
-            "dependencies": {
-                "postgres": {
-                    "status": db_status,
-                    "breaker": db.breaker.as_ref().map(|b| b.state().as_str()),
-                    "probes": db.breaker.as_ref().and_then(probes_json),
-                    "last_failure": last_failure(&db.last_failure),
-                    "ping_ms": db_ping.map(millis),
-                    "pool": {
-                        "max": pool.max_size,
-                        "size": pool.size,
-                        "available": pool.available,
-                        "waiting": pool.waiting,
-                    },
-                    "limit": db.limit.as_ref().map(limit_json),
-                },
-                "redis": {
-                    "status": cache_status,
-                    "breaker": cache.breaker.as_ref().map(|b| b.state().as_str()),
-                    "probes": cache.breaker.as_ref().and_then(probes_json),
-                    "last_failure": last_failure(&cache.last_failure),
-                    "ping_ms": cache_ping.map(millis),
-                    "limit": cache.limit.as_ref().map(limit_json),
-                },
-            },
-        });
-        let status = if overall == "down" {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::OK
-        };
-        json_response(status, &body)
-    }
-
-    fn breakers(&self) -> Vec<BreakerHandle> {
-        [&self.inner.db.breaker, &self.inner.cache.breaker]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect()
-    }
-
-    /// `/admin/breakers[/{name}/reset|isolate]`: 404 when admin is off, 401 without the
-    /// token, then the route.
-    fn admin(&self, request: &Request<Incoming>, rest: &[&str]) -> Response<Body> {
-        let Some(token) = &self.inner.config.admin_token else {
-            return problem::not_found("no such resource");
-        };
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-            .unwrap_or_default();
-        if !constant_time_eq(presented, token.as_bytes()) {
-            let mut response = problem::problem(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Unauthorized",
-                "the admin endpoints need Authorization: Bearer <ADMIN_TOKEN>",
-            );
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"admin\""),
-            );
-            return response;
-        }
-        let breakers = self.breakers();
-        match rest {
-            [] | [""] => {
-                if request.method() != Method::GET {
-                    return problem::method_not_allowed("GET");
-                }
-                let list: Vec<_> = breakers.iter().map(breaker_json).collect();
-                json_response(StatusCode::OK, &json!({ "breakers": list }))
-            }
-            [name, action @ ("reset" | "isolate")] => {
-                if request.method() != Method::POST {
-                    return problem::method_not_allowed("POST");
-                }
-                let Some(breaker) = breakers.iter().find(|b| b.name() == *name) else {
-                    return problem::not_found("no breaker has this name");
-                };
-                if *action == "reset" {
-                    breaker.reset();
-                } else {
-                    breaker.force_open();
-                }
-                tracing::warn!(
-                    breaker = breaker.name(),
-                    action,
-                    "breaker changed by an admin"
-                );
-                json_response(StatusCode::OK, &breaker_json(breaker))
-            }
-            _ => problem::not_found("no such resource"),
-        }
     }
 }
 
@@ -502,70 +285,12 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ItemBody {
-    name: String,
-    value: i64,
-}
-
-/// Syntax errors are 400 (the body is not JSON); JSON of the wrong shape or with a name of
-/// the wrong length is 422.
-fn parse_item(bytes: &[u8]) -> Result<(String, i64), Box<Response<Body>>> {
-    let body: ItemBody = serde_json::from_slice(bytes).map_err(|error| {
-        Box::new(match error.classify() {
-            serde_json::error::Category::Data => problem::unprocessable(
-                "the body must be {\"name\": string, \"value\": 64-bit integer} and nothing else",
-            ),
-            _ => problem::bad_request("the body is not valid JSON"),
-        })
-    })?;
-    let length = body.name.chars().count();
-    if !(1..=200).contains(&length) {
-        return Err(Box::new(problem::unprocessable(
-            "name must be 1 to 200 characters long",
-        )));
-    }
-    Ok((body.name, body.value))
-}
-
-fn item_response(
-    status: StatusCode,
-    item: &Item,
-    cache: Option<&'static str>,
-    replayed: bool,
-) -> Response<Body> {
-    let mut response = json_response(status, item);
-    if let Some(cache) = cache {
-        response
-            .headers_mut()
-            .insert("x-cache", HeaderValue::from_static(cache));
-    }
-    if replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    response
-}
-
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
     problem::respond(
         status,
         "application/json",
         serde_json::to_vec(body).unwrap_or_default(),
     )
-}
-
-/// Compares every byte whatever the first difference, so the time taken says nothing about
-/// how much of a guess was right (only whether its length was).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut difference = a.len() ^ b.len();
-    for (i, &expected) in b.iter().enumerate() {
-        let presented = a.get(i).copied().unwrap_or(0);
-        difference |= usize::from(presented ^ expected);
-    }
-    difference == 0
 }
 
 async fn timed<F: Future<Output = bool>>(ping: F) -> (bool, Option<Duration>) {
@@ -610,79 +335,14 @@ async fn ping_cache(cache: &Cache) -> bool {
     recorded(result, &cache.last_failure)
 }
 
-/// Whether a ping succeeded; a failure is remembered as the dependency's last.
-fn recorded(result: Result<(), seawall::BoxError>, last: &deps::LastFailure) -> bool {
-    match result {
-        Ok(()) => true,
-        Err(error) => {
-            last.record(&seawall::classify::classified(error));
-            false
-        }
-    }
-}
-
-/// `down` when the ping failed or the breaker refuses calls, `recovering` while it probes,
-/// `slow` when the ping took longer than [`SLOW_PING`], `up` otherwise.
-fn dependency_status(
-    ok: bool,
-    ping: Option<Duration>,
-    breaker: Option<&BreakerHandle>,
-) -> &'static str {
-    let state = breaker.map(BreakerHandle::state);
-    if !ok || matches!(state, Some(State::Open | State::ForcedOpen)) {
-        "down"
-    } else if state == Some(State::HalfOpen) {
-        "recovering"
-    } else if ping.is_some_and(|p| p > SLOW_PING) {
-        "slow"
-    } else {
-        "up"
-    }
-}
-
 fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1e6).round() / 1e3
 }
 
-fn last_failure(last: &deps::LastFailure) -> serde_json::Value {
-    match last.get() {
-        Some((kind, age)) => json!({ "class": kind.as_str(), "seconds_ago": millis(age) / 1e3 }),
-        None => serde_json::Value::Null,
-    }
-}
-
-/// What a breaker's recovery probe found: counts, and the last probe's result, age and time.
-fn probes_json(breaker: &BreakerHandle) -> Option<serde_json::Value> {
-    let stats = breaker.probes()?;
-    Some(json!({
-        "succeeded": stats.succeeded,
-        "failed": stats.failed,
-        "last": stats.last.map(|last| json!({
-            "ok": last.ok,
-            "seconds_ago": millis(last.at.elapsed()) / 1e3,
-            "took_ms": millis(last.took),
-        })),
-    }))
-}
-
-fn limit_json(limit: &seawall::limit::LimitHandle) -> serde_json::Value {
-    json!({
-        "in_flight": limit.in_flight(),
-        "queued": limit.queued(),
-        "limit": limit.limit(),
-    })
-}
-
-fn breaker_json(breaker: &BreakerHandle) -> serde_json::Value {
-    json!({
-        "name": breaker.name(),
-        "state": breaker.state().as_str(),
-        "retry_after_ms": breaker.retry_after().map(|d| d.as_millis() as u64),
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::admin::constant_time_eq;
+    use super::items::parse_item;
     use super::*;
 
     #[test]

@@ -12,7 +12,7 @@ pub type Body = Full<Bytes>;
 
 /// Where the problem types are documented (each type is an anchor of the service's README).
 const TYPE_BASE: &str =
-    "https://github.com/seawall-rs/seawall/blob/main/examples/service/README.md#problem-";
+    "https://github.com/seawall-rs/seawall/blob/main/examples/reference-service/README.md#problem-";
 
 #[derive(Serialize)]
 struct Problem<'a> {
