@@ -317,6 +317,12 @@ impl DeadlineExceeded {
     pub const CLASS: crate::Class =
         crate::Class::failure(crate::FailureKind::Timeout, crate::RetryHint::Never);
 
+    /// The class of this error: [`CLASS`](Self::CLASS).
+    #[must_use]
+    pub const fn class(&self) -> crate::Class {
+        Self::CLASS
+    }
+
     /// This error wrapped with its class, as layers return it.
     #[must_use]
     pub fn classified() -> crate::Error {

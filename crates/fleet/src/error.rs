@@ -25,6 +25,12 @@ impl RateLimited {
         self.shared
     }
 
+    /// The class of this error: `Rejected`, after [`retry_after`](Self::retry_after).
+    #[must_use]
+    pub fn class(&self) -> Class {
+        Class::failure(FailureKind::Rejected, RetryHint::RetryAfter(self.retry_after))
+    }
+
     pub(crate) fn error(retry_after: Duration, shared: bool) -> Error {
         Error::new(
             Class::failure(FailureKind::Rejected, RetryHint::RetryAfter(retry_after)),
@@ -55,9 +61,16 @@ impl std::error::Error for RateLimited {}
 pub struct BudgetSpent {
     pub(crate) max: u32,
     pub(crate) shared: bool,
+    pub(crate) retry_after: Duration,
 }
 
 impl BudgetSpent {
+    /// The class of this error: `Rejected`, after the time until the next lease ends.
+    #[must_use]
+    pub fn class(&self) -> Class {
+        Class::failure(FailureKind::Rejected, RetryHint::RetryAfter(self.retry_after))
+    }
+
     /// `true` when the fleet's shared budget refused, `false` for this instance's own share.
     #[must_use]
     pub fn shared(&self) -> bool {

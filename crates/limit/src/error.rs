@@ -19,6 +19,7 @@ use seawall_classify::{Class, Error};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitReached {
     reason: Reason,
+    retry_after: Duration,
 }
 
 /// Why a call was refused.
@@ -56,7 +57,17 @@ pub enum Reason {
 impl LimitReached {
     /// This error with its class, as the limit returns it.
     pub(crate) fn error(reason: Reason, retry_after: Duration) -> Error {
-        Error::new(Class::rejected(retry_after), LimitReached { reason })
+        let refused = LimitReached {
+            reason,
+            retry_after,
+        };
+        Error::new(refused.class(), refused)
+    }
+
+    /// The class of this error: [`Class::rejected`], after the time the caller may try again.
+    #[must_use]
+    pub fn class(&self) -> Class {
+        Class::rejected(self.retry_after)
     }
 
     /// Why the call was refused.

@@ -28,6 +28,12 @@ impl Elapsed {
         Elapsed { timeout }
     }
 
+    /// The class of this error: [`CLASS`](Self::CLASS).
+    #[must_use]
+    pub const fn class(&self) -> Class {
+        Self::CLASS
+    }
+
     /// The attempt timeout that was exceeded.
     #[must_use]
     pub fn timeout(&self) -> Duration {

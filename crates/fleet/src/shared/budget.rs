@@ -85,6 +85,7 @@ impl BudgetShared {
             BudgetSpent {
                 max: self.max,
                 shared,
+                retry_after,
             },
         )
     }

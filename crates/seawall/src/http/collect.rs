@@ -224,6 +224,12 @@ impl BodyTooLarge {
     /// The class of this error: `Invalid`, never retried.
     pub const CLASS: Class = Class::failure(FailureKind::Invalid, RetryHint::Never);
 
+    /// The class of this error: [`CLASS`](Self::CLASS).
+    #[must_use]
+    pub const fn class(&self) -> Class {
+        Self::CLASS
+    }
+
     fn error(limit: usize) -> Error {
         Error::new(Self::CLASS, BodyTooLarge { limit })
     }
