@@ -28,7 +28,10 @@ impl RateLimited {
     /// The class of this error: `Rejected`, after [`retry_after`](Self::retry_after).
     #[must_use]
     pub fn class(&self) -> Class {
-        Class::failure(FailureKind::Rejected, RetryHint::RetryAfter(self.retry_after))
+        Class::failure(
+            FailureKind::Rejected,
+            RetryHint::RetryAfter(self.retry_after),
+        )
     }
 
     pub(crate) fn error(retry_after: Duration, shared: bool) -> Error {
@@ -68,7 +71,10 @@ impl BudgetSpent {
     /// The class of this error: `Rejected`, after the time until the next lease ends.
     #[must_use]
     pub fn class(&self) -> Class {
-        Class::failure(FailureKind::Rejected, RetryHint::RetryAfter(self.retry_after))
+        Class::failure(
+            FailureKind::Rejected,
+            RetryHint::RetryAfter(self.retry_after),
+        )
     }
 
     /// `true` when the fleet's shared budget refused, `false` for this instance's own share.

@@ -2,8 +2,11 @@
 //! ([`rng`]), packed epoch-bucket counters ([`epoch`]) and, with feature `alloc-test`, the
 //! allocation-counting test harness (`alloc_test`).
 //!
-//! The layer crates depend on `seawall-classify` and on this crate only. It is not a stable
-//! API: it follows the other crates' needs.
+//! Every layer crate depends on `seawall-classify` (which re-exports the floor,
+//! `seawall-core`) and on this crate; two also build on other layers: `seawall-hedge` on
+//! `seawall-retry` (its budget) and, behind features, `seawall-breaker` and `seawall-limit`
+//! (its gates), and `seawall-fleet` on `seawall-breaker` and `seawall-timeout` (its store's
+//! calls to Redis). It is not a stable API: it follows the other crates' needs.
 
 #![warn(
     missing_docs,
