@@ -87,20 +87,6 @@ impl Class {
         Class::failure(FailureKind::Rejected, RetryHint::RetryAfter(retry_after))
     }
 
-    /// `true` when the [standard policy](crate::Policy::STANDARD) counts this as a fault of
-    /// the dependency (what a breaker counts).
-    #[must_use]
-    pub const fn is_fault(&self) -> bool {
-        crate::Policy::STANDARD.is_fault(*self)
-    }
-
-    /// `true` when the [standard policy](crate::Policy::STANDARD) lets the retry layer try
-    /// again: a failure with hint `Retry` or `RetryAfter`, of any kind but `Rejected`.
-    #[must_use]
-    pub const fn is_retryable(&self) -> bool {
-        crate::Policy::STANDARD.may_retry(*self)
-    }
-
     /// When the caller may try again, if the failure says: a remote's `Retry-After`, or the
     /// time until a local refusal (an open breaker's next probe) may clear.
     #[must_use]
@@ -190,14 +176,6 @@ impl Failure {
         self.kind.is_fault()
     }
 
-    /// `true` when the [standard policy](crate::Policy::STANDARD) lets the retry layer try
-    /// again: the hint is [`RetryHint::Retry`] or [`RetryHint::RetryAfter`] and the kind is
-    /// not `Rejected`.
-    #[must_use]
-    pub const fn is_retryable(&self) -> bool {
-        crate::Policy::STANDARD.may_retry(Class::Failure(*self))
-    }
-
     /// The delay the remote asked for, if it asked for one.
     #[must_use]
     pub const fn retry_after(&self) -> Option<Duration> {
@@ -273,15 +251,6 @@ impl FailureKind {
         FailureKind::Invalid,
         FailureKind::Internal,
     ];
-
-    /// `true` when failures of this kind say something about the remote's health, so that a
-    /// breaker or an adaptive limiter counts them under the [standard
-    /// policy](crate::Policy::STANDARD). `Invalid` (the caller's fault), `Rejected` (decided
-    /// locally) and `Contention` (a healthy database arbitrating) are not.
-    #[must_use]
-    pub const fn is_fault(self) -> bool {
-        crate::Policy::STANDARD.is_fault(Class::failure(self, RetryHint::Never))
-    }
 
     /// A short, stable, lower-case name for telemetry (`error.type`, `seawall.failure.kind`).
     #[must_use]

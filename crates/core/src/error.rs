@@ -54,42 +54,12 @@ impl Error {
         }
     }
 
-    /// Converts an inner service's error: an `Error` (or a boxed one) is returned as it is,
-    /// without allocating; an error of a type the floor knows gets that type's class
-    /// ([`floor_class`](crate::floor_class): Seawall's own errors, `std::io::Error`, tower's
-    /// and tokio's timeouts, tower's load shedding); anything else gets the class of the
-    /// first such type in its `source()` chain, or [`Class::UNKNOWN_ERROR`], until a
-    /// classifier that knows its type classifies it ([`is_provisional`](Self::is_provisional)). The clients' errors (SQLSTATE,
-    /// Redis, HTTP, gRPC) are known to seawall-classify's `DefaultClassifier`, which every
-    /// layer asks.
-    ///
-    /// ```
-    /// use seawall_core::{Class, Error, FailureKind};
-    ///
-    /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-    /// let err = Error::from_inner(refused);
-    /// assert_eq!(err.kind(), Some(FailureKind::Connect));
-    /// assert_eq!(Error::from_inner(err).kind(), Some(FailureKind::Connect));
-    /// let unknown = Error::from_inner(std::fmt::Error);
-    /// assert_eq!(unknown.class(), Class::UNKNOWN_ERROR);
-    /// assert!(unknown.is_provisional());
-    /// ```
-    pub fn from_inner<E: Into<BoxError> + 'static>(error: E) -> Self {
-        match take_error(error) {
-            Ok(error) => error,
-            // Settled when the error itself is of a type the floor knows; otherwise the
-            // class of the first floor type in its chain (or unknown), provisional: a client's
-            // error wrapping an io error is the client's to classify, not the io error's.
-            Err(other) => match crate::floor_class(&*other) {
-                Some(class) => Error::new(class, other),
-                None => {
-                    let class = crate::known::floor_chain_class(&*other);
-                    let mut error = Error::new(class.unwrap_or(Class::UNKNOWN_ERROR), other);
-                    error.inner.provisional = true;
-                    error
-                }
-            },
-        }
+    /// `source` with the floor's best guess at its class, to be looked past by a classifier
+    /// that knows more (see [`is_provisional`](Self::is_provisional)).
+    pub(crate) fn provisional(class: Class, source: BoxError) -> Self {
+        let mut error = Error::new(class, source);
+        error.inner.provisional = true;
+        error
     }
 
     /// `true` when no one has classified this error's source yet: [`from_inner`](Self::from_inner)
@@ -184,7 +154,7 @@ impl StdError for Error {
 
 /// `Ok` when `error` is a Seawall [`Error`], moved out without allocating (or unboxed, when it
 /// arrives boxed); otherwise the error, boxed.
-fn take_error<E: Into<BoxError> + 'static>(error: E) -> Result<Error, BoxError> {
+pub(crate) fn take_error<E: Into<BoxError> + 'static>(error: E) -> Result<Error, BoxError> {
     let mut slot = Some(error);
     if let Some(error) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Error>>() {
         return Ok(error.take().expect("just filled"));

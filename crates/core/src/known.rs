@@ -3,7 +3,7 @@
 
 use std::error::Error as StdError;
 
-use crate::{Class, Error, FailureKind, RetryHint};
+use crate::{BoxError, Class, Error, FailureKind, RetryHint};
 
 /// The class of `error` itself when it is of a type the floor knows, `None` otherwise:
 ///
@@ -49,4 +49,42 @@ pub fn floor_class(error: &(dyn StdError + 'static)) -> Option<Class> {
 /// The class of the first error of a type the floor knows in `error`'s chain.
 pub(crate) fn floor_chain_class(error: &(dyn StdError + 'static)) -> Option<Class> {
     crate::chain(error).find_map(floor_class)
+}
+
+impl Error {
+    /// Converts an inner service's error: an `Error` (or a boxed one) is returned as it is,
+    /// without allocating; an error of a type the floor knows gets that type's class
+    /// ([`floor_class`](crate::floor_class): Seawall's own errors, `std::io::Error`, tower's
+    /// and tokio's timeouts, tower's load shedding); anything else gets the class of the
+    /// first such type in its `source()` chain, or [`Class::UNKNOWN_ERROR`], until a
+    /// classifier that knows its type classifies it ([`is_provisional`](Self::is_provisional)). The clients' errors (SQLSTATE,
+    /// Redis, HTTP, gRPC) are known to seawall-classify's `DefaultClassifier`, which every
+    /// layer asks.
+    ///
+    /// ```
+    /// use seawall_core::{Class, Error, FailureKind};
+    ///
+    /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    /// let err = Error::from_inner(refused);
+    /// assert_eq!(err.kind(), Some(FailureKind::Connect));
+    /// assert_eq!(Error::from_inner(err).kind(), Some(FailureKind::Connect));
+    /// let unknown = Error::from_inner(std::fmt::Error);
+    /// assert_eq!(unknown.class(), Class::UNKNOWN_ERROR);
+    /// assert!(unknown.is_provisional());
+    /// ```
+    pub fn from_inner<E: Into<BoxError> + 'static>(error: E) -> Self {
+        match crate::error::take_error(error) {
+            Ok(error) => error,
+            // Settled when the error itself is of a type the floor knows; otherwise the
+            // class of the first floor type in its chain (or unknown), provisional: a client's
+            // error wrapping an io error is the client's to classify, not the io error's.
+            Err(other) => match floor_class(&*other) {
+                Some(class) => Error::new(class, other),
+                None => {
+                    let class = floor_chain_class(&*other).unwrap_or(Class::UNKNOWN_ERROR);
+                    Error::provisional(class, other)
+                }
+            },
+        }
+    }
 }

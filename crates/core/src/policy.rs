@@ -219,6 +219,44 @@ impl fmt::Debug for KindSet {
     }
 }
 
+// The standard policy's answers, as shorthands on the vocabulary.
+impl Class {
+    /// `true` when the [standard policy](crate::Policy::STANDARD) counts this as a fault of
+    /// the dependency (what a breaker counts).
+    #[must_use]
+    pub const fn is_fault(&self) -> bool {
+        Policy::STANDARD.is_fault(*self)
+    }
+
+    /// `true` when the [standard policy](crate::Policy::STANDARD) lets the retry layer try
+    /// again: a failure with hint `Retry` or `RetryAfter`, of any kind but `Rejected`.
+    #[must_use]
+    pub const fn is_retryable(&self) -> bool {
+        Policy::STANDARD.may_retry(*self)
+    }
+}
+
+impl crate::Failure {
+    /// `true` when the [standard policy](crate::Policy::STANDARD) lets the retry layer try
+    /// again: the hint is [`RetryHint::Retry`] or [`RetryHint::RetryAfter`] and the kind is
+    /// not `Rejected`.
+    #[must_use]
+    pub const fn is_retryable(&self) -> bool {
+        Policy::STANDARD.may_retry(Class::Failure(*self))
+    }
+}
+
+impl FailureKind {
+    /// `true` when failures of this kind say something about the remote's health, so that a
+    /// breaker or an adaptive limiter counts them under the [standard
+    /// policy](crate::Policy::STANDARD). `Invalid` (the caller's fault), `Rejected` (decided
+    /// locally) and `Contention` (a healthy database arbitrating) are not.
+    #[must_use]
+    pub const fn is_fault(self) -> bool {
+        Policy::STANDARD.is_fault(Class::failure(self, RetryHint::Never))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
