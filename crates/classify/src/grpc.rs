@@ -172,3 +172,44 @@ pub fn status_of(error: &Error) -> tonic::Status {
 pub fn into_status(error: Error) -> tonic::Status {
     status_of(&error)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any `grpc-status` and pushback a server sends classifies without a panic, and
+        /// `UNAVAILABLE`'s retry hint follows the pushback as gRPC's retry design says.
+        #[test]
+        fn any_status_and_pushback_classify(
+            status in prop_oneof![Just("14".to_owned()), "[0-9]{1,3}", "[ -~]{0,12}"],
+            pushback in prop_oneof!["-?[0-9]{1,7}", " ?[0-9]{1,4} ?", "[ -~]{0,24}"],
+        ) {
+            let mut response = http::Response::new(());
+            let headers = response.headers_mut();
+            let status_sent = http::HeaderValue::from_str(&status).ok();
+            let pushback_sent = http::HeaderValue::from_str(&pushback).ok();
+            if let Some(value) = status_sent.clone() {
+                headers.insert("grpc-status", value);
+            }
+            if let Some(value) = pushback_sent.clone() {
+                headers.insert(PUSHBACK, value);
+            }
+            let class = Classifier::<_, Error>::classify_response(&GrpcClassifier, &response);
+            let unavailable = status_sent.is_some_and(|v| v.to_str().ok() == Some("14"));
+            if unavailable {
+                let hint = class.and_then(|c| c.retry_hint());
+                let expected = match pushback_sent {
+                    None => RetryHint::Retry,
+                    Some(value) => match value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+                        Some(ms) => RetryHint::RetryAfter(Duration::from_millis(ms)),
+                        None => RetryHint::Never,
+                    },
+                };
+                prop_assert_eq!(hint, Some(expected));
+            }
+        }
+    }
+}
