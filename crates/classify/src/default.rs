@@ -172,13 +172,10 @@ pub fn known_class(error: &(dyn StdError + 'static)) -> Option<Class> {
 }
 
 fn known_type(error: &(dyn StdError + 'static)) -> Option<Class> {
-    // What the floor knows first (Seawall's own errors, io, timeouts, load shedding; a
-    // provisional `Error` is looked past, to its source), then the clients.
+    // What the floor knows first (Seawall's own errors, io, timeouts, load shedding), then the
+    // clients. A provisional `Error` is none of them: the chain goes on to its source.
     if let Some(class) = seawall_core::floor_class(error) {
         return Some(class);
-    }
-    if error.is::<Error>() {
-        return None;
     }
     #[cfg(feature = "postgres")]
     {

@@ -15,13 +15,13 @@ impl RateLimitHandle {
     /// Calls admitted so far.
     #[must_use]
     pub fn admitted(&self) -> u64 {
-        self.shared.admitted.load(Ordering::Relaxed)
+        self.shared.decisions.admitted()
     }
 
     /// Calls refused so far.
     #[must_use]
     pub fn rejected(&self) -> u64 {
-        self.shared.rejected.load(Ordering::Relaxed)
+        self.shared.decisions.rejected()
     }
 
     /// Lease fetches sent to Redis so far (fleet-wide limits): one per lease, or one for all
@@ -50,13 +50,13 @@ impl ConcurrencyBudgetHandle {
     /// Calls admitted so far.
     #[must_use]
     pub fn admitted(&self) -> u64 {
-        self.shared.admitted.load(Ordering::Relaxed)
+        self.shared.decisions.admitted()
     }
 
     /// Calls refused so far.
     #[must_use]
     pub fn rejected(&self) -> u64 {
-        self.shared.rejected.load(Ordering::Relaxed)
+        self.shared.decisions.rejected()
     }
 
     /// Operations this budget has sent to Redis so far: one per acquisition, one per batch of
@@ -82,8 +82,7 @@ impl ConcurrencyBudgetHandle {
 impl std::fmt::Debug for RateLimitHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimitHandle")
-            .field("admitted", &self.admitted())
-            .field("rejected", &self.rejected())
+            .field("decisions", &self.shared.decisions)
             .finish_non_exhaustive()
     }
 }
@@ -91,8 +90,7 @@ impl std::fmt::Debug for RateLimitHandle {
 impl std::fmt::Debug for ConcurrencyBudgetHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConcurrencyBudgetHandle")
-            .field("admitted", &self.admitted())
-            .field("rejected", &self.rejected())
+            .field("decisions", &self.shared.decisions)
             .finish_non_exhaustive()
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tower_layer::Layer;
 
+use crate::shared::Decisions;
 use crate::shared::budget::{BUDGET_LAYER, BudgetShared, FleetBudget};
 use crate::shared::gcra::Gcra;
 use crate::shared::rate::{AllRequests, FleetRate, KeyState, RATE_LAYER, RateShared};
@@ -139,8 +140,7 @@ impl<F> RateLimitBuilder<F> {
                 max_keys: self.max_keys,
                 overflow,
                 sweep_after: AtomicU64::new(0),
-                admitted: AtomicU64::new(0),
-                rejected: AtomicU64::new(0),
+                decisions: Decisions::default(),
                 fetches: AtomicU64::new(0),
             }),
             key: Arc::new(self.key),
@@ -260,8 +260,7 @@ impl ConcurrencyBudgetBuilder {
                     renewer: AtomicBool::new(false),
                     writes: AtomicU64::new(0),
                 }),
-                admitted: AtomicU64::new(0),
-                rejected: AtomicU64::new(0),
+                decisions: Decisions::default(),
             }),
         })
     }

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use seawall_classify::{BoxError, Error};
@@ -61,7 +60,7 @@ where
         if shared.fleet.is_none() {
             return match shared.gcra.take(&state.tat, now) {
                 Ok(()) => {
-                    shared.admitted.fetch_add(1, Ordering::Relaxed);
+                    shared.decisions.admit();
                     ResponseFuture::called(self.inner.call(request), ())
                 }
                 Err(retry_after) => ResponseFuture::refused(shared.refuse(retry_after, false)),

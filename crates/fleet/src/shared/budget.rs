@@ -73,13 +73,12 @@ pub(crate) struct BudgetShared {
     /// The whole budget (local mode), or this instance's share while Redis is away.
     pub(crate) local: Arc<Semaphore>,
     pub(crate) fleet: Option<FleetBudget>,
-    pub(crate) admitted: AtomicU64,
-    pub(crate) rejected: AtomicU64,
+    pub(crate) decisions: super::Decisions,
 }
 
 impl BudgetShared {
     pub(crate) fn refuse(&self, shared: bool, retry_after: Duration) -> Error {
-        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.decisions.refuse();
         Error::new(
             Class::failure(FailureKind::Rejected, RetryHint::RetryAfter(retry_after)),
             BudgetSpent {
@@ -93,7 +92,7 @@ impl BudgetShared {
     pub(crate) fn local_permit(&self) -> Result<Permit, Error> {
         match self.local.clone().try_acquire_owned() {
             Ok(permit) => {
-                self.admitted.fetch_add(1, Ordering::Relaxed);
+                self.decisions.admit();
                 Ok(Permit(Held::Local { _permit: permit }))
             }
             Err(_) => Err(self.refuse(false, Duration::from_millis(10))),
@@ -126,7 +125,7 @@ impl BudgetShared {
                 acquiring.member = None;
                 fleet.fleet.record(true);
                 fleet.held.lock().expect("held lock").insert(member.clone());
-                self.admitted.fetch_add(1, Ordering::Relaxed);
+                self.decisions.admit();
                 Ok(Permit(Held::BudgetShared {
                     member,
                     shared: Arc::downgrade(&self),

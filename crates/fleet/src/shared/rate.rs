@@ -107,8 +107,7 @@ pub(crate) struct RateShared {
     /// No sweep of the keys before then (nanoseconds on the limit's clock): a full map of
     /// live keys is swept at most once a sweep interval, not once per new key.
     pub(crate) sweep_after: AtomicU64,
-    pub(crate) admitted: AtomicU64,
-    pub(crate) rejected: AtomicU64,
+    pub(crate) decisions: super::Decisions,
     /// Lease fetches sent to Redis.
     pub(crate) fetches: AtomicU64,
 }
@@ -191,7 +190,7 @@ impl RateShared {
     }
 
     pub(crate) fn refuse(&self, retry_after: Duration, shared: bool) -> Error {
-        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.decisions.refuse();
         RateLimited::error(retry_after, shared)
     }
 
@@ -232,7 +231,7 @@ impl RateShared {
         let now = self.now();
         match self.local_share.take(&state.tat, now) {
             Ok(()) => {
-                self.admitted.fetch_add(1, Ordering::Relaxed);
+                self.decisions.admit();
                 Ok(())
             }
             Err(retry_after) => Err(self.refuse(retry_after, false)),
@@ -244,7 +243,7 @@ impl RateShared {
     pub(crate) fn answer_from_lease(&self, local: Local) -> Option<Result<(), Error>> {
         match local {
             Local::Leased => {
-                self.admitted.fetch_add(1, Ordering::Relaxed);
+                self.decisions.admit();
                 Some(Ok(()))
             }
             Local::Refused(retry_after) => Some(Err(self.refuse(retry_after, true))),
